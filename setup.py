@@ -1,0 +1,40 @@
+"""Installs t2t-videoflow.
+
+`problems/` and `hparams/` live at the top of the repository (design card) but are
+installed inside the package namespace as `t2t_videoflow.problems` and
+`t2t_videoflow.hparams`, never as top-level import names.
+"""
+import setuptools
+
+setuptools.setup(
+    name="t2t-videoflow",
+    version="0.1.0",
+    description=(
+        "TensorFlow 2 / Keras port of VideoFlow (Kumar et al.), faithful to "
+        "Tensor2Tensor's next_frame_glow."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=(
+        setuptools.find_packages(include=["t2t_videoflow", "t2t_videoflow.*"])
+        + ["t2t_videoflow.problems", "t2t_videoflow.hparams"]
+    ),
+    package_dir={
+        "t2t_videoflow.problems": "problems",
+        "t2t_videoflow.hparams": "hparams",
+    },
+    install_requires=[
+        # Tested set: tensorflow 2.21.0, tensorflow-probability 0.25.0,
+        # tf-keras 2.21.0 (TFP 0.25 imports it), tensorflow-datasets 4.9.10,
+        # keras 3.15.1, absl-py 2.5.1, numpy 2.4.6.
+        "tensorflow>=2.21,<2.22",
+        "tensorflow-probability>=0.25,<0.26",
+        "tf-keras>=2.21,<2.22",
+        "tensorflow-datasets>=4.9.10,<5",
+        "absl-py>=2.1",
+        "numpy>=1.26",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+    entry_points={"console_scripts": []},
+)

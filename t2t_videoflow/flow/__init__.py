@@ -1,0 +1,1 @@
+"""The per-frame multi-scale Glow flow, as `tfp.bijectors.Bijector` pieces."""

@@ -1,0 +1,139 @@
+"""Affine and additive coupling layers (Dinh et al.; T2T's variants, REFERENCE 2.7).
+
+Split the channels in halves, `x1 = x[..., :C/2]` (passed through, conditions the
+network) and `x2 = x[..., C/2:]` (transformed); `h = NN(x1)` (`CouplingNetwork`).
+
+Affine:
+    shift = h[..., 0::2],  scale = sigmoid(h[..., 1::2] + 2)
+    forward:  y2 = (x2 + shift) * scale              (shift BEFORE scale)
+    inverse:  x2 = y2 / scale - shift
+    log-det:  sum_{h, w, c} ln scale                  (per example)
+At init `h = 0`, so the scale is sigmoid(2) = 0.8808 and the log-det is
+-0.1269 per transformed element. The scale lies in (0, 1): it can only contract.
+
+Additive:
+    forward:  y2 = x2 + NN(x1);  inverse: x2 = y2 - NN(x1);  log-det 0.
+
+Output: `concat([x1, y2], -1)`.
+
+The network is a Keras 3 layer; Keras 3 weights are not found by `tf.Module`
+tracking, so the bijector keeps the list of their underlying `tf.Variable`s as an
+attribute (TF-PITFALLS.md), making them part of `trainable_variables` and of any
+`tfb.Chain` or module above it.
+"""
+
+import tensorflow as tf
+
+from t2t_videoflow.flow.base import FlowBijector, check_frame_tensor
+from t2t_videoflow.layers.coupling_network import CouplingNetwork
+
+AFFINE_SCALE_SHIFT = 2.0
+
+
+class _Coupling(FlowBijector):
+    """Shared plumbing: splitting, the network, variable tracking."""
+
+    _net_scope = None  # T2T's scope name: "affine" or "additive".
+
+    def __init__(self, channels, mid_channels, activation, dropout_rate, net_outputs,
+                 name, parameters, validate_args):
+        super().__init__(name=name, parameters=parameters, validate_args=validate_args)
+        if channels % 2:
+            raise ValueError(f"Coupling needs an even channel count; got {channels}.")
+        self.channels = int(channels)
+        self.net = CouplingNetwork(mid_channels, net_outputs, activation=activation,
+                                   dropout_rate=dropout_rate, name="nn")
+        self.net.build((None, None, None, self.channels // 2))
+        self._net_variables = [w.value for w in self.net.weights]
+
+    def _halves(self, x):
+        half = self.channels // 2
+        return x[..., :half], x[..., half:]
+
+    def data_init(self, x):
+        """Initialises the network's actnorms from `x1`; returns forward(x)."""
+        check_frame_tensor(x, self.channels)
+        self.net(self._halves(x)[0], init=True)
+        return self.forward_and_log_det(x)[0]
+
+    def t2t_variables(self):
+        return {f"{self._net_scope}/nn/{k}": v for k, v in self.net.t2t_variables().items()}
+
+
+class AffineCoupling(_Coupling):
+    """`y2 = (x2 + shift) * sigmoid(raw + 2)` with `(shift, raw) = NN(x1)` interleaved.
+
+    Args:
+      channels: C (even) of the `[B, H, W, C]` input.
+      mid_channels: hidden width of the network (`coupling_width`).
+      activation: "relu" or "gatu" (second network layer).
+      dropout_rate: `coupling_dropout`, active only with `training=True`.
+    """
+
+    _net_scope = "affine"
+
+    def __init__(self, channels, mid_channels, activation="relu", dropout_rate=0.0,
+                 validate_args=False, name="affine_coupling"):
+        parameters = dict(locals())
+        super().__init__(channels, mid_channels, activation, dropout_rate, channels,
+                         name, parameters, validate_args)
+
+    def _shift_and_scale(self, x1, training):
+        h = tf.cast(self.net(tf.cast(x1, tf.float32), training=training), x1.dtype)
+        return h[..., 0::2], tf.sigmoid(h[..., 1::2] + AFFINE_SCALE_SHIFT)
+
+    def forward_and_log_det(self, x, training=False):
+        check_frame_tensor(x, self.channels)
+        x1, x2 = self._halves(x)
+        shift, scale = self._shift_and_scale(x1, training)
+        y2 = (x2 + shift) * scale
+        log_det = tf.reduce_sum(tf.math.log(scale), axis=[1, 2, 3])
+        return tf.concat([x1, y2], axis=-1), log_det
+
+    def inverse_and_log_det(self, y):
+        check_frame_tensor(y, self.channels)
+        y1, y2 = self._halves(y)
+        shift, scale = self._shift_and_scale(y1, training=False)
+        x2 = y2 / scale - shift
+        log_det = -tf.reduce_sum(tf.math.log(scale), axis=[1, 2, 3])
+        return tf.concat([y1, x2], axis=-1), log_det
+
+
+class AdditiveCoupling(_Coupling):
+    """`y2 = x2 + NN(x1)`; volume preserving. Args as `AffineCoupling`."""
+
+    _net_scope = "additive"
+
+    def __init__(self, channels, mid_channels, activation="relu", dropout_rate=0.0,
+                 validate_args=False, name="additive_coupling"):
+        parameters = dict(locals())
+        super().__init__(channels, mid_channels, activation, dropout_rate, channels // 2,
+                         name, parameters, validate_args)
+
+    def _shift(self, x1, training):
+        return tf.cast(self.net(tf.cast(x1, tf.float32), training=training), x1.dtype)
+
+    def forward_and_log_det(self, x, training=False):
+        check_frame_tensor(x, self.channels)
+        x1, x2 = self._halves(x)
+        y2 = x2 + self._shift(x1, training)
+        return tf.concat([x1, y2], axis=-1), tf.zeros(tf.shape(x)[:1], x.dtype)
+
+    def inverse_and_log_det(self, y):
+        check_frame_tensor(y, self.channels)
+        y1, y2 = self._halves(y)
+        x2 = y2 - self._shift(y1, training=False)
+        return tf.concat([y1, x2], axis=-1), tf.zeros(tf.shape(y)[:1], y.dtype)
+
+
+COUPLINGS = {"affine": AffineCoupling, "additive": AdditiveCoupling}
+
+
+def make_coupling(kind, channels, mid_channels, activation="relu", dropout_rate=0.0,
+                  name=None):
+    """Builds a coupling by T2T's `coupling` hparam value ("affine" | "additive")."""
+    if kind not in COUPLINGS:
+        raise ValueError(f"Unknown coupling {kind!r}; expected one of {sorted(COUPLINGS)}.")
+    kwargs = {} if name is None else {"name": name}
+    return COUPLINGS[kind](channels, mid_channels, activation=activation,
+                           dropout_rate=dropout_rate, **kwargs)

@@ -1,0 +1,157 @@
+"""The per-frame multi-scale Glow flow (T2T `encoder_decoder`; REFERENCE 2.1, 2.11).
+
+Direction: "encode" (forward) maps a frame to latents, "decode" (inverse) maps back.
+
+    x [B, H, W, C]
+      level 0:   squeeze -> K steps on 4C -> split -> z_0 [B, H/2, W/2, 2C]
+      level 1:   squeeze -> K steps on 8C -> split -> z_1 [B, H/4, W/4, 4C]
+      ...
+      level L-1: squeeze -> K steps on 2^(L+1) C  -> z_top [B, H/2^L, W/2^L, 2^(L+1) C]
+
+64x64x3 with L = 3: z_0 32x32x6, z_1 16x16x12, z_top 8x8x48 (6144 + 3072 + 3072 =
+12288 dimensions, the same as the frame).
+
+The flow is a bijection x <-> (z_0, ..., z_{L-2}, z_top) with
+    ln |det d(z)/d(x)| = sum over levels and steps of the step log-dets.
+The log-probabilities of the latents are NOT part of the flow: `encode` returns, for
+each split, the kept half `x1_l` so that any prior (the marginal `ConvLevelPrior`, or
+the video model's conditional priors) can score `z_l` given `x1_l`; `decode` takes
+either the latents or a callable that produces `z_l` from `x1_l` (sampling), because
+`x1_l` is only known once the coarser levels have been decoded.
+"""
+
+import collections
+
+import tensorflow as tf
+
+from t2t_videoflow.flow.base import check_frame_tensor
+from t2t_videoflow.flow.flow_step import FlowLevel, derive_seed
+from t2t_videoflow.flow.split import merge_channels, split_channels
+from t2t_videoflow.flow.squeeze import squeeze2, unsqueeze2
+
+FlowEncoding = collections.namedtuple(
+    "FlowEncoding", ["top", "latents", "conditions", "log_det", "level_log_dets"])
+FlowEncoding.__doc__ = """Result of `MultiScaleFlow.encode`.
+
+  top: z_top `[B, H/2^L, W/2^L, 2^(L+1) C]`.
+  latents: list of L-1 split latents z_l `[B, H/2^(l+1), W/2^(l+1), 2^(l+1) C]`.
+  conditions: list of L-1 kept halves x1_l (same shapes as z_l), the inputs of the
+    level priors.
+  log_det: `[B]`, total log |det Jacobian| of the flow.
+  level_log_dets: list of L `[B]` log-dets, one per level.
+"""
+
+
+class MultiScaleFlow(tf.Module):
+    """Glow's multi-scale architecture over `n_levels` levels of `depth` steps.
+
+    Args:
+      image_shape: `(H, W, C)` of one frame; H and W divisible by 2**n_levels.
+      n_levels: L >= 1.
+      depth: K, flow steps per level.
+      coupling: "affine" | "additive".
+      coupling_width: hidden width of every coupling network.
+      activation: "relu" | "gatu".
+      coupling_dropout: dropout inside coupling networks (training only).
+      seed: seeds the 1x1 convs' initial rotations (reproducible across replicas).
+    """
+
+    def __init__(self, image_shape, n_levels, depth, coupling="affine", coupling_width=512,
+                 activation="relu", coupling_dropout=0.0, seed=None, name="flow"):
+        super().__init__(name=name)
+        height, width, channels = (int(v) for v in image_shape)
+        if n_levels < 1:
+            raise ValueError(f"n_levels must be >= 1; got {n_levels}.")
+        if height % 2 ** n_levels or width % 2 ** n_levels:
+            raise ValueError(
+                f"Frame height and width must be divisible by 2**n_levels = "
+                f"{2 ** n_levels}; got image_shape {tuple(image_shape)}.")
+        self.image_shape = (height, width, channels)
+        self.n_levels = int(n_levels)
+        self.levels = [
+            FlowLevel(4 * channels * 2 ** l, depth, coupling, coupling_width, activation,
+                      coupling_dropout, seed=derive_seed(seed, l), name=f"level_{l}")
+            for l in range(self.n_levels)]
+
+    def latent_shapes(self):
+        """Per-example shapes `[(h, w, c) of z_0, ..., z_{L-2}], (h, w, c) of z_top`."""
+        height, width, channels = self.image_shape
+        levels = [(height >> (l + 1), width >> (l + 1), 2 * channels * 2 ** l)
+                  for l in range(self.n_levels - 1)]
+        top = (height >> self.n_levels, width >> self.n_levels,
+               4 * channels * 2 ** (self.n_levels - 1))
+        return levels, top
+
+    def check_frames(self, x, name="frames"):
+        """ValueError unless `x` is float `[batch, H, W, C]` of this flow's frame shape."""
+        height, width, channels = self.image_shape
+        expected = f"[batch, {height}, {width}, {channels}]"
+        if not x.dtype.is_floating:
+            raise ValueError(f"{name} must be float {expected}; got dtype {x.dtype.name}.")
+        check_frame_tensor(x, channels, name)
+        if tuple(x.shape[1:3]) not in ((height, width), (None, None)):
+            raise ValueError(f"{name} must have shape {expected}; got {x.shape}.")
+
+    def encode(self, x, training=False):
+        """Frames `[B, H, W, C]` -> `FlowEncoding` (latents and log-det)."""
+        self.check_frames(x)
+        latents, conditions, level_log_dets = [], [], []
+        for l, level in enumerate(self.levels):
+            x, log_det = level.forward_and_log_det(squeeze2(x), training=training)
+            level_log_dets.append(log_det)
+            if l < self.n_levels - 1:
+                x, z = split_channels(x)
+                latents.append(z)
+                conditions.append(x)
+        return FlowEncoding(x, latents, conditions, tf.add_n(level_log_dets),
+                            level_log_dets)
+
+    def decode(self, top, latents=None, sample_latent=None):
+        """Latents -> frames.
+
+        Args:
+          top: z_top `[B, ...]`.
+          latents: list of the L-1 level latents, or None to produce them with
+            `sample_latent`.
+          sample_latent: `f(level, x1) -> z_level`, called from the coarsest split to
+            the finest when `latents` is None (e.g. a prior sampler at temperature).
+
+        Returns:
+          `(frames [B, H, W, C], latents_used, inverse_log_det [B])`.
+        """
+        n_split = self.n_levels - 1
+        if latents is None and sample_latent is None and n_split > 0:
+            raise ValueError("decode needs `latents` or a `sample_latent` callable.")
+        if latents is not None and len(latents) != n_split:
+            raise ValueError(f"decode needs {n_split} level latents; got {len(latents)}.")
+        used = [None] * n_split
+        x, log_det = top, 0.0
+        for l in reversed(range(self.n_levels)):
+            if l < n_split:
+                z = latents[l] if latents is not None else sample_latent(l, x)
+                used[l] = z
+                x = merge_channels(x, z)
+            x, level_log_det = self.levels[l].inverse_and_log_det(x)
+            log_det += level_log_det
+            x = unsqueeze2(x)
+        return x, used, log_det
+
+    def data_init(self, x):
+        """Data-dependent init of every actnorm, in one sequential pass over `x`.
+
+        Each actnorm (flow and coupling networks) is set from the statistics of its own
+        input; already-initialised flow actnorms are left alone (see `Actnorm`).
+        Returns the `FlowEncoding` of `x` after initialisation.
+        """
+        self.check_frames(x)
+        h = x
+        for l, level in enumerate(self.levels):
+            h = level.data_init(squeeze2(h))
+            if l < self.n_levels - 1:
+                h, _ = split_channels(h)
+        return self.encode(x)
+
+    def t2t_variables(self):
+        """T2T names relative to `codec/` -> variables (flow steps only)."""
+        return {f"revnet_{l}/{name}": var for l, level in enumerate(self.levels)
+                for name, var in level.t2t_variables().items()}

@@ -1,0 +1,198 @@
+"""2-D convolution blocks of T2T's Glow: edge-bias padding, actnorm'd conv, zero conv.
+
+These are the non-invertible pieces used *inside* coupling networks and prior heads
+(REFERENCE sections 2.3, 2.5). They are Keras 3 layers so the latent prior can be
+built from them as Keras models; the flow's coupling bijector keeps their variables
+on itself (see `flow/coupling.py`) because Keras 3 weights are invisible to
+`tf.Module` tracking.
+
+Conventions (T2T's, kept so T2T checkpoints map one-to-one):
+  * Kernels are HWIO `[kh, kw, C_in (+1 edge channel LAST), C_out]`.
+  * Actnorm stores its log-scale divided by `logscale_factor` (3): the effective
+    log-scale is `3 * logs`. The zero conv's output scale is `exp(3 * logs)` too.
+  * Every layer accepts `init=True` on call: actnorms then set themselves from the
+    statistics of their own input (data-dependent init) before applying, so one
+    call of a whole network initialises it sequentially, layer after layer.
+"""
+
+import keras
+import tensorflow as tf
+
+LOGSCALE_FACTOR = 3.0
+# T2T's `conv` initialiser for non-zero kernels: N(0, 0.05^2).
+KERNEL_STDDEV = 0.05
+
+
+def actnorm_statistics(x, axes, logscale_factor=LOGSCALE_FACTOR):
+    """Data-dependent actnorm values for input `x`, exactly as T2T computes them.
+
+    bias = -mean(x);  v = mean((x + bias)^2);  logs = ln(1 / (sqrt(v) + 1e-6)) / factor
+
+    Args:
+      x: float tensor.
+      axes: axes to reduce over (all but channels; for per-time-step 3-D actnorm
+        all but time and channels).
+      logscale_factor: the stored log-scale is divided by this.
+
+    Returns:
+      `(bias, logs)` with the reduced axes kept as size 1.
+    """
+    bias = -tf.reduce_mean(x, axis=axes, keepdims=True)
+    variance = tf.reduce_mean(tf.square(x + bias), axis=axes, keepdims=True)
+    logs = tf.math.log(1.0 / (tf.sqrt(variance) + 1e-6)) / logscale_factor
+    return bias, logs
+
+
+def add_edge_bias(x, kernel_size):
+    """Pads `[B, H, W, C]` for a VALID conv and appends a border-indicator channel.
+
+    Pads `(k - 1) / 2` zeros on every spatial side and appends, as the LAST channel,
+    a map that is 1 on the padded border and 0 inside, so the following VALID conv
+    keeps the spatial size and can tell padding from real zeros (T2T `add_edge_bias`).
+
+    Args:
+      x: `[B, H, W, C]`.
+      kernel_size: `(kh, kw)`, both odd.
+
+    Returns:
+      `[B, H + kh - 1, W + kw - 1, C + 1]`.
+    """
+    ph, pw = (kernel_size[0] - 1) // 2, (kernel_size[1] - 1) // 2
+    paddings = [[0, 0], [ph, ph], [pw, pw], [0, 0]]
+    x_padded = tf.pad(x, paddings)
+    border = tf.pad(tf.zeros_like(x[..., :1]), paddings, constant_values=1.0)
+    return tf.concat([x_padded, border], axis=-1)
+
+
+def _conv2d(x, kernel, kernel_size):
+    if tuple(kernel_size) != (1, 1):
+        x = add_edge_bias(x, kernel_size)
+    return tf.nn.conv2d(x, kernel, strides=1, padding="VALID")
+
+
+def _pair(kernel_size):
+    if isinstance(kernel_size, int):
+        return (kernel_size, kernel_size)
+    kh, kw = kernel_size
+    return (int(kh), int(kw))
+
+
+class ActNorm(keras.layers.Layer):
+    """Per-channel actnorm inside a network (no log-det): `y = (x + b) * exp(3 s)`.
+
+    Input and output: `[..., C]`. Parameters `b` and `s` have shape `[1, 1, 1, C]`
+    (T2T's shape for 4-D inputs). With `init=True` the parameters are first set from
+    the input's statistics over every axis but the last (`actnorm_statistics`), unless
+    the layer was already initialised: the non-trainable `initialized` flag is saved
+    with the weights, so data-dependent init happens once and never after a restore.
+    """
+
+    def __init__(self, logscale_factor=LOGSCALE_FACTOR, **kwargs):
+        super().__init__(**kwargs)
+        self.logscale_factor = float(logscale_factor)
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.bias = self.add_weight(
+            name="bias", shape=(1, 1, 1, channels), initializer="zeros")
+        self.logs = self.add_weight(
+            name="logs", shape=(1, 1, 1, channels), initializer="zeros")
+        self.initialized = self.add_weight(
+            name="initialized", shape=(), dtype="bool", initializer="zeros",
+            trainable=False)
+
+    def _initialize(self, x):
+        axes = list(range(len(x.shape) - 1))
+        bias, logs = actnorm_statistics(x, axes, self.logscale_factor)
+        self.bias.assign(tf.reshape(bias, self.bias.shape))
+        self.logs.assign(tf.reshape(logs, self.logs.shape))
+        self.initialized.assign(True)
+        return tf.constant(True)
+
+    def call(self, x, init=False):
+        if init:
+            tf.cond(self.initialized.value, lambda: tf.constant(False),
+                    lambda: self._initialize(x))
+        bias = tf.reshape(self.bias, [-1])
+        logs = tf.reshape(self.logs, [-1])
+        return (x + bias) * tf.exp(logs * self.logscale_factor)
+
+    def t2t_variables(self):
+        """T2T names (relative to the actnorm scope) -> variables."""
+        return {"actnorm_center/b": self.bias, "actnorm_scale/logs": self.logs}
+
+    def get_config(self):
+        return {**super().get_config(), "logscale_factor": self.logscale_factor}
+
+
+class ConvActNorm2D(keras.layers.Layer):
+    """T2T `conv(..., apply_actnorm=True)`: edge-bias conv (no bias) then actnorm.
+
+    Input `[B, H, W, C_in]` -> output `[B, H, W, filters]`. Kernel ~ N(0, 0.05^2).
+    """
+
+    def __init__(self, filters, kernel_size=3, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = _pair(kernel_size)
+        if self.kernel_size[0] % 2 == 0 or self.kernel_size[1] % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
+        self.actnorm = ActNorm(name="actnorm")
+
+    def build(self, input_shape):
+        c_in = int(input_shape[-1]) + (0 if self.kernel_size == (1, 1) else 1)
+        self.kernel = self.add_weight(
+            name="W", shape=(*self.kernel_size, c_in, self.filters),
+            initializer=keras.initializers.RandomNormal(stddev=KERNEL_STDDEV))
+        self.actnorm.build((*input_shape[:-1], self.filters))
+
+    def call(self, x, init=False):
+        return self.actnorm(_conv2d(x, self.kernel, self.kernel_size), init=init)
+
+    def t2t_variables(self):
+        out = {"W": self.kernel}
+        out.update({"actnorm/" + k: v for k, v in self.actnorm.t2t_variables().items()})
+        return out
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size}
+
+
+class ZeroConv2D(keras.layers.Layer):
+    """T2T `conv(..., conv_init="zeros", apply_actnorm=False)`, the "zero conv".
+
+    `y = (conv(edge_bias(x), W) + b) * exp(3 * logs)`, with `W`, `b`, `logs` all
+    zero-initialised so the layer outputs exactly 0 at init (every coupling then
+    starts near the identity and every prior head at N(0, 1)).
+
+    Input `[B, H, W, C_in]` -> output `[B, H, W, filters]`.
+    Weights: `W [kh, kw, C_in(+1), filters]`, `b [1, 1, 1, filters]`, `logs [1, filters]`.
+    """
+
+    def __init__(self, filters, kernel_size=3, logscale_factor=LOGSCALE_FACTOR, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = _pair(kernel_size)
+        self.logscale_factor = float(logscale_factor)
+
+    def build(self, input_shape):
+        c_in = int(input_shape[-1]) + (0 if self.kernel_size == (1, 1) else 1)
+        self.kernel = self.add_weight(
+            name="W", shape=(*self.kernel_size, c_in, self.filters), initializer="zeros")
+        self.bias = self.add_weight(
+            name="b", shape=(1, 1, 1, self.filters), initializer="zeros")
+        self.logs = self.add_weight(
+            name="logs", shape=(1, self.filters), initializer="zeros")
+
+    def call(self, x, init=False):
+        del init  # No actnorm inside; accepted so networks can pass it uniformly.
+        y = _conv2d(x, self.kernel, self.kernel_size) + tf.reshape(self.bias, [-1])
+        return y * tf.exp(tf.reshape(self.logs, [-1]) * self.logscale_factor)
+
+    def t2t_variables(self):
+        return {"W": self.kernel, "b": self.bias, "logs": self.logs}
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "logscale_factor": self.logscale_factor}

@@ -1,0 +1,94 @@
+"""T2T's `conv_stack` for 2-D inputs: the network inside every coupling layer.
+
+    h = relu(actnorm(conv3x3(edge_bias(x))))                  # "conv_block/1_1"
+    h = dropout(h)
+    relu: h = relu(actnorm(conv1x1(h)))                       # "conv_block/1_2"
+    gatu: h = tanh(actnorm(conv1x1_a(h))) * sigmoid(actnorm(conv1x1_g(h)))
+                                                              # "1_tanh", "1_sigm"
+    h = dropout(h)
+    out = (conv3x3(edge_bias(h), W) + b) * exp(3 logs)       # "zeros", all zero-init
+
+(REFERENCE 2.6.) The first layer's activation is always ReLU; `activation` only
+selects the second layer. Dropout is inverted dropout at `dropout_rate`, active only
+when `training=True` and never during data-dependent init.
+
+Input `[B, H, W, C_in]` -> output `[B, H, W, out_channels]`, exactly 0 at init.
+"""
+
+import keras
+import tensorflow as tf
+
+from t2t_videoflow.layers.conv import ConvActNorm2D, ZeroConv2D
+
+ACTIVATIONS = ("relu", "gatu")
+
+
+class CouplingNetwork(keras.layers.Layer):
+    """Args:
+      mid_channels: hidden width (`coupling_width`).
+      out_channels: output channels (C for affine, C/2 for additive coupling).
+      activation: "relu" or "gatu" for the second (1x1) layer.
+      dropout_rate: `coupling_dropout`.
+    """
+
+    def __init__(self, mid_channels, out_channels, activation="relu", dropout_rate=0.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"Unknown activation {activation!r}; expected one of {ACTIVATIONS}.")
+        if not 0.0 <= dropout_rate < 1.0:
+            raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
+        self.mid_channels = int(mid_channels)
+        self.out_channels = int(out_channels)
+        self.activation = activation
+        self.dropout_rate = float(dropout_rate)
+        self.conv_in = ConvActNorm2D(self.mid_channels, 3, name="1_1")
+        if activation == "relu":
+            self.conv_mid = ConvActNorm2D(self.mid_channels, 1, name="1_2")
+        else:
+            self.conv_tanh = ConvActNorm2D(self.mid_channels, 1, name="1_tanh")
+            self.conv_sigm = ConvActNorm2D(self.mid_channels, 1, name="1_sigm")
+        self.conv_out = ZeroConv2D(self.out_channels, 3, name="zeros")
+
+    def build(self, input_shape):
+        mid_shape = (*input_shape[:-1], self.mid_channels)
+        self.conv_in.build(input_shape)
+        if self.activation == "relu":
+            self.conv_mid.build(mid_shape)
+        else:
+            self.conv_tanh.build(mid_shape)
+            self.conv_sigm.build(mid_shape)
+        self.conv_out.build(mid_shape)
+
+    def _dropout(self, h, training, init):
+        if training and not init and self.dropout_rate > 0.0:
+            return tf.nn.dropout(h, rate=self.dropout_rate)
+        return h
+
+    def call(self, x, training=False, init=False):
+        h = tf.nn.relu(self.conv_in(x, init=init))
+        h = self._dropout(h, training, init)
+        if self.activation == "relu":
+            h = tf.nn.relu(self.conv_mid(h, init=init))
+        else:
+            h = (tf.tanh(self.conv_tanh(h, init=init))
+                 * tf.sigmoid(self.conv_sigm(h, init=init)))
+        h = self._dropout(h, training, init)
+        return self.conv_out(h)
+
+    def t2t_variables(self):
+        """T2T names relative to the coupling's `nn/` scope -> variables."""
+        layers = {"conv_block/1_1/": self.conv_in, "zeros/": self.conv_out}
+        if self.activation == "relu":
+            layers["conv_block/1_2/"] = self.conv_mid
+        else:
+            layers["conv_block/1_tanh/"] = self.conv_tanh
+            layers["conv_block/1_sigm/"] = self.conv_sigm
+        return {prefix + name: var for prefix, layer in layers.items()
+                for name, var in layer.t2t_variables().items()}
+
+    def get_config(self):
+        return {**super().get_config(), "mid_channels": self.mid_channels,
+                "out_channels": self.out_channels, "activation": self.activation,
+                "dropout_rate": self.dropout_rate}

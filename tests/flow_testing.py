@@ -1,0 +1,52 @@
+"""Helpers shared by the flow tests: oracle loading, perturbation, brute-force Jacobians."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def load_oracle(name):
+    """The T2T oracle file `tests/fixtures/<name>.npz` as a dict of numpy arrays."""
+    with np.load(os.path.join(FIXTURES, name + ".npz"), allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def assign_t2t(variables, oracle, prefix):
+    """Assigns `oracle[prefix + name]` to every `variables[name]`; names must match."""
+    stored = {k[len(prefix):] for k in oracle if k.startswith(prefix)}
+    assert stored == set(variables), sorted(stored ^ set(variables))
+    for name, var in variables.items():
+        var.assign(oracle[prefix + name])
+
+
+def perturb(variables, stddev=0.05, seed=0):
+    """Adds N(0, stddev^2) to each variable so zero-initialised layers are non-trivial."""
+    rng = np.random.default_rng(seed)
+    for var in variables:
+        if var.dtype.is_floating:
+            var.assign_add(rng.normal(0.0, stddev, var.shape).astype(np.float32))
+
+
+def brute_force_log_det(fn, x):
+    """ln |det J| of `fn` at the single example `x` ([1, ...]), from the full Jacobian.
+
+    `fn` maps `[1, ...]` to a tensor or a list of tensors with as many elements in
+    total as `x`; outputs are flattened and concatenated.
+    """
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        out = fn(x)
+        if isinstance(out, (list, tuple)):
+            out = tf.concat([tf.reshape(o, [-1]) for o in out], axis=0)
+        out = tf.reshape(out, [-1])
+    jac = tape.jacobian(out, x, experimental_use_pfor=False)
+    n = int(np.prod(x.shape))
+    jac = np.asarray(jac, np.float64).reshape(out.shape[0], n)
+    assert jac.shape == (n, n), jac.shape
+    sign, log_det = np.linalg.slogdet(jac)
+    assert sign != 0
+    return log_det

@@ -1,0 +1,329 @@
+"""3-D (time x space) convolution blocks of T2T's VideoFlow prior network.
+
+The 3-D counterparts of `conv.py` (REFERENCE sections 2.3, 2.5 and 2.6, 3-D case),
+used by the `conv3d_net` temporal prior (`prior/temporal_network.py`):
+
+  * `time_pad`: causal padding in time (`kt - 1` zero frames on the LEFT only),
+    "same" padding in space (`(eff - 1) / 2` per side, `eff = k + (k - 1)(d - 1)`
+    for spatial dilation `d`) and a padding-indicator channel PREPENDED as channel
+    0 (1 at every padded position, whole padded time frames included). The conv
+    that follows is VALID, so the output keeps `[T, H, W]`, and output time `t`
+    sees only inputs at times `<= t`.
+  * `ActNorm3D`: one actnorm per time index (`2 * C * T` parameters).
+  * `ConvActNorm3D`, `ZeroConv3D`: T2T's `conv` on 5-D inputs with and without
+    actnorm.
+  * `ConvStack3D`: T2T's `conv_stack` on 5-D inputs.
+
+Conventions (T2T's, kept so T2T checkpoints map one-to-one):
+  * Kernels are `[kt, kh, kw, (1 pad channel FIRST +) C_in, C_out]`. Time is never
+    dilated: dilations are `[1, 1, d, d, 1]`.
+  * The default kernel is `[2, 3, 3]`, or `[1, 3, 3]` when the input has a single
+    time step; it is chosen in `build` from the static number of time steps.
+  * A `[1, 1, 1]` kernel gets no padding and no indicator channel.
+  * Every layer accepts `init=True` on call for data-dependent actnorm init, and
+    has `t2t_variables()` mapping T2T names (relative to its own scope) to variables.
+"""
+
+import keras
+import tensorflow as tf
+
+from t2t_videoflow.layers.conv import KERNEL_STDDEV, LOGSCALE_FACTOR, actnorm_statistics
+
+ACTIVATIONS = ("relu", "gatu")
+
+
+def default_kernel_size(num_steps):
+    """T2T's default 3-D kernel: `[1, 3, 3]` for a single time step, else `[2, 3, 3]`."""
+    return (1, 3, 3) if int(num_steps) == 1 else (2, 3, 3)
+
+
+def _triple(kernel_size):
+    if isinstance(kernel_size, int):
+        return (kernel_size,) * 3
+    kt, kh, kw = kernel_size
+    return (int(kt), int(kh), int(kw))
+
+
+def _check_kernel(kernel_size):
+    _, kh, kw = kernel_size
+    if kh % 2 == 0 or kw % 2 == 0 or min(kernel_size) < 1:
+        raise ValueError(
+            f"spatial kernel sizes must be odd and positive, got {kernel_size}")
+
+
+def time_pad(x, kernel_size, dilation=1):
+    """Causal time padding + spatial padding + indicator channel (T2T `time_pad`).
+
+    Args:
+      x: `[B, T, H, W, C]`.
+      kernel_size: `(kt, kh, kw)`, `kh` and `kw` odd.
+      dilation: spatial dilation factor `d` (time is never dilated).
+
+    Returns:
+      `[B, T + kt - 1, H + 2 ph, W + 2 pw, C + 1]` with `ph = (eff_h - 1) / 2`,
+      `eff_h = kh + (kh - 1)(d - 1)` (same for w); channel 0 is 1 on every padded
+      position and 0 elsewhere. A `(1, 1, 1)` kernel returns `x` unchanged.
+    """
+    kt, kh, kw = _triple(kernel_size)
+    if (kt, kh, kw) == (1, 1, 1):
+        return x
+    eff_h = kh + (kh - 1) * (dilation - 1)
+    eff_w = kw + (kw - 1) * (dilation - 1)
+    ph, pw = (eff_h - 1) // 2, (eff_w - 1) // 2
+    paddings = [[0, 0], [kt - 1, 0], [ph, ph], [pw, pw], [0, 0]]
+    x_padded = tf.pad(x, paddings)
+    indicator = tf.pad(tf.zeros_like(x[..., :1]), paddings, constant_values=1.0)
+    return tf.concat([indicator, x_padded], axis=-1)
+
+
+def _conv3d(x, kernel, kernel_size, dilation):
+    x = time_pad(x, kernel_size, dilation)
+    return tf.nn.conv3d(x, kernel, strides=[1, 1, 1, 1, 1], padding="VALID",
+                        dilations=[1, 1, dilation, dilation, 1])
+
+
+def _static_num_steps(input_shape, layer_name):
+    if len(input_shape) != 5:
+        raise ValueError(
+            f"{layer_name} expects a 5-D input [B, T, H, W, C], got shape {input_shape}")
+    if input_shape[1] is None:
+        raise ValueError(
+            f"{layer_name} needs the number of time steps at build time; got shape "
+            f"{input_shape}")
+    return int(input_shape[1])
+
+
+class ActNorm3D(keras.layers.Layer):
+    """Per-time-step actnorm (T2T `actnorm_3d`): `y[:, t] = (x[:, t] + b_t) * exp(3 s_t)`.
+
+    Input and output: `[B, T, H, W, C]`; `T` must be static. Each time index `t` owns
+    its parameters `b_t`, `s_t` of shape `[1, 1, 1, C]` (`2 * C * T` in total). With
+    `init=True` the parameters of step `t` are first set from the statistics of
+    `x[:, t]` over batch and space. No log-det: this lives inside a non-invertible
+    network.
+    """
+
+    def __init__(self, logscale_factor=LOGSCALE_FACTOR, **kwargs):
+        super().__init__(**kwargs)
+        self.logscale_factor = float(logscale_factor)
+
+    def build(self, input_shape):
+        self.num_steps = _static_num_steps(input_shape, "ActNorm3D")
+        channels = int(input_shape[-1])
+        self.biases, self.logscales = [], []
+        for t in range(self.num_steps):
+            self.biases.append(self.add_weight(
+                name=f"bias_{t}", shape=(1, 1, 1, channels), initializer="zeros"))
+            self.logscales.append(self.add_weight(
+                name=f"logs_{t}", shape=(1, 1, 1, channels), initializer="zeros"))
+
+    def call(self, x, init=False):
+        if x.shape[1] != self.num_steps:
+            raise ValueError(
+                f"ActNorm3D was built for {self.num_steps} time steps, got {x.shape[1]}")
+        if init:
+            bias, logs = actnorm_statistics(x, [0, 2, 3], self.logscale_factor)
+            for t in range(self.num_steps):
+                self.biases[t].assign(tf.reshape(bias[:, t], self.biases[t].shape))
+                self.logscales[t].assign(tf.reshape(logs[:, t], self.logscales[t].shape))
+        # [T, 1, 1, 1, C] -> broadcast over [B, T, H, W, C].
+        bias = tf.stack([tf.reshape(b, [1, 1, -1]) for b in self.biases])
+        logs = tf.stack([tf.reshape(s, [1, 1, -1]) for s in self.logscales])
+        return (x + bias) * tf.exp(logs * self.logscale_factor)
+
+    def t2t_variables(self):
+        """T2T names (relative to the `actnorm` scope) -> variables."""
+        out = {}
+        for t in range(self.num_steps):
+            out[f"actnorm_{t}/actnorm_{t}_center/b"] = self.biases[t]
+            out[f"actnorm_{t}/actnorm_{t}_scale/logs"] = self.logscales[t]
+        return out
+
+    def get_config(self):
+        return {**super().get_config(), "logscale_factor": self.logscale_factor}
+
+
+class _Conv3DBase(keras.layers.Layer):
+    """Shared kernel-size resolution of the 3-D convs."""
+
+    def __init__(self, filters, kernel_size=None, dilation=1, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = None if kernel_size is None else _triple(kernel_size)
+        if self.kernel_size is not None:
+            _check_kernel(self.kernel_size)
+        self.dilation = int(dilation)
+        if self.dilation < 1:
+            raise ValueError(f"dilation must be >= 1, got {dilation}")
+
+    def _resolve(self, input_shape):
+        """Returns (kernel_size, kernel shape) for this input shape."""
+        num_steps = _static_num_steps(input_shape, type(self).__name__)
+        kernel_size = self.kernel_size or default_kernel_size(num_steps)
+        self._kernel_size = kernel_size
+        c_in = int(input_shape[-1]) + (0 if kernel_size == (1, 1, 1) else 1)
+        return (*kernel_size, c_in, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": self.kernel_size, "dilation": self.dilation}
+
+
+class ConvActNorm3D(_Conv3DBase):
+    """T2T `conv(..., apply_actnorm=True)` on `[B, T, H, W, C]`: padded conv3d, actnorm.
+
+    `y = ActNorm3D(conv3d_valid(time_pad(x), W, dilations=[1, 1, d, d, 1]))`.
+
+    Input `[B, T, H, W, C_in]` -> output `[B, T, H, W, filters]`. Kernel
+    `W [kt, kh, kw, C_in (+1 pad channel first), filters] ~ N(0, 0.05^2)`, no bias.
+
+    Args:
+      filters: output channels.
+      kernel_size: `(kt, kh, kw)`; None picks T2T's default from the input's `T`.
+      dilation: spatial dilation factor.
+    """
+
+    def __init__(self, filters, kernel_size=None, dilation=1, **kwargs):
+        super().__init__(filters, kernel_size, dilation, **kwargs)
+        self.actnorm = ActNorm3D(name="actnorm")
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="W", shape=self._resolve(input_shape),
+            initializer=keras.initializers.RandomNormal(stddev=KERNEL_STDDEV))
+        self.actnorm.build((*input_shape[:-1], self.filters))
+
+    def call(self, x, init=False):
+        y = _conv3d(x, self.kernel, self._kernel_size, self.dilation)
+        return self.actnorm(y, init=init)
+
+    def t2t_variables(self):
+        out = {"W": self.kernel}
+        out.update({"actnorm/" + k: v for k, v in self.actnorm.t2t_variables().items()})
+        return out
+
+
+class ZeroConv3D(_Conv3DBase):
+    """T2T `conv(..., conv_init="zeros", apply_actnorm=False)` on 5-D inputs.
+
+    `y = (conv3d_valid(time_pad(x), W, dilations=[1, 1, d, d, 1]) + b) * exp(3 logs)`,
+    with `W [kt, kh, kw, C_in(+1), filters]`, `b [1, 1, 1, filters]` and
+    `logs [1, filters]` all zero-initialised: the output is exactly 0 at init.
+
+    Input `[B, T, H, W, C_in]` -> output `[B, T, H, W, filters]`.
+    """
+
+    def __init__(self, filters, kernel_size=None, dilation=1,
+                 logscale_factor=LOGSCALE_FACTOR, **kwargs):
+        super().__init__(filters, kernel_size, dilation, **kwargs)
+        self.logscale_factor = float(logscale_factor)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="W", shape=self._resolve(input_shape), initializer="zeros")
+        self.bias = self.add_weight(
+            name="b", shape=(1, 1, 1, self.filters), initializer="zeros")
+        self.logs = self.add_weight(
+            name="logs", shape=(1, self.filters), initializer="zeros")
+
+    def call(self, x, init=False):
+        del init  # No actnorm inside; accepted so networks can pass it uniformly.
+        y = _conv3d(x, self.kernel, self._kernel_size, self.dilation)
+        y = y + tf.reshape(self.bias, [-1])
+        return y * tf.exp(tf.reshape(self.logs, [-1]) * self.logscale_factor)
+
+    def t2t_variables(self):
+        return {"W": self.kernel, "b": self.bias, "logs": self.logs}
+
+    def get_config(self):
+        return {**super().get_config(), "logscale_factor": self.logscale_factor}
+
+
+class ConvStack3D(keras.layers.Layer):
+    """T2T `conv_stack` on `[B, T, H, W, C]` (REFERENCE 2.6, 3-D case).
+
+        h = relu(ActNorm3D(conv_[kt,3,3], dilation d (x)))             "conv_block/1_1"
+        h = dropout(h)
+        relu: h = relu(ActNorm3D(conv_[1,1,1](h)))                       "conv_block/1_2"
+        gatu: h = tanh(ActNorm3D(conv_a(h))) * sigmoid(ActNorm3D(conv_g(h)))
+                                                          "conv_block/1_tanh", "1_sigm"
+        h = dropout(h)
+        out = ZeroConv3D_[kt,3,3], dilation d (h)                         "zeros"
+
+    `kt` is 2, or 1 when `T == 1`. The first layer is always ReLU; `activation` selects
+    the second. Dropout is inverted dropout at `dropout_rate` (`latent_dropout`),
+    active only with `training=True` and never during data-dependent init.
+
+    Input `[B, T, H, W, C_in]` -> output `[B, T, H, W, out_channels]`, exactly 0 at
+    init. Output time `t` depends only on inputs at times `<= t`.
+
+    Args:
+      mid_channels: hidden width.
+      out_channels: output channels.
+      activation: "relu" or "gatu".
+      dropout_rate: in [0, 1).
+      dilation: spatial dilation of the first and the last conv.
+    """
+
+    def __init__(self, mid_channels, out_channels, activation="relu", dropout_rate=0.0,
+                 dilation=1, **kwargs):
+        super().__init__(**kwargs)
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"Unknown activation {activation!r}; expected one of {ACTIVATIONS}.")
+        if not 0.0 <= dropout_rate < 1.0:
+            raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
+        self.mid_channels = int(mid_channels)
+        self.out_channels = int(out_channels)
+        self.activation = activation
+        self.dropout_rate = float(dropout_rate)
+        self.dilation = int(dilation)
+        self.conv_in = ConvActNorm3D(self.mid_channels, dilation=self.dilation, name="1_1")
+        if activation == "relu":
+            self.conv_mid = ConvActNorm3D(self.mid_channels, (1, 1, 1), name="1_2")
+        else:
+            self.conv_tanh = ConvActNorm3D(self.mid_channels, (1, 1, 1), name="1_tanh")
+            self.conv_sigm = ConvActNorm3D(self.mid_channels, (1, 1, 1), name="1_sigm")
+        self.conv_out = ZeroConv3D(self.out_channels, dilation=self.dilation, name="zeros")
+
+    def build(self, input_shape):
+        mid_shape = (*input_shape[:-1], self.mid_channels)
+        self.conv_in.build(input_shape)
+        if self.activation == "relu":
+            self.conv_mid.build(mid_shape)
+        else:
+            self.conv_tanh.build(mid_shape)
+            self.conv_sigm.build(mid_shape)
+        self.conv_out.build(mid_shape)
+
+    def _dropout(self, h, training, init):
+        if training and not init and self.dropout_rate > 0.0:
+            return tf.nn.dropout(h, rate=self.dropout_rate)
+        return h
+
+    def call(self, x, training=False, init=False):
+        h = tf.nn.relu(self.conv_in(x, init=init))
+        h = self._dropout(h, training, init)
+        if self.activation == "relu":
+            h = tf.nn.relu(self.conv_mid(h, init=init))
+        else:
+            h = (tf.tanh(self.conv_tanh(h, init=init))
+                 * tf.sigmoid(self.conv_sigm(h, init=init)))
+        h = self._dropout(h, training, init)
+        return self.conv_out(h)
+
+    def t2t_variables(self):
+        """T2T names relative to this conv_stack's scope -> variables."""
+        layers = {"conv_block/1_1/": self.conv_in, "zeros/": self.conv_out}
+        if self.activation == "relu":
+            layers["conv_block/1_2/"] = self.conv_mid
+        else:
+            layers["conv_block/1_tanh/"] = self.conv_tanh
+            layers["conv_block/1_sigm/"] = self.conv_sigm
+        return {prefix + name: var for prefix, layer in layers.items()
+                for name, var in layer.t2t_variables().items()}
+
+    def get_config(self):
+        return {**super().get_config(), "mid_channels": self.mid_channels,
+                "out_channels": self.out_channels, "activation": self.activation,
+                "dropout_rate": self.dropout_rate, "dilation": self.dilation}

@@ -64,10 +64,24 @@ def add_edge_bias(x, kernel_size):
     return tf.concat([x_padded, border], axis=-1)
 
 
-def _conv2d(x, kernel, kernel_size):
-    if tuple(kernel_size) != (1, 1):
-        x = add_edge_bias(x, kernel_size)
-    return tf.nn.conv2d(x, kernel, strides=1, padding="VALID")
+def edge_bias_conv2d(x, kernel, kernel_size):
+    """`conv2d(add_edge_bias(x), kernel, VALID)`, computed without the concat.
+
+    The edge channel is the same for every example, so its contribution is a
+    batch-independent map: a SAME conv of `x` with the first `C` input channels of the
+    kernel (SAME pads with zeros, exactly like `add_edge_bias`) plus a VALID conv of
+    the `[1, H + kh - 1, W + kw - 1, 1]` border indicator with the last input channel.
+    This avoids copying the input into an odd channel count (e.g. 513), which is
+    markedly slower on CPU; the result is the same up to float rounding.
+    """
+    if tuple(kernel_size) == (1, 1):
+        return tf.nn.conv2d(x, kernel, strides=1, padding="VALID")
+    y = tf.nn.conv2d(x, kernel[:, :, :-1, :], strides=1, padding="SAME")
+    border = add_edge_bias(tf.zeros_like(x[:1, :, :, :1]), kernel_size)[..., 1:]
+    return y + tf.nn.conv2d(border, kernel[:, :, -1:, :], strides=1, padding="VALID")
+
+
+_conv2d = edge_bias_conv2d
 
 
 def _pair(kernel_size):

@@ -1,0 +1,148 @@
+"""The VideoFlow model against T2T's `next_frame_glow` (oracle fixtures produced by running
+T2T on perturbed weights): bits per pixel, per-frame intermediates, and the T2T weight
+import from dicts and from real TF1 checkpoints."""
+
+import json
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from flow_testing import load_oracle
+from t2t_videoflow.model import T2T_BODY_SCOPE, build_model, load_t2t_weights
+
+ORACLES = ["model_affine_relu_16", "model_additive_gatu_8"]
+PERT = "var_pert/"
+
+
+def oracle_model(name):
+    """(oracle, model built from the oracle's hparams with its perturbed T2T weights)."""
+    oracle = load_oracle(name)
+    hparams = types.SimpleNamespace(**json.loads(str(oracle["meta/hparams"])))
+    frame_shape = tuple(json.loads(str(oracle["meta/frame_shape"])))
+    model = build_model(hparams, frame_shape)
+    return oracle, model
+
+
+def pert_weights(oracle):
+    return {k[len(PERT):]: v for k, v in oracle.items() if k.startswith(PERT)}
+
+
+def oracle_inputs(oracle):
+    """uint8 video [B, T, H, W, C] and the oracle's noise moved to [B, T, ...]."""
+    return oracle["in/video_uint8"], np.transpose(oracle["in/noise"], [1, 0, 2, 3, 4])
+
+
+@pytest.fixture(scope="module", params=ORACLES)
+def loaded(request):
+    oracle, model = oracle_model(request.param)
+    loaded_names = load_t2t_weights(model, pert_weights(oracle))
+    return oracle, model, loaded_names
+
+
+def test_every_oracle_variable_is_loaded(loaded):
+    oracle, model, names = loaded
+    assert sorted(names) == sorted(pert_weights(oracle))
+    assert len(names) == len(model.t2t_variables())
+
+
+def test_bits_per_pixel_matches_t2t(loaded):
+    oracle, model, _ = loaded
+    video, noise = oracle_inputs(oracle)
+    n_in = int(oracle["meta/video_num_input_frames"])
+    bpp = model.bits_per_pixel(video, n_in, noise=noise).numpy()
+    assert bpp.shape == (video.shape[0], video.shape[1] - n_in)
+    np.testing.assert_allclose(bpp[:, 0], oracle["out_pert/bpp_per_example"],
+                               atol=1e-4, rtol=1e-5)
+    np.testing.assert_allclose(model.loss(video, n_in, noise=noise, training=False),
+                               oracle["out_pert/bpp"], atol=1e-4, rtol=1e-5)
+
+
+def test_per_frame_intermediates_match_t2t(loaded):
+    oracle, model, _ = loaded
+    video, noise = oracle_inputs(oracle)
+    x = model.dequantize(video, noise)
+    d = float(np.prod(model.frame_shape))
+    _, details = model.frame_objectives(x, return_details=True)
+    assert len(details) == video.shape[1]
+    for t, det in enumerate(details):
+        enc = det["encoding"]
+        prefix = f"out_pert/frame{t}/"
+        np.testing.assert_allclose(x[:, t], oracle[prefix + "x_dequantized"], atol=1e-6)
+        encoder_objective = (-d * np.log(256.0) + enc.log_det
+                             + tf.add_n(det["level_log_probs"]))
+        (level_loc, level_scale), = det["level_params"]
+        top_loc, top_scale = det["top_params"]
+        ours = {
+            "split_0/x1": enc.conditions[0],
+            "split_0/z": enc.latents[0],
+            "split_0/prior_on_z2/loc": level_loc,
+            "split_0/prior_on_z2/scale": level_scale,
+            "split_0/logp": det["level_log_probs"][0],
+            "z_top": enc.top,
+            "top_prior/loc": top_loc,
+            "top_prior/scale": top_scale,
+            "top_prior/logp": det["top_log_prob"],
+            "encoder_objective": encoder_objective,
+        }
+        for key, value in ours.items():
+            np.testing.assert_allclose(
+                np.asarray(value), oracle[prefix + key], atol=1e-4, rtol=1e-5,
+                err_msg=f"frame {t}: {key}")
+        # The conditional priors take over exactly at frame num_cond_latents.
+        conditional = t >= int(oracle["meta/num_cond_latents"])
+        assert bool(oracle[prefix + "top_prior/conditional"]) == conditional
+        assert bool(oracle[prefix + "split_0/prior_on_z2/conditional"]) == conditional
+
+
+def _write_tf1_checkpoint(path, arrays):
+    """A real TF1 checkpoint (graph-mode Saver, plain variable names)."""
+    with tf.Graph().as_default():
+        variables = [tf.compat.v1.get_variable(name, initializer=tf.constant(value))
+                     for name, value in arrays.items()]
+        saver = tf.compat.v1.train.Saver(variables)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            return saver.save(sess, path)
+
+
+def test_load_from_tf1_checkpoint_gives_t2t_bpp(tmp_path):
+    oracle, model = oracle_model("model_affine_relu_16")
+    weights = pert_weights(oracle)
+    extra = {"global_step": np.int64(123),
+             "next_frame_glow/body/codec/revnet_0/unused_slot": np.zeros(3, np.float32)}
+    ckpt = _write_tf1_checkpoint(str(tmp_path / "model.ckpt"), {**weights, **extra})
+    reader = tf.train.load_checkpoint(ckpt)
+    assert T2T_BODY_SCOPE + "codec/revnet_0/revnet_step_0/actnorm/actnorm_center/b" in (
+        reader.get_variable_to_shape_map())
+    names = load_t2t_weights(model, ckpt)
+    assert sorted(names) == sorted(weights)
+    for name, var in model.t2t_variables().items():
+        np.testing.assert_array_equal(var.numpy(), weights[T2T_BODY_SCOPE + name])
+    video, noise = oracle_inputs(oracle)
+    np.testing.assert_allclose(model.bits_per_pixel(video, 2, noise=noise)[:, 0],
+                               oracle["out_pert/bpp_per_example"], atol=1e-4, rtol=1e-5)
+
+
+def test_load_errors_name_the_variable(tmp_path):
+    oracle, model = oracle_model("model_affine_relu_16")
+    weights = pert_weights(oracle)
+    missing_name = T2T_BODY_SCOPE + "top/conv3d/res_final/W"
+    assert missing_name in weights
+    partial = {k: v for k, v in weights.items() if k != missing_name}
+    with pytest.raises(ValueError, match="1 T2T variables missing.*top/conv3d/res_final/W"):
+        load_t2t_weights(model, partial)
+    # From a checkpoint path too.
+    ckpt = _write_tf1_checkpoint(str(tmp_path / "partial.ckpt"), partial)
+    with pytest.raises(ValueError, match="top/conv3d/res_final/W"):
+        load_t2t_weights(model, ckpt)
+    # Non-strict loading skips it and loads the rest.
+    assert sorted(load_t2t_weights(model, partial, strict=False)) == sorted(partial)
+
+    bad_name = T2T_BODY_SCOPE + "codec/revnet_1/revnet_step_0/actnorm/actnorm_center/b"
+    bad = dict(weights)
+    bad[bad_name] = np.zeros([1, 1, 1, 5], np.float32)
+    with pytest.raises(ValueError, match=r"Shape mismatch for " + bad_name +
+                       r": checkpoint \(1, 1, 1, 5\)"):
+        load_t2t_weights(model, bad)

@@ -28,8 +28,8 @@ import keras
 import tensorflow as tf
 
 from t2t_videoflow.layers.conv import KERNEL_STDDEV, LOGSCALE_FACTOR, actnorm_statistics
+from t2t_videoflow.layers.coupling_network import ACTIVATIONS, ConvStack
 
-ACTIVATIONS = ("relu", "gatu")
 
 
 def default_kernel_size(num_steps):
@@ -239,7 +239,7 @@ class ZeroConv3D(_Conv3DBase):
         return {**super().get_config(), "logscale_factor": self.logscale_factor}
 
 
-class ConvStack3D(keras.layers.Layer):
+class ConvStack3D(ConvStack):
     """T2T `conv_stack` on `[B, T, H, W, C]` (REFERENCE 2.6, 3-D case).
 
         h = relu(ActNorm3D(conv_[kt,3,3], dilation d (x)))             "conv_block/1_1"
@@ -267,63 +267,18 @@ class ConvStack3D(keras.layers.Layer):
 
     def __init__(self, mid_channels, out_channels, activation="relu", dropout_rate=0.0,
                  dilation=1, **kwargs):
-        super().__init__(**kwargs)
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"Unknown activation {activation!r}; expected one of {ACTIVATIONS}.")
-        if not 0.0 <= dropout_rate < 1.0:
-            raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
-        self.mid_channels = int(mid_channels)
-        self.out_channels = int(out_channels)
-        self.activation = activation
-        self.dropout_rate = float(dropout_rate)
+        super().__init__(mid_channels, out_channels, activation, dropout_rate, **kwargs)
         self.dilation = int(dilation)
-        self.conv_in = ConvActNorm3D(self.mid_channels, dilation=self.dilation, name="1_1")
-        if activation == "relu":
-            self.conv_mid = ConvActNorm3D(self.mid_channels, (1, 1, 1), name="1_2")
-        else:
-            self.conv_tanh = ConvActNorm3D(self.mid_channels, (1, 1, 1), name="1_tanh")
-            self.conv_sigm = ConvActNorm3D(self.mid_channels, (1, 1, 1), name="1_sigm")
-        self.conv_out = ZeroConv3D(self.out_channels, dilation=self.dilation, name="zeros")
+        self._make_layers()
 
-    def build(self, input_shape):
-        mid_shape = (*input_shape[:-1], self.mid_channels)
-        self.conv_in.build(input_shape)
-        if self.activation == "relu":
-            self.conv_mid.build(mid_shape)
-        else:
-            self.conv_tanh.build(mid_shape)
-            self.conv_sigm.build(mid_shape)
-        self.conv_out.build(mid_shape)
+    def _conv_in(self, name):
+        return ConvActNorm3D(self.mid_channels, dilation=self.dilation, name=name)
 
-    def _dropout(self, h, training, init):
-        if training and not init and self.dropout_rate > 0.0:
-            return tf.nn.dropout(h, rate=self.dropout_rate)
-        return h
+    def _conv_1x1(self, name):
+        return ConvActNorm3D(self.mid_channels, (1, 1, 1), name=name)
 
-    def call(self, x, training=False, init=False):
-        h = tf.nn.relu(self.conv_in(x, init=init))
-        h = self._dropout(h, training, init)
-        if self.activation == "relu":
-            h = tf.nn.relu(self.conv_mid(h, init=init))
-        else:
-            h = (tf.tanh(self.conv_tanh(h, init=init))
-                 * tf.sigmoid(self.conv_sigm(h, init=init)))
-        h = self._dropout(h, training, init)
-        return self.conv_out(h)
-
-    def t2t_variables(self):
-        """T2T names relative to this conv_stack's scope -> variables."""
-        layers = {"conv_block/1_1/": self.conv_in, "zeros/": self.conv_out}
-        if self.activation == "relu":
-            layers["conv_block/1_2/"] = self.conv_mid
-        else:
-            layers["conv_block/1_tanh/"] = self.conv_tanh
-            layers["conv_block/1_sigm/"] = self.conv_sigm
-        return {prefix + name: var for prefix, layer in layers.items()
-                for name, var in layer.t2t_variables().items()}
+    def _conv_out(self, name):
+        return ZeroConv3D(self.out_channels, dilation=self.dilation, name=name)
 
     def get_config(self):
-        return {**super().get_config(), "mid_channels": self.mid_channels,
-                "out_channels": self.out_channels, "activation": self.activation,
-                "dropout_rate": self.dropout_rate, "dilation": self.dilation}
+        return {**super().get_config(), "dilation": self.dilation}

@@ -23,12 +23,18 @@ from t2t_videoflow.layers.conv import ConvActNorm2D, ZeroConv2D
 ACTIVATIONS = ("relu", "gatu")
 
 
-class CouplingNetwork(keras.layers.Layer):
-    """Args:
-      mid_channels: hidden width (`coupling_width`).
-      out_channels: output channels (C for affine, C/2 for additive coupling).
+class ConvStack(keras.layers.Layer):
+    """T2T's `conv_stack`, independent of dimensionality (see the module docstring).
+
+    Subclasses say how to make the three kinds of conv (`_conv_in`, `_conv_1x1`,
+    `_conv_out`); everything else (argument checks, activations, dropout, T2T names,
+    config) is shared by the 2-D coupling network and the 3-D prior blocks.
+
+    Args:
+      mid_channels: hidden width.
+      out_channels: output channels.
       activation: "relu" or "gatu" for the second (1x1) layer.
-      dropout_rate: `coupling_dropout`.
+      dropout_rate: inverted dropout rate, training only, never during init.
     """
 
     def __init__(self, mid_channels, out_channels, activation="relu", dropout_rate=0.0,
@@ -43,13 +49,25 @@ class CouplingNetwork(keras.layers.Layer):
         self.out_channels = int(out_channels)
         self.activation = activation
         self.dropout_rate = float(dropout_rate)
-        self.conv_in = ConvActNorm2D(self.mid_channels, 3, name="1_1")
-        if activation == "relu":
-            self.conv_mid = ConvActNorm2D(self.mid_channels, 1, name="1_2")
+
+    def _make_layers(self):
+        """Creates the sub-layers; subclasses call it at the end of `__init__`."""
+        self.conv_in = self._conv_in("1_1")
+        if self.activation == "relu":
+            self.conv_mid = self._conv_1x1("1_2")
         else:
-            self.conv_tanh = ConvActNorm2D(self.mid_channels, 1, name="1_tanh")
-            self.conv_sigm = ConvActNorm2D(self.mid_channels, 1, name="1_sigm")
-        self.conv_out = ZeroConv2D(self.out_channels, 3, name="zeros")
+            self.conv_tanh = self._conv_1x1("1_tanh")
+            self.conv_sigm = self._conv_1x1("1_sigm")
+        self.conv_out = self._conv_out("zeros")
+
+    def _conv_in(self, name):
+        raise NotImplementedError
+
+    def _conv_1x1(self, name):
+        raise NotImplementedError
+
+    def _conv_out(self, name):
+        raise NotImplementedError
 
     def build(self, input_shape):
         mid_shape = (*input_shape[:-1], self.mid_channels)
@@ -78,7 +96,7 @@ class CouplingNetwork(keras.layers.Layer):
         return self.conv_out(h)
 
     def t2t_variables(self):
-        """T2T names relative to the coupling's `nn/` scope -> variables."""
+        """T2T names relative to the conv_stack's scope (e.g. `nn/`) -> variables."""
         layers = {"conv_block/1_1/": self.conv_in, "zeros/": self.conv_out}
         if self.activation == "relu":
             layers["conv_block/1_2/"] = self.conv_mid
@@ -92,3 +110,28 @@ class CouplingNetwork(keras.layers.Layer):
         return {**super().get_config(), "mid_channels": self.mid_channels,
                 "out_channels": self.out_channels, "activation": self.activation,
                 "dropout_rate": self.dropout_rate}
+
+
+class CouplingNetwork(ConvStack):
+    """The 2-D conv_stack inside every coupling layer.
+
+    Args:
+      mid_channels: hidden width (`coupling_width`).
+      out_channels: output channels (C for affine, C/2 for additive coupling).
+      activation: "relu" or "gatu" for the second (1x1) layer.
+      dropout_rate: `coupling_dropout`.
+    """
+
+    def __init__(self, mid_channels, out_channels, activation="relu", dropout_rate=0.0,
+                 **kwargs):
+        super().__init__(mid_channels, out_channels, activation, dropout_rate, **kwargs)
+        self._make_layers()
+
+    def _conv_in(self, name):
+        return ConvActNorm2D(self.mid_channels, 3, name=name)
+
+    def _conv_1x1(self, name):
+        return ConvActNorm2D(self.mid_channels, 1, name=name)
+
+    def _conv_out(self, name):
+        return ZeroConv2D(self.out_channels, 3, name=name)

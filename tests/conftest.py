@@ -1,0 +1,61 @@
+"""Shared test helpers: fake original-format BAIR TFRecords."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+
+def fake_bair_frame(video_id, frame, size=64):
+    """A frame whose red channel is the video id and green channel the frame number."""
+    img = np.zeros((size, size, 3), np.uint8)
+    img[..., 0] = video_id
+    img[..., 1] = frame
+    img[..., 2] = (np.arange(size)[:, None] + np.arange(size)[None, :] + frame) % 256
+    return img
+
+
+def fake_bair_record(video_id, num_frames=30, size=64, aux1_bytes=None):
+    """One video in the original BAIR layout (raw RGB bytes per frame, 4 keys per frame)."""
+    feature = {}
+    for i in range(num_frames):
+        data = fake_bair_frame(video_id, i, size).tobytes()
+        if aux1_bytes is not None and i == 3:
+            data = data[:aux1_bytes]
+        feature[f"{i}/image_aux1/encoded"] = tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[data]))
+        feature[f"{i}/image_main/encoded"] = tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=[bytes(size * size * 3)]))
+        feature[f"{i}/action"] = tf.train.Feature(
+            float_list=tf.train.FloatList(value=[video_id, i, 0.5, -0.5]))
+        feature[f"{i}/endeffector_pos"] = tf.train.Feature(
+            float_list=tf.train.FloatList(value=[i, 1.0, 2.0]))
+    return tf.train.Example(
+        features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def write_fake_bair(root, train_files=4, test_files=1, per_file=2, **record_kwargs):
+    """Writes `root/softmotion30_44k/{train,test}/traj_*.tfrecords`; returns video ids."""
+    ids = {"train": [], "test": []}
+    next_id = 1
+    for split, n_files in (("train", train_files), ("test", test_files)):
+        d = os.path.join(root, "softmotion30_44k", split)
+        os.makedirs(d, exist_ok=True)
+        for f in range(n_files):
+            path = os.path.join(d, f"traj_{f * per_file:04d}_to_{f * per_file + per_file - 1}"
+                                   ".tfrecords")
+            with tf.io.TFRecordWriter(path) as w:
+                for _ in range(per_file):
+                    w.write(fake_bair_record(next_id, **record_kwargs))
+                    ids[split].append(next_id)
+                    next_id += 1
+    return ids
+
+
+@pytest.fixture
+def fake_bair_raw(tmp_path):
+    """Raw BAIR dir with 4 train files (x2 videos) and 1 test file (x2 videos)."""
+    root = tmp_path / "bair_raw"
+    ids = write_fake_bair(str(root))
+    return str(root), ids

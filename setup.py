@@ -36,5 +36,7 @@ setuptools.setup(
         "numpy>=1.26",
     ],
     extras_require={"test": ["pytest>=8"]},
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": [
+        "t2t-videoflow-datagen = t2t_videoflow.datagen:run_main",
+    ]},
 )

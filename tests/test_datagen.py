@@ -92,7 +92,6 @@ def test_cli_end_to_end_with_usr_dir(tmp_path):
                                        "cli_shapes-train-00000-of-00002",
                                        "cli_shapes-train-00001-of-00002"]
     # The written data feeds the pipeline with the tiny set.
-    problem_cls = None
     from t2t_videoflow.usr_dir import import_usr_dir
     import_usr_dir(str(pkg))
     problem_cls = registry.problem_class("cli_shapes")

@@ -245,3 +245,34 @@ def test_per_replica_batches_split_the_files(tmp_path, fake_bair_raw):
         ctx = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
                                          num_replicas_in_sync=3)
         p.dataset("train", data_dir, hp, input_context=ctx)
+
+
+def test_reads_t2t_written_shards_with_a_video_straddling_shards(tmp_path):
+    """T2T's writer: frame_number/image/encoded/image/format (+state, action) only, and
+    round-robin shards that can cut a video; a video cut inside frames 0-12 has no clip."""
+    from conftest import fake_bair_frame
+
+    def t2t_record(video_id, i):
+        png = tf.io.encode_png(fake_bair_frame(video_id, i)).numpy()
+        return tf.train.Example(features=tf.train.Features(feature={
+            "frame_number": tf.train.Feature(int64_list=tf.train.Int64List(value=[i])),
+            "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
+            "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"png"])),
+            "state": tf.train.Feature(float_list=tf.train.FloatList(value=[0.0, 0.0, 0.0])),
+            "action": tf.train.Feature(float_list=tf.train.FloatList(value=[0.0] * 4)),
+        })).SerializeToString()
+
+    stream = [(v, i) for v in (1, 2, 3) for i in range(30)]
+    cut = 30 + 10          # shard boundary after frame 9 of video 2
+    for k, part in enumerate((stream[:cut], stream[cut:])):
+        path = tmp_path / f"video_bair_robot_pushing-dev-{k:05d}-of-00002"
+        with tf.io.TFRecordWriter(str(path)) as w:
+            for v, i in part:
+                w.write(t2t_record(v, i))
+    p = registry.problem("video_bair_robot_pushing")
+    hp = _hp(batch_size=1)
+    clips = list(p.dataset("eval", str(tmp_path), hp, deterministic=True))
+    got = [(int(c["video"][0, 0, 0, 0, 0]), list(c["video"].numpy()[0, :, 0, 0, 1]))
+           for c in clips]
+    assert got == [(1, list(range(13))), (3, list(range(13)))]
+    assert pipeline.count_videos(p.data_files(str(tmp_path), "dev"), 13) == 2

@@ -1,0 +1,438 @@
+"""The VideoFlow model: causality, the prior at initialisation, the loss assembled by
+hand, training on every encoder, exact encode/decode, sampling, the paper config,
+T2T test behaviours (REFERENCE 8.3), input errors, checkpoints and tf.distribute.
+
+The T2T oracle comparisons are in `test_model_oracle.py`."""
+
+import math
+import resource
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from flow_testing import perturb
+from t2t_videoflow.model import VideoFlow, postprocess, preprocess
+
+tfd = tfp.distributions
+
+TINY = dict(n_levels=2, depth=1, coupling_width=8, latent_encoder_depth=1,
+            latent_encoder_width=8, latent_pre_output_channels=8, num_cond_latents=2)
+
+
+def tiny_model(shape=(8, 8, 3), seed=0, **overrides):
+    return VideoFlow(shape, seed=seed, **{**TINY, **overrides})
+
+
+def shapes_clips(batch=2, frames=3, size=8):
+    """Shapes-like clips: a flat background and a 3x3 square moving one pixel a frame."""
+    v = np.zeros((batch, frames, size, size, 3), np.uint8)
+    v[...] = [40, 120, 200]
+    for b in range(batch):
+        for t in range(frames):
+            r, c = (3 * b + t) % (size - 3), (2 * b + t) % (size - 3)
+            v[b, t, r:r + 3, c:c + 3] = [250, 30 + 60 * b, 10]
+    return v
+
+
+def random_clips(batch=2, frames=3, size=8, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (batch, frames, size, size, 3),
+                                                dtype=np.uint8)
+
+
+def noise_like(video, seed=1):
+    return np.random.default_rng(seed).uniform(0, 1 / 256, video.shape).astype(np.float32)
+
+
+def perturbed_model(video, seed=0, **overrides):
+    """A tiny model after data_init with every weight perturbed (non-trivial read-outs)."""
+    model = tiny_model(seed=seed, **overrides)
+    model.data_init(video)
+    perturb(model.trainable_variables, 0.05, seed=3)
+    return model
+
+
+def _var(v):
+    """The backing tf.Variable (Keras 3 variables wrap one)."""
+    return v if isinstance(v, tf.Variable) else v.value
+
+
+# -- causality -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoder", ["conv3d_net", "conv_lstm"])
+def test_causality(encoder):
+    video = random_clips(frames=4, seed=2)
+    noise = noise_like(video)
+    model = perturbed_model(video, latent_dist_encoder=encoder)
+    base = model.bits_per_pixel(video, 0, noise=noise).numpy()
+    assert base.shape == (2, 4)
+    for t in range(3):
+        changed = video.copy()
+        changed[:, t + 1] = 255 - changed[:, t + 1]
+        bpp = model.bits_per_pixel(changed, 0, noise=noise).numpy()
+        np.testing.assert_array_equal(bpp[:, :t + 1], base[:, :t + 1])
+        assert np.all(np.abs(bpp[:, t + 1] - base[:, t + 1]) > 1e-3)
+    # A changed context frame changes the target's bpp. conv3d_net with N = 2 sees
+    # frames t-2, t-1 only; the ConvLSTM's state carries frame 0 to every later frame.
+    changed = video.copy()
+    changed[:, 0] = 255 - changed[:, 0]
+    bpp = model.bits_per_pixel(changed, 0, noise=noise).numpy()
+    diff = np.abs(bpp - base)
+    assert np.all(diff[:, 2] > 1e-4)
+    if encoder == "conv3d_net":
+        np.testing.assert_array_equal(bpp[:, 1], base[:, 1])  # marginal prior
+        np.testing.assert_array_equal(bpp[:, 3], base[:, 3])  # outside the window
+    else:
+        assert np.all(diff[:, 1:] > 1e-4)
+
+
+# -- the prior at initialisation (REFERENCE 3.2) ---------------------------------------
+
+
+@pytest.mark.parametrize("encoder,skip", [
+    ("conv3d_net", True), ("conv3d_net", False), ("conv_net", True), ("conv_net", False),
+    ("conv_lstm", True), ("pointwise", True)])
+def test_initial_prior_is_previous_latent_or_standard_normal(encoder, skip):
+    video = random_clips(frames=4, seed=4)
+    model = tiny_model(latent_dist_encoder=encoder, latent_skip=skip, batch_size=2)
+    model.data_init(video)  # read-outs stay zero; only actnorms move
+    x = model.dequantize(video, noise_like(video))
+    _, details = model.frame_objectives(x, return_details=True)
+    n = model.num_cond_latents
+    assert n == (2 if encoder.startswith("conv3d") or encoder == "conv_net" else 1)
+    for t, det in enumerate(details):
+        enc = det["encoding"]
+        (level_loc, level_scale), = det["level_params"]
+        top_loc, top_scale = det["top_params"]
+        np.testing.assert_allclose(top_scale, 1.0, atol=1e-6)
+        np.testing.assert_allclose(level_scale, 1.0, atol=1e-6)
+        if t < n:  # marginal priors: N(0, 1)
+            np.testing.assert_allclose(top_loc, 0.0, atol=1e-6)
+            np.testing.assert_allclose(level_loc, 0.0, atol=1e-6)
+            continue
+        prev = details[t - 1]["encoding"]
+        # pointwise quirk: m = 1 at init and the skip adds z_{t-1} again.
+        factor = (2.0 if encoder == "pointwise" else 1.0) if skip else 0.0
+        np.testing.assert_allclose(top_loc, factor * prev.top.numpy(), atol=1e-5)
+        np.testing.assert_allclose(level_loc, factor * prev.latents[0].numpy(), atol=1e-5)
+
+
+# -- the loss by hand ------------------------------------------------------------------
+
+
+def test_loss_equals_hand_assembled_objective():
+    video = random_clips(frames=4, seed=5)
+    noise = noise_like(video)
+    model = perturbed_model(video)
+    x = preprocess(video) + noise
+    d = 8 * 8 * 3
+    n, num_context = model.num_cond_latents, 1
+    tops, levels, bpp = [], [], []
+    for t in range(video.shape[1]):
+        enc = model.flow.encode(x[:, t])
+        mu0, sigma0 = model.level_priors[0](enc.conditions[0])
+        if t < n:
+            level_loc, level_scale = mu0, sigma0
+            top_loc, top_scale = model.marginal_top_prior(enc.top)
+        else:
+            level_loc, level_scale, _ = model.level_cond_priors[0](levels[-n:], mu0)
+            top_loc, top_scale, _ = model.top_cond_prior(tops[-n:])
+        log_p = (tf.reduce_sum(tfd.Normal(level_loc, level_scale).log_prob(enc.latents[0]),
+                               axis=[1, 2, 3])
+                 + tf.reduce_sum(tfd.Normal(top_loc, top_scale).log_prob(enc.top),
+                                 axis=[1, 2, 3]))
+        log_det = tf.add_n(enc.level_log_dets)
+        objective = -d * math.log(256.0) + log_det + log_p
+        bpp.append(-objective / (d * math.log(2.0)))
+        tops.append(enc.top)
+        levels.append(enc.latents[0])
+    expected = tf.reduce_mean(tf.stack(bpp[num_context:], axis=1))
+    loss = model.loss(video, num_context, noise=noise, training=False)
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    assert np.isfinite(float(loss)) and float(loss) > 0.0
+
+
+# -- training on every encoder ---------------------------------------------------------
+
+ENCODER_CASES = {
+    "conv3d_net": dict(latent_dist_encoder="conv3d_net"),
+    "conv_net-single_conv": dict(latent_dist_encoder="conv_net",
+                                 latent_architecture="single_conv"),
+    "conv_net-glow_nn": dict(latent_dist_encoder="conv_net", latent_architecture="glow_nn"),
+    "conv_net-glow_resnet": dict(latent_dist_encoder="conv_net",
+                                 latent_architecture="glow_resnet"),
+    "pointwise": dict(latent_dist_encoder="pointwise", batch_size=2),
+    "conv_lstm": dict(latent_dist_encoder="conv_lstm"),
+    "unconditional": dict(gen_mode="unconditional"),
+}
+
+
+@pytest.mark.parametrize("case", list(ENCODER_CASES))
+def test_training_overfits_two_clips(case):
+    """Adam (REFERENCE 4.3 betas/eps) on 2 shapes clips drops the bpp by >= 30%."""
+    video = tf.constant(shapes_clips())
+    model = tiny_model(**ENCODER_CASES[case])
+    model.data_init(video)
+    # A short decay keeps the last steps from bouncing (each case runs < ~10 s).
+    learning_rate = tf.keras.optimizers.schedules.PolynomialDecay(1e-2, 40, 1e-3)
+    optimizer = tf.keras.optimizers.Adam(learning_rate, beta_1=0.85, beta_2=0.997,
+                                         epsilon=1e-6)
+    variables = model.trainable_variables
+
+    @tf.function
+    def train_step(step):
+        with tf.GradientTape() as tape:
+            loss = model.loss(video, 2, seed=tf.stack([step, 0]))
+        grads = tape.gradient(loss, variables)
+        # pointwise prev_level: the merge std is unused, its gradient is None.
+        optimizer.apply_gradients(
+            [(g, v) for g, v in zip(grads, variables) if g is not None])
+        return loss
+
+    start = float(model.loss(video, 2, seed=[0, 0], training=False))
+    assert 7.5 < start < 11.0
+    for step in range(40):
+        train_step(tf.constant(step + 1))
+    end = float(model.loss(video, 2, seed=[0, 0], training=False))
+    print(f"\n{case}: bpp {start:.3f} -> {end:.3f} ({end / start:.3f})")
+    assert np.isfinite(end)
+    assert end <= 0.7 * start, (start, end)
+
+
+# -- encode / decode / sample ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("coupling", ["affine", "additive"])
+def test_decode_encode_is_exact_on_uint8(coupling):
+    video = random_clips(batch=3, frames=3, seed=6)
+    video[0, 0, :4] = 0
+    video[0, 0, 4:] = 255
+    model = perturbed_model(video, coupling=coupling)
+    latents = model.encode(video)
+    assert latents["top"].shape == (3, 3, 2, 2, 24)
+    assert [z.shape for z in latents["levels"]] == [(3, 3, 4, 4, 6)]
+    back = model.decode(latents)
+    assert back.dtype == tf.uint8
+    np.testing.assert_array_equal(back.numpy(), video)
+
+
+def test_postprocess_inverts_preprocess_exactly():
+    v = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16, 1)
+    np.testing.assert_array_equal(postprocess(preprocess(v)).numpy(), v)
+
+
+@pytest.fixture(scope="module")
+def sampling_model():
+    video = random_clips(batch=2, frames=2, seed=7)
+    return perturbed_model(video, seed=1), video
+
+
+def test_sample_at_temperature_zero_decodes_prior_means(sampling_model):
+    model, context = sampling_model
+    samples = model.sample(context, num_frames=2, temperature=0.0, seed=3)
+    # By hand: encode the context, then take every prior's mean, frame by frame.
+    enc = model.encode(context)
+    tops = [enc["top"][:, t] for t in range(2)]
+    levels = [enc["levels"][0][:, t] for t in range(2)]
+    frames = []
+    for _ in range(2):
+        top, _, _ = model.top_cond_prior(tops[-2:])
+
+        def mean_latent(level, x1):
+            mu0, _ = model.level_priors[level](x1)
+            loc, _, _ = model.level_cond_priors[level](levels[-2:], mu0)
+            return loc
+
+        frame, used, _ = model.flow.decode(top, sample_latent=mean_latent)
+        tops.append(top)
+        levels.append(used[0])
+        frames.append(frame)
+    expected = postprocess(tf.stack(frames, axis=1)).numpy()
+    np.testing.assert_array_equal(samples.numpy(), expected)
+    # The mean path does not depend on the seed.
+    np.testing.assert_array_equal(
+        model.sample(context, 2, temperature=0.0, seed=11).numpy(), expected)
+
+
+def test_sample_seeds_shapes_and_temperature(sampling_model):
+    model, context = sampling_model
+    a = model.sample(context, num_frames=3, temperature=1.0, seed=5)
+    assert a.shape == (2, 3, 8, 8, 3) and a.dtype == tf.uint8
+    np.testing.assert_array_equal(a.numpy(), model.sample(context, 3, 1.0, seed=5).numpy())
+    assert np.mean(a.numpy() != model.sample(context, 3, 1.0, seed=6).numpy()) > 0.3
+    mean = model.sample(context, 3, temperature=0.0, seed=5).numpy().astype(np.float64)
+    spread = [np.abs(model.sample(context, 3, tau, seed=5).numpy() - mean).mean()
+              for tau in (0.1, 0.5, 1.0)]
+    assert 0.0 < spread[0] < spread[1] < spread[2], spread
+
+
+def test_unconditional_sampling_shape():
+    video = random_clips(batch=2, frames=1, seed=8)
+    model = perturbed_model(video, gen_mode="unconditional")
+    out = model.sample(video, num_frames=2, temperature=0.5, seed=0)
+    assert out.shape == (2, 2, 8, 8, 3) and out.dtype == tf.uint8
+
+
+# -- the paper configuration -----------------------------------------------------------
+
+
+def test_paper_config_one_loss_and_gradient_on_cpu():
+    """videoflow_bpp sizes (REFERENCE 5.3 bair_quant): build, one loss, one gradient."""
+    start = time.time()
+    with tf.device("/cpu:0"):
+        model = VideoFlow(
+            (64, 64, 3), n_levels=3, depth=24, coupling="affine", coupling_width=512,
+            activation="gatu", latent_dist_encoder="conv3d_net", latent_encoder_depth=5,
+            latent_encoder_width=256, latent_activation="gatu",
+            latent_apply_dilations=True, latent_dilation_rates=(1, 3), latent_skip=True,
+            num_cond_latents=3, seed=0)
+        built = time.time()
+        video = tf.constant(random_clips(batch=1, frames=4, size=64, seed=9))
+        variables = model.trainable_variables
+        with tf.GradientTape() as tape:
+            loss = model.loss(video, 3, seed=[0, 0])
+        grads = tape.gradient(loss, variables)
+    elapsed = time.time() - built
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    n_params = sum(int(np.prod(v.shape)) for v in variables)
+    print(f"\npaper config: {n_params} parameters, build {built - start:.1f} s, "
+          f"loss+gradient {elapsed:.1f} s, peak RSS {peak_mib:.0f} MiB, "
+          f"loss {float(loss):.3f}")
+    assert model.top_shape == (8, 8, 48)
+    assert model.level_shapes == [(32, 32, 6), (16, 16, 12)]
+    assert np.isfinite(float(loss)) and float(loss) > 0.0
+    assert all(g is not None for g in grads)
+    assert all(np.all(np.isfinite(g.numpy())) for g in grads[:20] + grads[-20:])
+
+
+# -- T2T test behaviours (REFERENCE 8.3) -----------------------------------------------
+
+
+def test_loss_after_init_on_shapes_like_clip_is_in_0_10():
+    video = shapes_clips(batch=4, frames=3, size=16)
+    model = tiny_model(shape=(16, 16, 3), depth=2, coupling_width=16,
+                       latent_dist_encoder="conv3d_net")
+    model.data_init(video)
+    loss = float(model.loss(video, 2, seed=[1, 2]))
+    assert 0.0 < loss < 10.0
+
+
+@pytest.mark.parametrize("encoder", ["conv3d_net", "conv_lstm"])
+def test_condition_false_gives_marginal_prior_objective(encoder):
+    video = random_clips(frames=4, seed=10)
+    noise = noise_like(video)
+    model = perturbed_model(video, latent_dist_encoder=encoder)
+    x = model.dequantize(video, noise)
+    marginal = model.frame_objectives(x, condition=False).numpy()
+    # Each frame scored alone: a one-frame clip only has the marginal priors.
+    alone = np.stack([model.frame_objectives(x[:, t:t + 1]).numpy()[:, 0]
+                      for t in range(4)], axis=1)
+    np.testing.assert_allclose(marginal, alone, rtol=1e-6)
+    conditioned = model.frame_objectives(x, condition=True).numpy()
+    n = model.num_cond_latents
+    np.testing.assert_array_equal(conditioned[:, :n], marginal[:, :n])
+    assert np.all(np.abs(conditioned[:, n:] - marginal[:, n:]) > 1e-2)
+    # A boolean tensor (the trainer's pretrain_steps switch) works inside tf.function.
+    fn = tf.function(lambda c: model.frame_objectives(x, condition=c))
+    np.testing.assert_allclose(fn(tf.constant(False)), marginal, rtol=1e-6)
+    np.testing.assert_allclose(fn(tf.constant(True)), conditioned, rtol=1e-6)
+
+
+# -- bad input -------------------------------------------------------------------------
+
+
+def test_bad_input_raises_clear_errors():
+    model = tiny_model()
+    good = random_clips(frames=3)
+    with pytest.raises(ValueError, match=r"must have shape \[batch, time, 8, 8, 3\]"):
+        model.bits_per_pixel(good[:, 0], 0)  # rank 4
+    with pytest.raises(ValueError, match=r"must have shape \[batch, time, 8, 8, 3\]"):
+        model.bits_per_pixel(random_clips(size=16), 0)
+    with pytest.raises(ValueError, match=r"must have shape .*got \(2, 3, 8, 8, 1\)"):
+        model.bits_per_pixel(good[..., :1], 0)
+    with pytest.raises(ValueError, match=r"pixel values in \[0, 255\]"):
+        model.bits_per_pixel(good.astype(np.float32) + 1.0, 0)
+    with pytest.raises(ValueError, match=r"pixel values in \[0, 255\]"):
+        model.loss(good.astype(np.float32) - 1.0, 0)
+    with pytest.raises(ValueError, match="must be uint8"):
+        model.bits_per_pixel(good.astype(np.int32), 0)
+    with pytest.raises(ValueError, match="needs at least 3 frames"):
+        model.bits_per_pixel(good[:, :2], 2)
+    with pytest.raises(ValueError, match="num_context must be >= 0"):
+        model.bits_per_pixel(good, -1)
+    with pytest.raises(ValueError, match="context_frames needs at least 2 frames"):
+        model.sample(good[:, :1], 1)
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        model.sample(good, 1, temperature=-0.5)
+    with pytest.raises(ValueError, match="num_frames must be >= 1"):
+        model.sample(good, 0)
+    with pytest.raises(ValueError, match="Unknown gen_mode"):
+        tiny_model(gen_mode="video")
+    # Float frames within [0, 255] are accepted and equal the uint8 result.
+    noise = noise_like(good)
+    np.testing.assert_allclose(model.bits_per_pixel(good.astype(np.float32), 2, noise),
+                               model.bits_per_pixel(good, 2, noise), rtol=1e-6)
+
+
+# -- checkpoints and distribution ------------------------------------------------------
+
+
+def test_checkpoint_round_trip_then_data_init_changes_nothing(tmp_path):
+    video = random_clips(frames=3, seed=11)
+    noise = noise_like(video)
+    model = perturbed_model(video)
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    fresh = tiny_model(seed=5)
+    assert len(fresh.variables) == len(model.variables)
+    status = tf.train.Checkpoint(model=fresh).read(path)
+    status.assert_existing_objects_matched()
+    saved = {name: _var(v).numpy() for name, v in model.t2t_variables().items()}
+    for name, var in fresh.t2t_variables().items():
+        np.testing.assert_array_equal(_var(var).numpy(), saved[name], err_msg=name)
+    flags = [v for v in fresh.variables if "initialized" in v.name]
+    assert flags and all(bool(f.numpy()) for f in flags)
+    snapshot = [v.numpy().copy() for v in fresh.variables]
+    fresh.data_init(random_clips(frames=3, seed=12))
+    for before, var in zip(snapshot, fresh.variables):
+        np.testing.assert_array_equal(var.numpy(), before, err_msg=var.name)
+    np.testing.assert_array_equal(fresh.bits_per_pixel(video, 2, noise),
+                                  model.bits_per_pixel(video, 2, noise))
+
+
+def test_every_variable_is_tracked_and_named_for_t2t():
+    model = tiny_model()
+    tracked = {id(v) for v in model.variables}
+    t2t = model.t2t_variables()
+    assert all(id(_var(v)) in tracked for v in t2t.values())
+    flags = [v for v in model.variables if "initialized" in v.name]
+    assert len(t2t) + len(flags) == len(model.variables)
+
+
+def test_created_and_run_under_mirrored_strategy():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    video = random_clips(frames=3, seed=13)
+    noise = noise_like(video)
+    with strategy.scope():
+        model = tiny_model()
+        model.data_init(video)
+        optimizer = tf.keras.optimizers.Adam(1e-3)
+    assert all(isinstance(v, tf.distribute.DistributedValues) or "Mirrored" in type(v).__name__
+               for v in model.trainable_variables[:3])
+
+    @tf.function
+    def step():
+        def replica_fn():
+            with tf.GradientTape() as tape:
+                loss = model.loss(video, 2, noise=noise)
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+        return strategy.run(replica_fn)
+
+    before = float(model.loss(video, 2, noise=noise, training=False))
+    loss = float(strategy.reduce("MEAN", step(), axis=None))
+    np.testing.assert_allclose(loss, before, rtol=1e-5)
+    assert float(model.loss(video, 2, noise=noise, training=False)) != before

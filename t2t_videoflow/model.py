@@ -164,11 +164,12 @@ class VideoFlow(tf.Module):
             if not frames.dtype.is_floating:
                 raise ValueError(f"{name} must be uint8 (or float in [0, 255]); "
                                  f"got dtype {frames.dtype.name}.")
-            if tf.executing_eagerly():
+            # NaN fails both comparisons, so non-finite frames are rejected too.
+            if tf.executing_eagerly() and not bool(tf.reduce_all(
+                    (frames >= 0.0) & (frames <= 255.0))):
                 lo, hi = float(tf.reduce_min(frames)), float(tf.reduce_max(frames))
-                if lo < 0.0 or hi > 255.0:
-                    raise ValueError(f"{name} must hold pixel values in [0, 255]; got "
-                                     f"values in [{lo}, {hi}].")
+                raise ValueError(f"{name} must hold finite pixel values in [0, 255]; "
+                                 f"got values in [{lo}, {hi}].")
         return frames
 
     # -- priors ------------------------------------------------------------------------
@@ -351,8 +352,10 @@ class VideoFlow(tf.Module):
         Returns:
           uint8 `[B, num_frames, H, W, C]`.
         """
-        if isinstance(temperature, (int, float)) and temperature < 0:
-            raise ValueError(f"temperature must be >= 0; got {temperature}.")
+        # Python / NumPy numbers and eager tensors are checked; a symbolic tensor is not.
+        if not tf.is_tensor(temperature) or tf.executing_eagerly():
+            if not float(temperature) >= 0.0:
+                raise ValueError(f"temperature must be >= 0; got {float(temperature)}.")
         if int(num_frames) < 1:
             raise ValueError(f"num_frames must be >= 1; got {num_frames}.")
         needed = 1 if self.gen_mode == "unconditional" else self.num_cond_latents + int(

@@ -365,8 +365,13 @@ def test_bad_input_raises_clear_errors():
         model.bits_per_pixel(good, -1)
     with pytest.raises(ValueError, match="context_frames needs at least 2 frames"):
         model.sample(good[:, :1], 1)
-    with pytest.raises(ValueError, match="temperature must be >= 0"):
-        model.sample(good, 1, temperature=-0.5)
+    for bad_temperature in (-0.5, np.float32(-1.0), tf.constant(-2.0), float("nan")):
+        with pytest.raises(ValueError, match="temperature must be >= 0"):
+            model.sample(good, 1, temperature=bad_temperature)
+    nan_frames = good.astype(np.float32)
+    nan_frames[0, 0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"finite pixel values in \[0, 255\]"):
+        model.bits_per_pixel(nan_frames, 0)
     with pytest.raises(ValueError, match="num_frames must be >= 1"):
         model.sample(good, 0)
     with pytest.raises(ValueError, match="Unknown gen_mode"):

@@ -441,3 +441,24 @@ def test_created_and_run_under_mirrored_strategy():
     loss = float(strategy.reduce("MEAN", step(), axis=None))
     np.testing.assert_allclose(loss, before, rtol=1e-5)
     assert float(model.loss(video, 2, noise=noise, training=False)) != before
+
+
+def test_cond_first_frame_keeps_frame_zero_in_the_conditioning_set():
+    video = random_clips(frames=4, seed=14)
+    noise = noise_like(video)
+    model = perturbed_model(video, latent_dist_encoder="conv_net", num_cond_latents=1,
+                            cond_first_frame=True)
+    x = model.dequantize(video, noise)
+    conditioned = model.frame_objectives(x).numpy()
+    marginal = model.frame_objectives(x, condition=False).numpy()
+    # Needs num_cond_latents + 1 = 2 past frames: frames 0 and 1 use the marginal priors.
+    np.testing.assert_array_equal(conditioned[:, :2], marginal[:, :2])
+    assert np.all(np.abs(conditioned[:, 2:] - marginal[:, 2:]) > 1e-2)
+    changed = video.copy()
+    changed[:, 0] = 255 - changed[:, 0]
+    after = model.bits_per_pixel(changed, 0, noise=noise).numpy()
+    before = model.bits_per_pixel(video, 0, noise=noise).numpy()
+    np.testing.assert_array_equal(after[:, 1], before[:, 1])
+    assert np.all(np.abs(after[:, 3] - before[:, 3]) > 1e-4)  # frame 0 still conditions
+    samples = model.sample(video[:, :2], num_frames=2, temperature=0.0, seed=0)
+    assert samples.shape == (2, 2, 8, 8, 3)

@@ -274,8 +274,8 @@ class VideoFlow(tf.Module):
 
         Args:
           frames: uint8 `[B, T, H, W, C]`, T > num_context.
-          num_context: frames that condition but are not scored (unconditional mode:
-            scored all the same? no: they are skipped here too; pass 0 to score all).
+          num_context: leading frames that condition but are not scored. In
+            unconditional mode pass 0 to score every frame (T2T's eval protocol there).
           noise: optional dequantisation noise `[B, T, H, W, C]` in [0, 1/256).
           seed: stateless seed `[2]` for the noise (default: stateful random).
 

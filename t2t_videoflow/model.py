@@ -38,6 +38,9 @@ GEN_MODES = ("conditional", "unconditional")
 TOP_PRIORS = ("single_conv", "normal")
 # Encoders that condition on the previous frame only; the others on the last N.
 _PREVIOUS_FRAME_ENCODERS = ("conv_lstm", "pointwise")
+# A fixed stateless RNG algorithm: TF's default ("auto_select") picks a different
+# generator under XLA, so the same seed gave different samples with jit_compile.
+RNG_ALG = "philox"
 
 
 def preprocess(frames):
@@ -265,7 +268,8 @@ class VideoFlow(tf.Module):
             if seed is None:
                 noise = tf.random.uniform(tf.shape(x), 0.0, 1.0 / 256.0)
             else:
-                noise = tf.random.stateless_uniform(tf.shape(x), seed, 0.0, 1.0 / 256.0)
+                noise = tf.random.stateless_uniform(tf.shape(x), seed, 0.0, 1.0 / 256.0,
+                                                     alg=RNG_ALG)
         return x + noise
 
     def bits_per_pixel(self, frames, num_context, noise=None, seed=None, condition=True,
@@ -386,7 +390,7 @@ class VideoFlow(tf.Module):
             loc, scale, top_state = self._top_prior(
                 like, self._cond_set(top_history), top_state, True, False, False)
             top = loc + temperature * scale * tf.random.stateless_normal(
-                tf.shape(loc), [seed, 1000 * k])
+                tf.shape(loc), [seed, 1000 * k], alg=RNG_ALG)
             past_levels = self._cond_set(level_history)
             new_states = list(level_states)
 
@@ -395,7 +399,8 @@ class VideoFlow(tf.Module):
                 past = None if past_levels is None else [p[level] for p in past_levels]
                 loc, scale, new_states[level] = self._level_prior(
                     level, x1, past, level_states[level], True, False, False)
-                eps = tf.random.stateless_normal(tf.shape(loc), [seed, 1000 * k + 1 + level])
+                eps = tf.random.stateless_normal(
+                    tf.shape(loc), [seed, 1000 * k + 1 + level], alg=RNG_ALG)
                 return loc + temperature * scale * eps
 
             frame, latents, _ = self.flow.decode(top, sample_latent=sample_latent)

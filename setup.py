@@ -34,9 +34,14 @@ setuptools.setup(
         "tensorflow-datasets>=4.9.10,<5",
         "absl-py>=2.1",
         "numpy>=1.26",
+        # GIF writing for t2t-videoflow-decoder (TF encodes PNG but not animated GIF).
+        "pillow>=10",
     ],
     extras_require={"test": ["pytest>=8"]},
     entry_points={"console_scripts": [
         "t2t-videoflow-datagen = t2t_videoflow.datagen:run_main",
+        "t2t-videoflow-trainer = t2t_videoflow.trainer:run_main",
+        "t2t-videoflow-decoder = t2t_videoflow.decoder:run_main",
+        "t2t-videoflow-exporter = t2t_videoflow.exporter:run_main",
     ]},
 )

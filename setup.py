@@ -36,6 +36,8 @@ setuptools.setup(
         "numpy>=1.26",
         # GIF writing for t2t-videoflow-decoder (TF encodes PNG but not animated GIF).
         "pillow>=10",
+        # tf.summary needs it; TF 2.21 no longer installs it.
+        "tensorboard>=2.20,<3",
     ],
     extras_require={"test": ["pytest>=8"]},
     entry_points={"console_scripts": [

@@ -12,25 +12,25 @@ rerun finishes the rest. On bad input the CLI prints one line and exits 1.
 import os
 import sys
 
-from absl import app, flags
+from absl import app
 
-from t2t_videoflow import registry
+from t2t_videoflow import cli, registry
 from t2t_videoflow.data.records import DataError
 from t2t_videoflow.hparams_lib import HParamsError
 from t2t_videoflow.usr_dir import UsrDirError, import_usr_dir
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("problem", None, "Registered problem name (or alias).")
-flags.DEFINE_string("data_dir", None, "Output directory for the shards (created if missing).")
-flags.DEFINE_string("raw_data_dir", None,
-                    "Source data, where the problem needs it (BAIR: the unpacked original "
-                    "TFRecords; without it BAIR is read from a prepared TFDS dataset).")
-flags.DEFINE_string("tfds_data_dir", None, "TFDS data dir (default: TFDS's default).")
-flags.DEFINE_string("t2t_usr_dir", None,
-                    "Python package (or .py file) to import; its decorators register "
-                    "more problems and hparams sets.")
-flags.DEFINE_integer("seed", None, "Random seed of generated problems (default: the "
-                     "problem's, 429459 as t2t-datagen).")
+FLAGS = cli.FLAGS
+cli.define("string", "problem", None, "Registered problem name (or alias).")
+cli.define("string", "data_dir", None, "Output directory for the shards (created if missing).")
+cli.define("string", "raw_data_dir", None,
+           "Source data, where the problem needs it (BAIR: the unpacked original "
+           "TFRecords; without it BAIR is read from a prepared TFDS dataset).")
+cli.define("string", "tfds_data_dir", None, "TFDS data dir (default: TFDS's default).")
+cli.define("string", "t2t_usr_dir", None,
+           "Python package (or .py file) to import; its decorators register "
+           "more problems and hparams sets.")
+cli.define("integer", "seed", None, "Random seed of generated problems (default: the "
+           "problem's, 429459 as t2t-datagen).")
 
 USER_ERRORS = (DataError, HParamsError, UsrDirError, registry.UnknownNameError,
                registry.RegistrationError, ValueError, OSError)

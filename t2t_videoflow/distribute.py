@@ -1,0 +1,92 @@
+"""Choosing the `tf.distribute` strategy for a run.
+
+  auto          MultiWorkerMirroredStrategy if TF_CONFIG names more than one task,
+                else MirroredStrategy over all visible GPUs (if more than one),
+                else OneDeviceStrategy on the one GPU or the CPU.
+  one_device    OneDeviceStrategy on the first GPU or the CPU.
+  mirrored      MirroredStrategy over all GPUs, or over all logical CPUs if no GPU
+                (`num_cpu_devices` splits the CPU into that many logical devices;
+                used for tests and for checking multi-replica code without GPUs).
+  multi_worker  MultiWorkerMirroredStrategy (cluster from TF_CONFIG).
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+
+
+def tf_config():
+    """The parsed TF_CONFIG environment variable ({} if unset)."""
+    text = os.environ.get("TF_CONFIG", "")
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from e
+
+
+def num_workers_in_tf_config():
+    cluster = tf_config().get("cluster", {})
+    return sum(len(v) for k, v in cluster.items() if k in ("chief", "worker"))
+
+
+def split_cpu(num_devices):
+    """Splits the physical CPU into `num_devices` logical devices (before TF starts)."""
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * num_devices)
+    except RuntimeError as e:
+        raise RuntimeError("num_cpu_devices must be set before TensorFlow initialises "
+                           f"its devices: {e}") from e
+
+
+def make_strategy(name="auto", num_cpu_devices=None):
+    """Returns the `tf.distribute.Strategy` for `name` (see module docstring)."""
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; known: {', '.join(STRATEGIES)}.")
+    if name == "auto" and num_workers_in_tf_config() > 1:
+        name = "multi_worker"
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if num_cpu_devices and num_cpu_devices > 1:
+        split_cpu(num_cpu_devices)
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        devices = [d.name for d in gpus] or [
+            d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+
+
+def is_chief(strategy):
+    """True on the task that writes checkpoints and summaries."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type == "chief" or (task_type == "worker" and task_id == 0
+                                    and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def worker_index(strategy):
+    """`(num_workers, this_worker)` of the strategy's cluster ((1, 0) on one machine)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not spec:
+        return 1, 0
+    tasks = [(t, i) for t in ("chief", "worker") for i in range(len(spec.get(t, [])))]
+    return len(tasks), tasks.index((resolver.task_type, resolver.task_id))
+
+
+def worker_dir(output_dir, strategy):
+    """Where this task writes checkpoints: `output_dir` on the chief, a scratch dir
+    elsewhere (MultiWorkerMirroredStrategy needs every task to take part in saving)."""
+    if is_chief(strategy):
+        return output_dir
+    resolver = strategy.cluster_resolver
+    return os.path.join(output_dir, "workers", f"{resolver.task_type}_{resolver.task_id}")

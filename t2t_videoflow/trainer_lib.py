@@ -1,0 +1,480 @@
+"""The training engine behind `t2t-videoflow-trainer`: train, evaluate, checkpoint, log.
+
+One `Trainer` owns a run: the model and optimizer (built under the strategy's scope),
+the distributed train iterator, a `tf.train.CheckpointManager` writing
+`OUTPUT_DIR/model.ckpt-N` (see `run_dir`), and TensorBoard writers under
+`OUTPUT_DIR/train` and `OUTPUT_DIR/eval`.
+
+A training step (REFERENCE 4.1, 4.3) on every replica r with its b = B / R clips:
+
+    bpp_i = mean over scored frames of -J_t / (D ln 2)      (model.bits_per_pixel)
+    loss_r = sum_i bpp_i / B                                 (B = global batch)
+    g = all_reduce_sum(d loss_r / d theta)                   (= d mean_B bpp / d theta)
+    Adam(beta1 0.85, beta2 0.997, eps 1e-6), lr = schedule(step before the update)
+
+Exactness of resume: the global step is the optimizer's `iterations`; the
+dequantisation noise of step s is drawn statelessly from (random_seed, s) for the whole
+global batch and sliced per replica, so it depends neither on the process nor on the
+number of replicas; the train iterator (file order, shuffle buffers, window draws) is
+saved in the checkpoint. Restoring a checkpoint therefore continues the same sequence
+of losses as an uninterrupted run. (Dropout, when a set turns it on, uses TF's stateful
+RNG and is not replayed.)
+
+Data-dependent init runs once before step 0 on a separate init batch of
+`init_batch_size` clips (REFERENCE 4.2), never after a restore. It runs in
+cross-replica context, so the assigned values reach every replica of the worker; with
+several workers every worker reads the same init batch, and the values are then
+averaged across workers so all replicas hold identical variables.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+import tensorflow as tf
+import tf_keras
+
+from t2t_videoflow import distribute, run_dir
+from t2t_videoflow.model import RNG_ALG, build_model
+from t2t_videoflow.schedules import T2TSchedule
+
+# Summary image layout: at most this many clips per eval image summary.
+_MAX_SUMMARY_CLIPS = 3
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss or gradients); the message names the step."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """What the trainer's flags control beyond the hparams set.
+
+    Attributes:
+      output_dir: checkpoints, summaries, hparams.json.
+      data_dir: the problem's shards (from t2t-videoflow-datagen).
+      train_steps: total global steps of the run.
+      eval_steps: dev batches per evaluation (-1: the whole dev set).
+      local_eval_frequency: evaluate every this many steps in train_and_evaluate.
+      save_checkpoints_steps: checkpoint every this many steps.
+      keep_checkpoint_max: checkpoints kept on disk.
+      log_every_steps: one progress line (and TensorBoard train scalars) every K steps.
+      random_seed: seeds model init, data order, windows and dequantisation noise.
+      jit_compile: compile the loss and gradient computation with XLA.
+      eval_sample_clips: dev clips sampled for the eval image summary (0: none).
+      eval_split: the split evaluation reads ("dev", or "test").
+    """
+    output_dir: str
+    data_dir: str
+    train_steps: int
+    eval_steps: int = 100
+    local_eval_frequency: int = 1000
+    save_checkpoints_steps: int = 1000
+    keep_checkpoint_max: int = 20
+    log_every_steps: int = 10
+    random_seed: int = 0
+    jit_compile: bool = False
+    eval_sample_clips: int = 2
+    eval_split: str = "dev"
+
+
+def _format_duration(seconds):
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def train_frames_per_clip(hparams):
+    """Frames of each training clip: the random window, or the whole clip (REFERENCE 1.3)."""
+    if hparams.num_train_frames != -1:
+        return hparams.num_train_frames
+    return hparams.video_num_input_frames + hparams.video_num_target_frames
+
+
+def sample_grid(context, truth, samples):
+    """Rows `context | truth` and `context | sample` per clip, as one uint8 image each.
+
+    Args:
+      context, truth, samples: uint8 `[N, T_c, H, W, C]`, `[N, T, H, W, C]` (twice).
+
+    Returns:
+      uint8 `[N, 2 H, (T_c + T) W, C]`.
+    """
+    def strip(frames):                       # [N, T, H, W, C] -> [N, H, T W, C]
+        return tf.concat(tf.unstack(frames, axis=1), axis=2)
+    top = strip(tf.concat([context, truth], axis=1))
+    bottom = strip(tf.concat([context, samples], axis=1))
+    return tf.concat([top, bottom], axis=1)
+
+
+class Trainer:
+    """Trains and evaluates one VideoFlow run (see the module docstring)."""
+
+    def __init__(self, problem, hparams, config, strategy=None, log=print):
+        self.problem = problem
+        self.hparams = hparams
+        self.config = config
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.log = log
+        self.is_chief = distribute.is_chief(self.strategy)
+        self.num_replicas = self.strategy.num_replicas_in_sync
+        self.global_batch = hparams.batch_size
+        if self.global_batch % self.num_replicas:
+            raise ValueError(f"batch_size={self.global_batch} (global) is not divisible by "
+                             f"the {self.num_replicas} replicas.")
+        self.replica_batch = self.global_batch // self.num_replicas
+        self.frame_shape = (hparams.frame_height, hparams.frame_width,
+                            hparams.frame_channels)
+        conditional = hparams.gen_mode == "conditional"
+        # Leading frames that condition but are not scored (REFERENCE 4.1); T2T's
+        # unconditional mode scores every frame.
+        self.num_context = hparams.video_num_input_frames if conditional else 0
+
+        self.schedule = T2TSchedule.from_hparams(hparams)
+        model_hparams = hparams.copy()
+        model_hparams.batch_size = self.replica_batch  # static batch of pointwise
+        with self.strategy.scope():
+            self.model = build_model(model_hparams, self.frame_shape, seed=config.random_seed)
+            self.optimizer = tf_keras.optimizers.Adam(
+                learning_rate=self.schedule,
+                beta_1=hparams.optimizer_adam_beta1, beta_2=hparams.optimizer_adam_beta2,
+                epsilon=hparams.optimizer_adam_epsilon)
+            self.variables = list(self.model.trainable_variables)
+            self.optimizer.build(self.variables)
+
+        self.num_workers, self.worker_id = distribute.worker_index(self.strategy)
+        self.local_replicas = self.num_replicas // self.num_workers
+        self.train_iterator = None
+        tracked = {"model": self.model, "optimizer": self.optimizer}
+        if self.num_workers == 1:
+            # The data position is part of the checkpoint (exact resume). With several
+            # workers each has its own pipeline; see `_make_train_iterator`.
+            self.train_iterator = self._make_train_iterator()
+            tracked["data"] = self.train_iterator
+        self.checkpoint = tf.train.Checkpoint(**tracked)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, distribute.worker_dir(config.output_dir, self.strategy),
+            max_to_keep=config.keep_checkpoint_max, checkpoint_name=run_dir.CHECKPOINT_NAME)
+        self._grad_fn = tf.function(self._loss_and_grads, jit_compile=config.jit_compile)
+        self._train_steps = {}   # condition flag -> tf.function
+        self._eval_fn = tf.function(self._eval_bpp, jit_compile=config.jit_compile)
+        self._writers = {}
+        self.restored_from = None
+
+    # -- data --------------------------------------------------------------------------
+    def _make_train_iterator(self, seed_offset=0):
+        """This worker's iterator of per-replica batches (a checkpointable tf.data
+        iterator; `distribute_datasets_from_function`'s iterators cannot be saved).
+
+        Each step takes `local_replicas` consecutive batches, one per local replica, so
+        on one worker R replicas see exactly the clips of one global batch on one device.
+        Several workers read disjoint file shards; their iterators are not saved, so on
+        resume they restart with the seed offset by the step (no exact data replay).
+        """
+        context = tf.distribute.InputContext(
+            num_input_pipelines=self.num_workers, input_pipeline_id=self.worker_id,
+            num_replicas_in_sync=self.num_replicas)
+        ds = self.problem.dataset("train", self.config.data_dir, self.hparams,
+                                  input_context=context, deterministic=True,
+                                  seed=self.config.random_seed + seed_offset)
+        return iter(ds)
+
+    def _init_batch(self):
+        init_hparams = self.hparams.copy()
+        init_hparams.batch_size = self.hparams.init_batch_size
+        ds = self.problem.dataset("train", self.config.data_dir, init_hparams,
+                                  deterministic=True, seed=self.config.random_seed + 1)
+        return next(iter(ds))["video"]
+
+    def _eval_dataset(self):
+        eval_hparams = self.hparams.copy()
+        eval_hparams.batch_size = self.replica_batch
+        return self.problem.dataset("eval", self.config.data_dir, eval_hparams,
+                                    split=self.config.eval_split, deterministic=True,
+                                    seed=self.config.random_seed)
+
+    # -- state -------------------------------------------------------------------------
+    @property
+    def step(self):
+        """The global step: updates applied so far."""
+        return int(self.optimizer.iterations.numpy())
+
+    def restore_or_initialize(self):
+        """Restores the newest checkpoint of the run, or runs data-dependent init.
+
+        Returns:
+          The global step training continues from.
+        """
+        latest = run_dir.latest_checkpoint(self.config.output_dir)
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            self.restored_from = latest
+            if self.train_iterator is None:
+                self.train_iterator = self._make_train_iterator(seed_offset=self.step)
+            self.log(f"Restored {latest} (step {self.step}); data-dependent init is not "
+                     "repeated.")
+            return self.step
+        if self.train_iterator is None:
+            self.train_iterator = self._make_train_iterator()
+        frames = self._init_batch()
+        self.log(f"Triggering data-dependent init on {frames.shape[0]} clips of "
+                 f"{frames.shape[1]} frames.")
+        with self.strategy.scope():
+            self.model.data_init(frames, seed=(self.config.random_seed, 1))
+            if self.strategy.extended._in_multi_worker_mode():  # pylint: disable=protected-access
+                self._average_variables_across_workers()
+        return self.step
+
+    def _average_variables_across_workers(self):
+        """Makes DDI values bitwise equal on every worker (mean of equal values)."""
+        variables = list(self.model.variables)
+
+        def replica_fn():
+            ctx = tf.distribute.get_replica_context()
+            means = ctx.all_reduce(tf.distribute.ReduceOp.MEAN,
+                                   [tf.cast(v, tf.float32) if v.dtype != tf.float32 else
+                                    tf.identity(v) for v in variables])
+            return means
+        means = self.strategy.run(replica_fn)
+        for var, mean in zip(variables, means):
+            value = self.strategy.experimental_local_results(mean)[0]
+            var.assign(tf.cast(value, var.dtype))
+
+    def save(self):
+        """Writes a checkpoint at the current step (every task must call it)."""
+        path = self.manager.save(checkpoint_number=self.step)
+        if not self.is_chief:
+            tf.io.gfile.rmtree(os.path.dirname(path))
+            return None
+        return path
+
+    # -- training ----------------------------------------------------------------------
+    def _loss_and_grads(self, video, noise, condition):
+        with tf.GradientTape() as tape:
+            bpp = self.model.bits_per_pixel(video, self.num_context, noise=noise,
+                                            condition=condition, training=True)
+            per_clip = tf.reduce_mean(bpp, axis=1)
+            loss = tf.reduce_sum(per_clip) / self.global_batch
+        return loss, tape.gradient(loss, self.variables)
+
+    def _replica_step(self, video, step, condition):
+        ctx = tf.distribute.get_replica_context()
+        b = self.replica_batch
+        # Noise of the whole global batch from (seed, step), this replica's slice: the
+        # same numbers whatever the replica count or process (exact resume).
+        shape = tf.concat([[self.global_batch], tf.shape(video)[1:]], axis=0)
+        noise = tf.random.stateless_uniform(
+            shape, tf.stack([tf.cast(self.config.random_seed, tf.int64), step]),
+            0.0, 1.0 / 256.0, alg=RNG_ALG)
+        start = ctx.replica_id_in_sync_group * b
+        noise = noise[start:start + b]
+        loss, grads = self._grad_fn(video, noise, condition)
+        missing = [v.name for v, g in zip(self.variables, grads) if g is None]
+        if missing:
+            raise ValueError(f"No gradient for {len(missing)} variables, e.g. {missing[:3]}.")
+        loss, *grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [loss, *grads])
+        grad_norm = tf.linalg.global_norm(grads)
+        if self.hparams.clip_grad_norm > 0:
+            grads, _ = tf.clip_by_global_norm(grads, self.hparams.clip_grad_norm,
+                                              use_norm=grad_norm)
+        self.optimizer.apply_gradients(zip(grads, self.variables),
+                                       skip_gradients_aggregation=True)
+        return loss, grad_norm
+
+    def _train_step_fn(self, condition):
+        if condition not in self._train_steps:
+            offset = self.worker_id * self.local_replicas
+
+            @tf.function
+            def train_step(iterator):
+                batches = [next(iterator)["video"] for _ in range(self.local_replicas)]
+                video = self.strategy.experimental_distribute_values_from_function(
+                    lambda ctx: batches[ctx.replica_id_in_sync_group - offset])
+                step = tf.identity(self.optimizer.iterations)
+                loss, grad_norm = self.strategy.run(
+                    self._replica_step, args=(video, step, condition))
+                first = self.strategy.experimental_local_results
+                return first(loss)[0], first(grad_norm)[0], self.schedule(step)
+            self._train_steps[condition] = train_step
+        return self._train_steps[condition]
+
+    def train(self, train_steps=None, eval_every=None):
+        """Trains to `train_steps`, checkpointing, logging and (optionally) evaluating.
+
+        Args:
+          train_steps: the global step to stop at (default `config.train_steps`).
+          eval_every: evaluate every this many steps (None: never during training).
+
+        Returns:
+          The last logged training bpp.
+
+        Raises:
+          TrainingError on a non-finite loss or gradient norm; no checkpoint is written
+          from the poisoned state.
+        """
+        cfg = self.config
+        train_steps = cfg.train_steps if train_steps is None else train_steps
+        start = self.step
+        if start >= train_steps:
+            self.log(f"Step {start} >= train_steps {train_steps}: nothing to train.")
+            return None
+        frames_per_clip = train_frames_per_clip(self.hparams)
+        self.log(f"Training {self.problem.name} from step {start} to {train_steps}: global "
+                 f"batch {self.global_batch} on {self.num_replicas} replica(s), "
+                 f"{frames_per_clip} frames per clip.")
+        last_saved = start if self.restored_from else None
+        window_start, window_step = time.perf_counter(), start
+        run_start = window_start
+        bpp = None
+        try:
+            while self.step < train_steps:
+                step = self.step
+                condition = step > self.hparams.pretrain_steps
+                loss, grad_norm, lr = self._train_step_fn(condition)(self.train_iterator)
+                loss, grad_norm = float(loss), float(grad_norm)
+                if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                    raise TrainingError(
+                        f"Non-finite training loss at step {step}: bpp={loss}, gradient "
+                        f"norm={grad_norm}. Stopped without saving; the last good "
+                        f"checkpoint is {self.manager.latest_checkpoint or 'none'}.")
+                bpp = loss
+                done = self.step
+                if done % cfg.log_every_steps == 0 or done == train_steps:
+                    now = time.perf_counter()
+                    rate = (done - window_step) / max(now - window_start, 1e-9)
+                    eta = (train_steps - done) / rate if rate > 0 else float("inf")
+                    self.log(f"step {done}/{train_steps}  bpp {bpp:.4f}  lr {float(lr):.3g}  "
+                             f"grad_norm {grad_norm:.3g}  {rate:.2f} steps/s  "
+                             f"{rate * self.global_batch * frames_per_clip:.1f} frames/s  "
+                             f"ETA {_format_duration(eta)}")
+                    self._write_train_log(done, bpp, float(lr), grad_norm, rate)
+                    window_start, window_step = now, done
+                if done % cfg.save_checkpoints_steps == 0:
+                    self.save()
+                    last_saved = done
+                if eval_every and done % eval_every == 0 and done < train_steps:
+                    self.evaluate()
+                    window_start = time.perf_counter()
+        except KeyboardInterrupt:
+            self.log(f"Interrupted at step {self.step}: saving a checkpoint.")
+            self.save()
+            raise
+        if last_saved != self.step:
+            self.save()
+        elapsed = time.perf_counter() - run_start
+        self.log(f"Finished at step {self.step} in {_format_duration(elapsed)}; "
+                 f"checkpoint {self.manager.latest_checkpoint}.")
+        return bpp
+
+    def _writer(self, name):
+        if name not in self._writers:
+            self._writers[name] = tf.summary.create_file_writer(
+                os.path.join(self.config.output_dir, name))
+        return self._writers[name]
+
+    def _write_train_log(self, step, bpp, lr, grad_norm, steps_per_sec):
+        if not self.is_chief:
+            return
+        with self._writer("train").as_default(step=step):
+            tf.summary.scalar("bpp", bpp)
+            tf.summary.scalar("learning_rate", lr)
+            tf.summary.scalar("grad_norm", grad_norm)
+            tf.summary.scalar("steps_per_sec", steps_per_sec)
+        record = {"step": step, "bpp": bpp, "learning_rate": lr, "grad_norm": grad_norm}
+        with open(os.path.join(self.config.output_dir, "train_log.jsonl"), "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # -- evaluation --------------------------------------------------------------------
+    def _eval_bpp(self, video, noise):
+        return self.model.bits_per_pixel(video, self.num_context, noise=noise,
+                                         training=False)
+
+    def evaluate(self, eval_steps=None, step=None):
+        """Dev-set bits per pixel with the problem's protocol (REFERENCE 6.2).
+
+        Scores every frame after `video_num_input_frames` of each dev clip (BAIR: the 10
+        targets after 3 context frames), averaged over frames and clips. The
+        dequantisation noise of batch k is drawn from (random_seed, k), so evaluating
+        the same weights twice gives the same number.
+
+        Returns:
+          dict with `bpp` (mean), `bpp_per_frame` (list) and `clips`.
+        """
+        eval_steps = self.config.eval_steps if eval_steps is None else eval_steps
+        step = self.step if step is None else step
+        totals, clips, first = None, 0, None
+        for k, batch in enumerate(self._eval_dataset()):
+            if 0 <= eval_steps <= k:
+                break
+            video = batch["video"]
+            noise = tf.random.stateless_uniform(
+                tf.shape(video), [self.config.random_seed, k], 0.0, 1.0 / 256.0, alg=RNG_ALG)
+            bpp = self._eval_fn(video, noise).numpy()        # [b, T - context]
+            totals = bpp.sum(axis=0) if totals is None else totals + bpp.sum(axis=0)
+            clips += bpp.shape[0]
+            if first is None:
+                first = video
+        if clips == 0:
+            raise ValueError(f"The dev split of {self.problem.name!r} in "
+                             f"{self.config.data_dir!r} holds no full eval batch of "
+                             f"{self.replica_batch} clips.")
+        per_frame = totals / clips
+        result = {"bpp": float(per_frame.mean()), "bpp_per_frame": per_frame.tolist(),
+                  "clips": clips}
+        self.log(f"eval step {step}: dev bpp {result['bpp']:.4f} over {clips} clips "
+                 f"(per target frame: {', '.join(f'{v:.3f}' for v in per_frame)})")
+        if self.is_chief:
+            with self._writer("eval").as_default(step=step):
+                tf.summary.scalar("bpp", result["bpp"])
+                if self.config.eval_sample_clips > 0:
+                    tf.summary.image("context_truth_sample", self._sample_summary(first),
+                                     max_outputs=_MAX_SUMMARY_CLIPS)
+        return result
+
+    def _sample_summary(self, video):
+        """`context | truth` over `context | sample` at the set's temperature."""
+        n = min(self.config.eval_sample_clips, _MAX_SUMMARY_CLIPS, video.shape[0])
+        n_in = self.hparams.video_num_input_frames
+        context, truth = video[:, :n_in], video[:, n_in:]
+        samples = self.model.sample(context, truth.shape[1],
+                                    temperature=self.hparams.temperature,
+                                    seed=self.config.random_seed)
+        return sample_grid(context[:n], truth[:n], samples[:n])
+
+    def continuous_eval(self, timeout_secs=None):
+        """Evaluates each new checkpoint of the run until the final step is evaluated
+        or no new checkpoint appears for `timeout_secs`."""
+        results = {}
+        for path in tf.train.checkpoints_iterator(self.config.output_dir,
+                                                  timeout=timeout_secs):
+            tf.train.Checkpoint(model=self.model).read(path).expect_partial()
+            step = run_dir.checkpoint_step(path)
+            self.log(f"Evaluating {path}")
+            results[step] = self.evaluate(step=step)
+            if step is not None and step >= self.config.train_steps:
+                break
+        return results
+
+    def restore_for_eval(self, checkpoint_path=None):
+        """Loads the model weights of the newest (or the given) checkpoint."""
+        path = run_dir.resolve_checkpoint(self.config.output_dir, checkpoint_path)
+        tf.train.Checkpoint(model=self.model).read(path).expect_partial()
+        return run_dir.checkpoint_step(path)
+
+
+def train_log(output_dir):
+    """Reads `train_log.jsonl` as {step: record}; later lines win (after a resume)."""
+    records = {}
+    path = os.path.join(output_dir, "train_log.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    record = json.loads(line)
+                    records[record["step"]] = record
+    return records

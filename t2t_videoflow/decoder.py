@@ -1,0 +1,218 @@
+r"""`t2t-videoflow-decoder`: sample future frames from a trained run, as GIFs and a grid.
+
+    t2t-videoflow-decoder --output_dir=RUN --data_dir=DATA --num_samples=3 \
+        --num_target_frames=100 --temperature=0.5 --decode_to_file=/tmp/samples
+    t2t-videoflow-decoder --output_dir=RUN --input_frames=my_frames/ ...   # PNG folder
+    t2t-videoflow-decoder --output_dir=RUN --input_frames=clip.npy ...     # uint8 array
+
+Conditions on the first `video_num_input_frames` frames of `--num_clips` dev clips
+(`--eval_use_test_set`: test), or on ALL the user-given frames (a folder of PNGs in
+file-name order, or a `.npy` of uint8 `[T, H, W, 3]` / `[N, T, H, W, 3]`), draws
+`--num_samples` samples of `--num_target_frames` frames each, and writes per clip:
+
+    clipNNN_sampleMM.gif   context then sampled frames, one animated GIF per sample
+    clipNNN_grid.png       one row per sample: context | ground truth | samples
+    clipNNN_samples.npy    the sampled frames, uint8 [num_samples, K, H, W, 3]
+
+The problem and hparams default to the run's (`run.json`, `hparams.json`), the
+temperature to the set's, the checkpoint to the newest. Sampling runs as a graph
+`tf.while_loop` (`export_lib.FrameLoop`, the same frames as `VideoFlow.sample` for a
+seed) in chunks of `--progress_every` frames, with a progress line per chunk.
+
+User errors (missing run dir, checkpoint or data, unknown names, a problem that does
+not fit the run, bad flag values or input frames) print one
+`t2t-videoflow-decoder: error: ...` line and exit with status 1.
+"""
+
+import os
+import sys
+import time
+
+from absl import app, logging
+import numpy as np
+import tensorflow as tf
+
+from t2t_videoflow import cli, errors, export_lib, media
+
+FLAGS = cli.FLAGS
+cli.define("string", "output_dir", None, "The training output dir (hparams.json, "
+           "checkpoints).")
+cli.define("string", "problem", None, "Problem of the dev clips (default: the run's).")
+cli.define("string", "hparams_set", None, "Hparams set (default: the run's hparams.json).")
+cli.define("string", "hparams", "", "Overrides, 'name=value,name=value'.")
+cli.define("string", "data_dir", None, "Directory of the problem's shards (not needed "
+           "with --input_frames).")
+cli.define("string", "decode_to_file", None, "Directory for the GIFs, grids and .npy "
+           "files (default: OUTPUT_DIR/decode).")
+cli.define("integer", "num_samples", 3, "Samples per conditioning clip.")
+cli.define("float", "temperature", None, "Sampling temperature tau >= 0 (default: the "
+           "hparams set's temperature).")
+cli.define("integer", "num_target_frames", None, "Frames to sample per sample (default: "
+           "the set's video_num_target_frames); 100+ works (progress lines).")
+cli.define("integer", "random_seed", 0, "Seed of the sampling noise (clip i uses "
+           "random_seed + i).")
+cli.define("string", "checkpoint_path", None, "Checkpoint prefix (default: the newest in "
+           "--output_dir).")
+cli.define("string", "input_frames", None, "Condition on these frames instead of dev "
+           "clips: a folder of PNGs or a .npy file.")
+cli.define("integer", "num_clips", 1, "Dev clips to condition on (or the first clips "
+           "of a [N, T, H, W, 3] .npy).")
+cli.define("boolean", "eval_use_test_set", False, "Take clips from the test split.")
+cli.define("integer", "progress_every", 10, "Frames per sampling chunk / progress line.")
+cli.define("float", "gif_fps", 4.0, "Frames per second of the GIFs.")
+cli.define("boolean", "jit_compile", False, "Compile the sampling loop with XLA.")
+cli.define("string", "t2t_usr_dir", None, "Python package or file registering more "
+           "problems and hparams sets (default: the run's).")
+
+NAME = "t2t-videoflow-decoder"
+
+
+def dev_clips(problem, hparams, data_dir, num_clips, use_test_set=False):
+    """`(context [N, n_in, H, W, 3], ground_truth [N, n_tgt, H, W, 3])` uint8 of the
+    first `num_clips` clips of the dev (or test) split, in file order."""
+    hp = hparams.copy()
+    hp.batch_size = 1
+    split = problem.split_for_mode("predict", use_test_set)
+    ds = problem.dataset("predict", data_dir, hp, split=split, deterministic=True)
+    contexts, truths = [], []
+    for example in ds.take(num_clips):
+        contexts.append(example["inputs"][0].numpy())
+        truths.append(example["targets"][0].numpy())
+    if len(contexts) < num_clips:
+        raise ValueError(f"--num_clips={num_clips} but the {split} split of "
+                         f"{problem.name!r} has only {len(contexts)} clip(s).")
+    return np.stack(contexts), np.stack(truths)
+
+
+class Sampler:
+    """Samples in chunks of frames with graph-mode loops (optionally XLA-compiled)."""
+
+    def __init__(self, model, jit_compile=False):
+        self.loop = export_lib.FrameLoop(model)
+        self._start = tf.function(self.loop.start)
+        self._generate = tf.function(self._chunk, jit_compile=jit_compile)
+
+    def _chunk(self, carry, batch, start, count, temperature, seed):
+        return self.loop.generate(carry, batch, start, count, temperature, seed)
+
+    def sample(self, context, num_frames, temperature, seed, chunk=10, log=None):
+        """uint8 `[B, num_frames, H, W, 3]` after uint8 `context [B, C, H, W, 3]`.
+
+        `log(done, total, seconds)` is called after each chunk of `chunk` frames.
+        """
+        began = time.time()
+        carry, batch = self._start(tf.constant(context))
+        temperature = tf.constant(temperature, tf.float32)
+        seed = tf.constant(seed, tf.int32)
+        out, done = [], 0
+        while done < num_frames:
+            count = min(chunk, num_frames - done)
+            frames, carry = self._generate(carry, batch, tf.constant(done, tf.int32),
+                                           count, temperature, seed)
+            out.append(frames.numpy())
+            done += count
+            if log is not None:
+                log(done, num_frames, time.time() - began)
+        return np.concatenate(out, axis=1)
+
+
+def write_clip(out_dir, index, context, ground_truth, samples, fps=4.0):
+    """Writes one clip's GIFs, grid and samples; returns the written paths."""
+    prefix = os.path.join(out_dir, f"clip{index:03d}")
+    paths = []
+    for j, sample in enumerate(samples):
+        paths.append(media.write_gif(f"{prefix}_sample{j:02d}.gif",
+                                     np.concatenate([context, sample]), fps=fps))
+    paths.append(media.write_png(f"{prefix}_grid.png",
+                                 media.make_grid(context, ground_truth, samples)))
+    npy = f"{prefix}_samples.npy"
+    np.save(npy, samples)
+    paths.append(npy)
+    return paths
+
+
+def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
+           overrides="", data_dir=None, num_samples=3, temperature=None,
+           num_target_frames=None, random_seed=0, checkpoint_path=None,
+           input_frames=None, num_clips=1, use_test_set=False, progress_every=10,
+           gif_fps=4.0, jit_compile=False, t2t_usr_dir=None, log=print):
+    """Samples from the run in `output_dir` and writes the files; returns their paths.
+
+    See the module docstring for the arguments (the flags of the same names).
+    """
+    for name, value in (("num_samples", num_samples), ("num_clips", num_clips),
+                        ("progress_every", progress_every)):
+        if value < 1:
+            raise ValueError(f"--{name} must be >= 1; got {value}.")
+    if num_target_frames is not None and num_target_frames < 1:
+        raise ValueError(f"--num_target_frames must be >= 1; got {num_target_frames}.")
+    if temperature is not None and not temperature >= 0.0:
+        raise ValueError(f"--temperature must be >= 0; got {temperature}.")
+    if gif_fps <= 0:
+        raise ValueError(f"--gif_fps must be > 0; got {gif_fps}.")
+    run = export_lib.restore_for_inference(
+        output_dir, problem_name, hparams_set, overrides, checkpoint_path, t2t_usr_dir,
+        need_problem=input_frames is None)
+    model, hparams = run["model"], run["hparams"]
+    sampler = Sampler(model, jit_compile=jit_compile)
+    needed = sampler.loop.needed
+    if input_frames:
+        contexts = media.read_frames(input_frames, model.frame_shape, min_frames=needed)
+        contexts = contexts[:num_clips]
+        truths = [None] * len(contexts)
+        source = input_frames
+    else:
+        if not data_dir:
+            raise ValueError("--data_dir is required (or give --input_frames).")
+        contexts, truths = dev_clips(run["problem"], hparams, data_dir, num_clips,
+                                     use_test_set)
+        source = f"{run['problem'].name} {'test' if use_test_set else 'dev'} clips"
+    tau = hparams.temperature if temperature is None else float(temperature)
+    k = hparams.video_num_target_frames if num_target_frames is None else num_target_frames
+    out_dir = decode_to_file or os.path.join(output_dir, "decode")
+    os.makedirs(out_dir, exist_ok=True)
+    log(f"{NAME}: {run['checkpoint']} (step {run['step']}); {len(contexts)} clip(s) from "
+        f"{source}, {contexts.shape[1]} context frame(s); {num_samples} sample(s) of {k} "
+        f"frame(s) at temperature {tau:g}")
+    paths = []
+    for i, (context, truth) in enumerate(zip(contexts, truths)):
+        batch = np.repeat(context[np.newaxis], num_samples, axis=0)
+
+        def progress(done, total, seconds, i=i):
+            log(f"{NAME}: clip {i + 1}/{len(contexts)}: {done}/{total} frames "
+                f"({seconds:.1f} s)")
+
+        samples = sampler.sample(batch, k, tau, random_seed + i, chunk=progress_every,
+                                 log=progress)
+        paths += write_clip(out_dir, i, context, truth, samples, fps=gif_fps)
+    log(f"{NAME}: wrote {len(paths)} files to {out_dir}:")
+    for path in paths:
+        log(f"  {path}")
+    return paths
+
+
+def main(argv):
+    if len(argv) > 1:
+        print(f"{NAME}: error: unexpected arguments {argv[1:]}", file=sys.stderr)
+        return 1
+    logging.set_verbosity(logging.WARNING)
+    try:
+        decode(FLAGS.output_dir, FLAGS.decode_to_file, FLAGS.problem, FLAGS.hparams_set,
+               FLAGS.hparams, FLAGS.data_dir, FLAGS.num_samples, FLAGS.temperature,
+               FLAGS.num_target_frames, FLAGS.random_seed, FLAGS.checkpoint_path,
+               FLAGS.input_frames, FLAGS.num_clips, FLAGS.eval_use_test_set,
+               FLAGS.progress_every, FLAGS.gif_fps, FLAGS.jit_compile, FLAGS.t2t_usr_dir,
+               log=lambda message: print(message, flush=True))
+    except (*errors.USER_ERRORS, media.MediaError) as e:
+        print(f"{NAME}: error: {errors.one_line(e)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_main():
+    """Console-script entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run_main()

@@ -1,0 +1,85 @@
+r"""`t2t-videoflow-exporter`: a trained run as a SavedModel with serving signatures.
+
+    t2t-videoflow-exporter --output_dir=RUN            # newest checkpoint
+    t2t-videoflow-exporter --output_dir=RUN --checkpoint_path=RUN/model.ckpt-2000
+
+writes `RUN/export/<unix time>/` (or `--export_dir/<unix time>/`): `saved_model.pb`,
+`variables/`, and `assets.extra/videoflow.json` (frame shape, context frames, default
+temperature, checkpoint). The version dir appears complete or not at all (written
+under a hidden temporary name, then renamed), so `RUN/export` can be TF Serving's
+model base path directly. Signatures (see `export_lib`): `sample` (also
+`serving_default`), `bits_per_pixel`, `encode`, `decode`. Loading needs TensorFlow
+only.
+
+User errors (missing run dir or checkpoint, unknown names, hparams that do not fit
+the checkpoint or the problem) print one `t2t-videoflow-exporter: error: ...` line
+and exit with status 1.
+"""
+
+import os
+import sys
+
+from absl import app, logging
+
+from t2t_videoflow import cli, errors, export_lib
+
+FLAGS = cli.FLAGS
+cli.define("string", "output_dir", None, "The training output dir (hparams.json, "
+           "checkpoints).")
+cli.define("string", "checkpoint_path", None, "Checkpoint prefix to export (default: the "
+           "newest in --output_dir).")
+cli.define("string", "export_dir", None, "Base dir of the exports (default: "
+           "OUTPUT_DIR/export).")
+cli.define("string", "problem", None, "Problem to check the hparams against (default: "
+           "the run's, from run.json).")
+cli.define("string", "hparams_set", None, "Hparams set (default: the run's hparams.json).")
+cli.define("string", "hparams", "", "Overrides, 'name=value,name=value'.")
+cli.define("string", "t2t_usr_dir", None, "Python package or file registering more "
+           "problems and hparams sets (default: the run's).")
+
+NAME = "t2t-videoflow-exporter"
+
+
+def export(output_dir, checkpoint_path=None, export_dir=None, problem_name=None,
+           hparams_set=None, overrides="", t2t_usr_dir=None, log=print):
+    """Exports the run in `output_dir`; returns the export path."""
+    run = export_lib.restore_for_inference(
+        output_dir, problem_name, hparams_set, overrides, checkpoint_path, t2t_usr_dir,
+        need_problem=False)
+    problem = run["problem"]
+    log(f"{NAME}: exporting {run['checkpoint']} (step {run['step']}, hparams set "
+        f"{run['hparams_set']}) ...")
+    metadata = {"problem": problem.name if problem else None,
+                "hparams_set": run["hparams_set"], "checkpoint": run["checkpoint"],
+                "step": run["step"]}
+    path = export_lib.export_saved_model(
+        run["model"], run["hparams"], export_dir or os.path.join(output_dir, "export"),
+        metadata=metadata)
+    size = export_lib.export_size_bytes(path)
+    log(f"{NAME}: SavedModel written to {path} ({size / 2**20:.1f} MiB); signatures "
+        "serving_default (= sample), sample, bits_per_pixel, encode, decode")
+    return path
+
+
+def main(argv):
+    if len(argv) > 1:
+        print(f"{NAME}: error: unexpected arguments {argv[1:]}", file=sys.stderr)
+        return 1
+    logging.set_verbosity(logging.WARNING)
+    try:
+        export(FLAGS.output_dir, FLAGS.checkpoint_path, FLAGS.export_dir, FLAGS.problem,
+               FLAGS.hparams_set, FLAGS.hparams, FLAGS.t2t_usr_dir,
+               log=lambda message: print(message, flush=True))
+    except (*errors.USER_ERRORS, export_lib.ExportError) as e:
+        print(f"{NAME}: error: {errors.one_line(e)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_main():
+    """Console-script entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run_main()

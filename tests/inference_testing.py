@@ -1,0 +1,61 @@
+"""Helpers for the decoder / exporter tests: a trained-looking run dir without the trainer."""
+
+import numpy as np
+import tensorflow as tf
+
+from t2t_videoflow import cli, registry, run_dir
+from t2t_videoflow.model import build_model
+
+PROBLEM = "stochastic_shapes_tiny"
+HPARAMS_SET = "videoflow_tiny"
+FRAME_SHAPE = (16, 16, 3)
+
+
+def random_clips(shape, seed=0):
+    return np.random.RandomState(seed).randint(0, 256, shape).astype(np.uint8)
+
+
+def make_model(overrides="", seed=0):
+    """A tiny `VideoFlow` after data init, its prior heads moved off their zero init
+    (so the conditional priors matter, as after training)."""
+    hparams = registry.create_hparams(HPARAMS_SET, overrides, PROBLEM)
+    model = build_model(hparams, FRAME_SHAPE, seed=seed)
+    model.data_init(random_clips((2, 3, *FRAME_SHAPE), seed))
+    for i, var in enumerate(v for v in model._prior_variables if v.dtype.is_floating):
+        var.assign_add(0.05 * tf.random.stateless_normal(var.shape, [seed, i]))
+    return model, hparams
+
+
+def save_checkpoint(model, output_dir, step):
+    """Saves `model` as checkpoint `model.ckpt-<step>` in the trainer's layout."""
+    checkpoint = tf.train.Checkpoint(model=model, step=tf.Variable(step, dtype=tf.int64))
+    manager = tf.train.CheckpointManager(checkpoint, output_dir, max_to_keep=3,
+                                         checkpoint_name=run_dir.CHECKPOINT_NAME)
+    return manager.save(checkpoint_number=step)
+
+
+def make_run_dir(output_dir, overrides="", steps=(7,)):
+    """A run dir with hparams.json, run.json and a checkpoint per step (the newest
+    holds the returned model's weights; earlier ones differ)."""
+    model, hparams = make_model(overrides)
+    run_dir.save_run(output_dir, hparams, PROBLEM, HPARAMS_SET)
+    first = model.flow.trainable_variables[0]
+    for i, step in enumerate(steps):
+        if i < len(steps) - 1:
+            first.assign_add(tf.ones_like(first))
+            save_checkpoint(model, output_dir, step)
+            first.assign_sub(tf.ones_like(first))
+        else:
+            save_checkpoint(model, output_dir, step)
+    return model, hparams
+
+
+def run_cli(module, argv):
+    """Runs a CLI's `main` in this process with `argv` flags; returns its exit code."""
+    flags = cli.FLAGS
+    flags.unparse_flags()
+    try:
+        flags(["prog", *argv])
+        return module.main(["prog"])
+    finally:
+        flags.unparse_flags()

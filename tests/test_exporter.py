@@ -1,0 +1,253 @@
+"""Exporter: SavedModel round trip in a fresh process, input checks, atomic writes, CLI."""
+
+import contextlib
+import io
+import json
+import re
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from t2t_videoflow import export_lib, exporter
+from t2t_videoflow.export_lib import BPP_NOISE, FrameLoop
+
+from inference_testing import (FRAME_SHAPE, make_model, make_run_dir, random_clips,
+                               run_cli)
+
+CLI = os.path.join(os.path.dirname(sys.executable), "t2t-videoflow-exporter")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A run dir with checkpoints 3 and 7, exported by the CLI's `main` (newest)."""
+    output_dir = str(tmp_path_factory.mktemp("run"))
+    model, hparams = make_run_dir(output_dir, steps=(3, 7))
+    capture = io.StringIO()
+    with contextlib.redirect_stdout(capture):
+        assert run_cli(exporter, [f"--output_dir={output_dir}"]) == 0
+    base = os.path.join(output_dir, "export")
+    (version,) = os.listdir(base)
+    return dict(output_dir=output_dir, model=model, hparams=hparams,
+                path=os.path.join(base, version), lines=capture.getvalue().splitlines())
+
+
+@pytest.fixture(scope="module")
+def loaded(run):
+    return tf.saved_model.load(run["path"])
+
+
+def test_export_layout_and_metadata(run):
+    path = run["path"]
+    base = os.path.join(run["output_dir"], "export")
+    assert os.path.dirname(path) == base and os.path.basename(path).isdigit()
+    assert os.listdir(base) == [os.path.basename(path)]        # no temporary left over
+    assert os.path.exists(os.path.join(path, "saved_model.pb"))
+    with open(os.path.join(path, "assets.extra", "videoflow.json")) as f:
+        info = json.load(f)
+    assert info["frame_shape"] == list(FRAME_SHAPE)
+    assert info["num_context"] == 1 and info["min_context_frames"] == 1
+    assert info["step"] == 7 and info["checkpoint"].endswith("model.ckpt-7")
+    assert info["problem"] == "stochastic_shapes_tiny"
+    assert info["hparams_set"] == "videoflow_tiny"
+    assert any(path in line and "MiB" in line for line in run["lines"])
+
+
+def test_round_trip_every_signature_in_fresh_process(run, tmp_path):
+    """The SavedModel, loaded where t2t_videoflow is never imported, reproduces the
+    in-process model: bpp (noise 1/512), sample, encode and decode."""
+    model, hparams = run["model"], run["hparams"]
+    frames = random_clips((2, 4, *FRAME_SHAPE), seed=1)
+    context = frames[:, :2]
+    n_in = hparams.video_num_input_frames
+    expected = {
+        "frames": frames, "context": context,
+        "bpp": model.bits_per_pixel(frames, n_in,
+                                    noise=tf.fill(frames.shape, BPP_NOISE)).numpy(),
+        "sample": model.sample(context, 5, temperature=0.7, seed=3).numpy(),
+        "sample_t0": model.sample(context, 2, temperature=0.0, seed=0).numpy(),
+    }
+    latents = model.encode(frames)
+    expected["level_0"] = latents["levels"][0].numpy()
+    expected["top"] = latents["top"].numpy()
+    expected["decoded"] = model.decode(latents).numpy()
+    np.testing.assert_array_equal(expected["decoded"], frames)   # the flow is exact
+    np.savez(tmp_path / "expected.npz", **expected)
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import tensorflow as tf
+        e = np.load(sys.argv[2])
+        m = tf.saved_model.load(sys.argv[1])
+        s = m.signatures
+        assert sorted(s) == ["bits_per_pixel", "decode", "encode", "sample",
+                             "serving_default"], sorted(s)
+        bpp = s["bits_per_pixel"](frames=tf.constant(e["frames"]))["bits_per_pixel"]
+        np.testing.assert_allclose(bpp, e["bpp"], rtol=1e-5, atol=1e-5)
+        assert bpp.shape == (2, 3)
+        for name in ("sample", "serving_default"):
+            out = s[name](context=tf.constant(e["context"]), num_frames=tf.constant(5),
+                          temperature=tf.constant(0.7), seed=tf.constant(3))["frames"]
+            assert out.dtype == tf.uint8 and out.shape == (2, 5, 16, 16, 3)
+            np.testing.assert_array_equal(out, e["sample"])
+        out = s["sample"](context=tf.constant(e["context"]), num_frames=tf.constant(2),
+                          temperature=tf.constant(0.0), seed=tf.constant(0))["frames"]
+        np.testing.assert_array_equal(out, e["sample_t0"])
+        enc = s["encode"](frames=tf.constant(e["frames"]))
+        assert sorted(enc) == ["level_0", "top"]
+        np.testing.assert_allclose(enc["level_0"], e["level_0"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(enc["top"], e["top"], rtol=1e-5, atol=1e-5)
+        dec = s["decode"](level_0=tf.constant(e["level_0"]), top=tf.constant(e["top"]))
+        np.testing.assert_array_equal(dec["frames"], e["decoded"])
+        leaked = sorted(k for k in sys.modules if k.startswith("t2t_videoflow"))
+        assert not leaked, leaked
+        print("ROUND TRIP OK")
+    """)
+    result = subprocess.run([sys.executable, "-c", script, run["path"],
+                             str(tmp_path / "expected.npz")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ROUND TRIP OK" in result.stdout
+
+
+def _call_error(fn, **kwargs):
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        fn(**{k: tf.constant(v) for k, v in kwargs.items()})
+    return info.value.message
+
+
+SAMPLE_OK = dict(num_frames=np.int32(2), temperature=np.float32(1.0), seed=np.int32(0))
+
+
+@pytest.mark.parametrize("change, pattern", [
+    (dict(context=random_clips((1, 2, 8, 16, 3))),
+     r"context must have shape \[batch, time, 16, 16, 3\]; got shape.*1 2 8 16 3"),
+    (dict(context=random_clips((1, 2, 16, 16, 4))),
+     r"context must have shape \[batch, time, 16, 16, 3\]"),
+    (dict(context=random_clips((2, 16, 16, 3))),
+     r"context must have shape \[batch, time, 16, 16, 3\]; got shape.*2 16 16 3"),
+    (dict(context=random_clips((1, 0, 16, 16, 3))),
+     r"context needs at least 1 frame"),
+    (dict(temperature=np.float32(-0.5)), r"temperature must be >= 0"),
+    (dict(temperature=np.float32(np.nan)), r"temperature must be finite"),
+    (dict(temperature=np.float32([1.0, 2.0])), r"temperature"),
+    (dict(num_frames=np.int32(0)), r"num_frames must be >= 1"),
+])
+def test_sample_rejects_bad_input(loaded, change, pattern):
+    kwargs = dict(context=random_clips((1, 2, *FRAME_SHAPE)), **SAMPLE_OK)
+    kwargs.update(change)
+    assert re.search(
+        pattern, _call_error(loaded.signatures["sample"], **kwargs))
+
+
+def test_bits_per_pixel_encode_decode_reject_bad_input(loaded):
+    bpp = loaded.signatures["bits_per_pixel"]
+    message = _call_error(bpp, frames=random_clips((1, 1, *FRAME_SHAPE)))
+    assert "frames needs at least 2 frame(s)" in message     # 1 context + 1 scored
+    message = _call_error(bpp, frames=random_clips((1, 3, 16, 8, 3)))
+    assert "frames must have shape [batch, time, 16, 16, 3]" in message
+    message = _call_error(loaded.signatures["encode"],
+                          frames=random_clips((1, 2, 32, 32, 3)))
+    assert "frames must have shape [batch, time, 16, 16, 3]" in message
+    enc = loaded.signatures["encode"](frames=tf.constant(random_clips((1, 2, *FRAME_SHAPE))))
+    decode = loaded.signatures["decode"]
+    level_0, top = enc["level_0"].numpy(), enc["top"].numpy()
+    message = _call_error(decode, level_0=level_0[..., :3], top=top)
+    assert "level_0 must have shape [batch, time, 8, 8, 6]" in message
+    message = _call_error(decode, level_0=level_0[:, :1], top=top)
+    assert "level_0 and top must have the same batch and time dimensions" in message
+    message = _call_error(decode, level_0=level_0, top=top * np.float32(np.nan))
+    assert "top must be finite" in message
+
+
+def test_interrupted_export_leaves_nothing(run, tmp_path, monkeypatch):
+    base = str(tmp_path / "export")
+
+    def broken_save(obj, export_dir, signatures=None, **kwargs):
+        os.makedirs(os.path.join(export_dir, "variables"))
+        with open(os.path.join(export_dir, "saved_model.pb"), "wb") as f:
+            f.write(b"half")
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(tf.saved_model, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        export_lib.export_saved_model(run["model"], run["hparams"], base)
+    assert os.listdir(base) == []
+
+
+def test_exporter_cli_errors(run, tmp_path, capsys):
+    empty = str(tmp_path / "no_checkpoint")
+    os.makedirs(empty)
+    from t2t_videoflow import run_dir
+    run_dir.save_run(empty, run["hparams"], "stochastic_shapes_tiny", "videoflow_tiny")
+    cases = [
+        ([f"--output_dir={tmp_path / 'missing'}"], "does not exist"),
+        ([f"--output_dir={empty}"], "No checkpoint in"),
+        ([f"--output_dir={run['output_dir']}", "--checkpoint_path=/nope/model.ckpt-1"],
+         "Checkpoint '/nope/model.ckpt-1' not found"),
+        ([f"--output_dir={run['output_dir']}", "--problem=stochastic_shapes"],
+         "16x16x3 frames but problem 'stochastic_shapes' has 64x64x3"),
+        ([f"--output_dir={run['output_dir']}", "--problem=stochastic_shape_tiny"],
+         "Unknown problem 'stochastic_shape_tiny'"),
+        ([f"--output_dir={run['output_dir']}", "--hparams=depthh=2"], "depthh"),
+        ([f"--output_dir={run['output_dir']}", "--hparams=depth=2"], "does not fit"),
+    ]
+    for argv, expected in cases:
+        assert run_cli(exporter, argv) == 1, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("t2t-videoflow-exporter: error: ") and expected in err, err
+        assert "\n" not in err
+    assert not os.path.exists(os.path.join(run["output_dir"], "export", "tmp"))
+
+
+def test_named_checkpoint_is_restored(run):
+    """--checkpoint_path picks an older checkpoint (other weights) over the newest."""
+    ckpt = os.path.join(run["output_dir"], "model.ckpt-3")
+    older = export_lib.restore_for_inference(run["output_dir"], checkpoint_path=ckpt)
+    newest = export_lib.restore_for_inference(run["output_dir"])
+    assert (older["step"], newest["step"]) == (3, 7)
+    first = lambda r: r["model"].flow.trainable_variables[0].numpy()
+    np.testing.assert_allclose(first(older), first(newest) + 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(first(newest),
+                                  run["model"].flow.trainable_variables[0].numpy())
+
+
+def test_exporter_console_script_error_is_one_line(tmp_path):
+    result = subprocess.run([CLI, f"--output_dir={tmp_path / 'missing'}"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if "t2t-videoflow-exporter" in l]
+    assert lines == [f"t2t-videoflow-exporter: error: Output dir "
+                     f"'{tmp_path / 'missing'}' does not exist."]
+
+
+@pytest.mark.parametrize("overrides", [
+    "latent_dist_encoder=conv_lstm",
+    "latent_dist_encoder=conv_net,num_cond_latents=2,cond_first_frame=True,"
+    "video_num_input_frames=3,num_train_frames=-1",
+])
+def test_frame_loop_matches_model_for_other_priors(overrides):
+    """The graph loops equal the model's Python loops for the recurrent prior and for
+    a 2-latent window plus the first frame (the batched bpp path)."""
+    model, hparams = make_model(overrides, seed=2)
+    loop = FrameLoop(model)
+    n_in = hparams.video_num_input_frames
+    frames = random_clips((2, n_in + 2, *FRAME_SHAPE), seed=3)
+    expected = model.bits_per_pixel(frames, n_in, noise=tf.fill(frames.shape, BPP_NOISE))
+    got = tf.function(lambda f: loop.bits_per_pixel(f, n_in))(frames)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    sample = tf.function(loop.sample)
+    # Context longer than the window: the context loop carries states and windows.
+    got = sample(frames, tf.constant(3), tf.constant(0.8), tf.constant(5))
+    np.testing.assert_array_equal(got, model.sample(frames, 3, 0.8, seed=5))
+
+
+def test_pointwise_encoder_is_refused():
+    model, _ = make_model("latent_dist_encoder=pointwise")
+    with pytest.raises(export_lib.ExportError, match="pointwise"):
+        FrameLoop(model)

@@ -75,6 +75,8 @@ def next_frame_glow_hparams():
         latent_activation="relu",
         latent_noise=0.0,
         pretrain_steps=-1,
+        # --- this port: memory ---
+        memory_efficient_backprop=False,  # recompute flow activations in backprop (issue 7)
         # --- this port: frame size (checked against the problem) and run length ---
         frame_height=64,
         frame_width=64,

@@ -82,6 +82,8 @@ class VideoFlow(tf.Module):
       batch_size: static batch, needed only by the pointwise encoder (its parameters
         carry the batch dimension, as in T2T).
       seed: seeds the flow's 1x1 conv initial rotations.
+      memory_efficient_backprop: train the flow by recomputing its activations from
+        the level outputs instead of storing them (see `flow/recompute.py`).
     """
 
     def __init__(self, frame_shape, n_levels=3, depth=32, coupling="affine",
@@ -93,7 +95,7 @@ class VideoFlow(tf.Module):
                  latent_apply_dilations=False, latent_dilation_rates=(1, 3),
                  latent_architecture="glow_resnet", latent_pre_output_channels=512,
                  level_scale="prev_level", learn_top_scale=False, batch_size=None,
-                 seed=None, name="videoflow"):
+                 seed=None, memory_efficient_backprop=False, name="videoflow"):
         super().__init__(name=name)
         if gen_mode not in GEN_MODES:
             raise ValueError(f"Unknown gen_mode {gen_mode!r}; expected one of {GEN_MODES}.")
@@ -110,7 +112,8 @@ class VideoFlow(tf.Module):
         self.num_cond_latents = (1 if latent_dist_encoder in _PREVIOUS_FRAME_ENCODERS
                                  else int(num_cond_latents))
         self.flow = MultiScaleFlow(self.frame_shape, n_levels, depth, coupling,
-                                   coupling_width, activation, coupling_dropout, seed=seed)
+                                   coupling_width, activation, coupling_dropout, seed=seed,
+                                   memory_efficient_backprop=memory_efficient_backprop)
         level_shapes, top_shape = self.flow.latent_shapes()
         self.level_shapes, self.top_shape = level_shapes, top_shape
         self.level_priors = []
@@ -492,4 +495,5 @@ def build_model(hparams, frame_shape, seed=None):
         latent_architecture=hparams.latent_architecture,
         latent_pre_output_channels=hparams.latent_pre_output_channels,
         level_scale=hparams.level_scale, learn_top_scale=hparams.learn_top_scale,
-        batch_size=hparams.batch_size, seed=seed)
+        batch_size=hparams.batch_size, seed=seed,
+        memory_efficient_backprop=hparams.memory_efficient_backprop)

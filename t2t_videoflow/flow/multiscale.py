@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from t2t_videoflow.flow.base import check_frame_tensor
 from t2t_videoflow.flow.flow_step import FlowLevel, derive_seed
+from t2t_videoflow.flow.recompute import RECOMPUTE_UNITS, level_forward_and_log_det
 from t2t_videoflow.flow.split import merge_channels, split_channels
 from t2t_videoflow.flow.squeeze import squeeze2, unsqueeze2
 
@@ -54,11 +55,30 @@ class MultiScaleFlow(tf.Module):
       activation: "relu" | "gatu".
       coupling_dropout: dropout inside coupling networks (training only).
       seed: seeds the 1x1 convs' initial rotations (reproducible across replicas).
+      memory_efficient_backprop: `encode` runs each level under a custom gradient that
+        rebuilds activations from the level's output on the backward pass instead of
+        storing them (`flow/recompute.py`); same values and gradients, less memory,
+        more time. Not combinable with `coupling_dropout > 0`.
+      recompute_unit: "level" (store one tensor per level) or "step" (one per step).
+
+    Raises:
+      ValueError: bad shapes, or `memory_efficient_backprop` with coupling dropout.
     """
 
     def __init__(self, image_shape, n_levels, depth, coupling="affine", coupling_width=512,
-                 activation="relu", coupling_dropout=0.0, seed=None, name="flow"):
+                 activation="relu", coupling_dropout=0.0, seed=None,
+                 memory_efficient_backprop=False, recompute_unit="level", name="flow"):
         super().__init__(name=name)
+        if memory_efficient_backprop and coupling_dropout > 0.0:
+            raise ValueError(
+                "memory_efficient_backprop does not support coupling_dropout > 0 (got "
+                f"{coupling_dropout}): recomputing a step would need the forward pass's "
+                "dropout mask. Use one or the other.")
+        if recompute_unit not in RECOMPUTE_UNITS:
+            raise ValueError(f"Unknown recompute_unit {recompute_unit!r}; expected one "
+                             f"of {RECOMPUTE_UNITS}.")
+        self.memory_efficient_backprop = bool(memory_efficient_backprop)
+        self.recompute_unit = recompute_unit
         height, width, channels = (int(v) for v in image_shape)
         if n_levels < 1:
             raise ValueError(f"n_levels must be >= 1; got {n_levels}.")
@@ -97,7 +117,11 @@ class MultiScaleFlow(tf.Module):
         self.check_frames(x)
         latents, conditions, level_log_dets = [], [], []
         for l, level in enumerate(self.levels):
-            x, log_det = level.forward_and_log_det(squeeze2(x), training=training)
+            if self.memory_efficient_backprop:
+                x, log_det = level_forward_and_log_det(
+                    level, squeeze2(x), training=training, unit=self.recompute_unit)
+            else:
+                x, log_det = level.forward_and_log_det(squeeze2(x), training=training)
             level_log_dets.append(log_det)
             if l < self.n_levels - 1:
                 x, z = split_channels(x)
@@ -141,6 +165,7 @@ class MultiScaleFlow(tf.Module):
 
         Each actnorm (flow and coupling networks) is set from the statistics of its own
         input; already-initialised flow actnorms are left alone (see `Actnorm`).
+        Always the plain path: initialisation never runs inside a recomputation.
         Returns the `FlowEncoding` of `x` after initialisation.
         """
         self.check_frames(x)

@@ -1,0 +1,185 @@
+"""Memory-efficient invertible backprop: recompute activations from the outputs.
+
+Plain backprop through a chain of flow steps `y_k = f_k(x_k)`, `x_{k+1} = y_k`, keeps
+every intermediate tensor of every step (the coupling network's hidden maps of
+`coupling_width` channels dominate) until the backward pass reaches it, so training
+memory grows linearly with the depth K. Because each step is a bijection, the inputs
+can instead be rebuilt from the outputs on the way back (Gomez et al. 2017, RevNets).
+
+A "unit" (a whole flow level, or a single step) runs its forward pass under
+`tf.custom_gradient` and keeps only its output `y_K` (and the `[B]` log-det `L`). The
+backward pass receives the upstream gradients `g_y = dJ/dy_K` and `g_L = dJ/dL` and,
+for k = K-1, ..., 0:
+
+    x_k          = f_k^{-1}(y_k)                       # reconstruct, no tape
+    (y_k', L_k)  = f_k(x_k)                             # recompute under a local tape
+    dJ/dx_k      = g_y^T dy_k'/dx_k + g_L^T dL_k/dx_k   # = the next g_y
+    dJ/dtheta_k  = g_y^T dy_k'/dtheta_k + g_L^T dL_k/dtheta_k
+    y_{k-1}      = x_k
+
+`L = sum_k L_k`, so every step receives the same upstream `g_L`: the log-det is an
+output of the unit and its gradient flows back into the inputs and the variables
+(the affine couplings' scales depend on both). The result is the gradient of plain
+backprop up to float rounding in the reconstruction.
+
+Memory: only one step's activations live at a time (the step being differentiated)
+plus one `[B, h, w, c]` tensor per unit; with unit="level" that is O(1) in the depth,
+with unit="step" O(K) tensors of the size of the flow's input (small next to the
+`coupling_width`-channel hidden maps). Cost: one extra inverse and one extra forward
+per step, i.e. roughly forward + backward + 2 forwards instead of forward + backward.
+
+Ordering. In a dataflow graph an op runs as soon as its inputs exist. The
+reconstruction needs only `y_k`, which exists after the forward pass, so without
+care the executor (or XLA's scheduler) may run every recomputation right after the
+forward pass and keep all the activations after all. Each step's reconstruction is
+therefore made data-dependent on its upstream gradient (`_after`), which is what
+serialises it into the backward pass (the same device as TF's `recompute_grad`).
+
+Caching. The inverse is computed from the actual output tensor with the pieces'
+one-pass `inverse_and_log_det`, never TFP's `inverse` (whose cache is keyed by tensor
+identity and would return a stale input after a variable update, TF-PITFALLS.md).
+
+Limits:
+  * Data-dependent init never runs here: `forward_and_log_det` applies actnorms, it
+    does not initialise them (`data_init` is a separate, plain pass), so the
+    recomputed forward equals the original one.
+  * Dropout inside the coupling networks (`coupling_dropout > 0` with
+    `training=True`) is not supported: the inverse and the recomputation would need
+    the forward pass's mask, and the coupling network draws it statefully. The
+    combination raises a ValueError instead of giving wrong gradients.
+  * In eager mode the forward pass runs with recording stopped on outer tapes (the
+    tapes would otherwise keep every intermediate); under `tf.function` the graph
+    simply has no backward edges into them.
+
+References:
+  A. N. Gomez, M. Ren, R. Urtasun, R. B. Grosse. "The Reversible Residual Network:
+  Backpropagation Without Storing Activations". NeurIPS 2017.
+"""
+
+import tensorflow as tf
+# `stop_recording` has no public equivalent that covers every active tape; TF's own
+# `tf.recompute_grad` uses it the same way.
+from tensorflow.python.eager import record
+
+RECOMPUTE_UNITS = ("level", "step")
+
+
+def _after(x, grad):
+    """`x`, made data-dependent on `grad` so it is computed only once `grad` exists.
+
+    Adds exactly zero (NaN if `grad`'s first element is NaN, which would poison the
+    gradient anyway). A data edge, unlike a control dependency, is also respected by
+    XLA.
+    """
+    first = tf.reshape(grad, [-1])[:1]
+    ready = tf.reduce_sum(tf.where(first == first, 0.0, float("nan")))
+    return x + tf.cast(ready, x.dtype)
+
+
+def _dropout_rates(piece):
+    """Coupling-network dropout rates inside a flow piece (walks `sequence`)."""
+    rates = []
+    for sub in getattr(piece, "sequence", ()) or ():
+        rates.extend(_dropout_rates(sub))
+    net = getattr(piece, "net", None)
+    if net is not None and getattr(net, "dropout_rate", 0.0) > 0.0:
+        rates.append(net.dropout_rate)
+    return rates
+
+
+def check_recompute_supported(pieces, training):
+    """ValueError if recomputing `pieces` could differ from their forward pass."""
+    if not training:
+        return
+    rates = [r for piece in pieces for r in _dropout_rates(piece)]
+    if rates:
+        raise ValueError(
+            "memory_efficient_backprop does not support dropout in the coupling "
+            f"networks (coupling_dropout={rates[0]}): the inverse and the recomputed "
+            "forward would need the forward pass's random mask. Set coupling_dropout=0 "
+            "or memory_efficient_backprop=False.")
+
+
+def reversible_forward_and_log_det(pieces, x, training=False):
+    """`(y, log_det)` of `pieces` applied in order, without storing activations.
+
+    Same values as applying each piece's `forward_and_log_det` in turn; gradients
+    (w.r.t. `x`, every variable the pieces read, and through the log-det) are those of
+    plain backprop, computed by reconstructing each piece's input from its output.
+
+    Args:
+      pieces: non-empty sequence of `FlowBijector`s with `forward_and_log_det(x,
+        training)` and `inverse_and_log_det(y)`.
+      x: input `[B, h, w, c]`.
+      training: passed to the pieces' forward passes.
+
+    Returns:
+      `(y, log_det)`, log_det `[B]`.
+    Raises:
+      ValueError: empty `pieces`, or dropout inside a piece with `training=True`.
+    """
+    pieces = list(pieces)
+    if not pieces:
+        raise ValueError("reversible_forward_and_log_det needs at least one piece.")
+    check_recompute_supported(pieces, training)
+
+    def forward(inputs):
+        h, log_det = inputs, tf.zeros(tf.shape(inputs)[:1], inputs.dtype)
+        for piece in pieces:
+            h, piece_log_det = piece.forward_and_log_det(h, training=training)
+            log_det += piece_log_det
+        return h, log_det
+
+    @tf.custom_gradient
+    def unit(inputs):
+        with record.stop_recording():
+            y, log_det = forward(inputs)
+
+        def grad(grad_y, grad_log_det, variables=None):
+            variables = list(variables or [])
+            if grad_log_det is None:
+                grad_log_det = tf.zeros(tf.shape(y)[:1], y.dtype)
+            if grad_y is None:
+                grad_y = tf.zeros_like(y)
+            totals = [None] * len(variables)
+            h = y
+            for piece in reversed(pieces):
+                h = _after(tf.stop_gradient(h), grad_y)
+                h_in, _ = piece.inverse_and_log_det(h)
+                h_in = tf.stop_gradient(h_in)
+                with tf.GradientTape() as tape:
+                    tape.watch(h_in)
+                    h_out, piece_log_det = piece.forward_and_log_det(h_in, training=training)
+                grads = tape.gradient([h_out, piece_log_det], [h_in] + variables,
+                                      output_gradients=[grad_y, grad_log_det])
+                grad_y = grads[0]
+                for i, g in enumerate(grads[1:]):
+                    if g is not None:
+                        totals[i] = g if totals[i] is None else totals[i] + g
+                h = h_in
+            totals = [tf.zeros_like(v) if g is None else g
+                      for g, v in zip(totals, variables)]
+            return grad_y, totals
+
+        return (y, log_det), grad
+
+    y, log_det = unit(x)
+    return y, log_det
+
+
+def level_forward_and_log_det(level, x, training=False, unit="level"):
+    """A `FlowLevel`'s `(y, log_det)` with recomputation per level or per step.
+
+    unit="level": one custom gradient over all K steps; stores only the level output.
+    unit="step": one custom gradient per step; stores each step's output too.
+    """
+    if unit not in RECOMPUTE_UNITS:
+        raise ValueError(f"Unknown recompute unit {unit!r}; expected one of "
+                         f"{RECOMPUTE_UNITS}.")
+    if unit == "level":
+        return reversible_forward_and_log_det(level.steps, x, training)
+    log_det = 0.0
+    for step in level.steps:
+        x, step_log_det = reversible_forward_and_log_det([step], x, training)
+        log_det += step_log_det
+    return x, log_det

@@ -33,6 +33,7 @@ import math
 import os
 import time
 
+import keras
 import tensorflow as tf
 import tf_keras
 
@@ -138,6 +139,9 @@ class Trainer:
         self.schedule = T2TSchedule.from_hparams(hparams)
         model_hparams = hparams.copy()
         model_hparams.batch_size = self.replica_batch  # static batch of pointwise
+        # Layers built without an explicit seed draw from the global generators: seed
+        # them so the same --random_seed always builds the same initial weights.
+        keras.utils.set_random_seed(config.random_seed)
         with self.strategy.scope():
             self.model = build_model(model_hparams, self.frame_shape, seed=config.random_seed)
             self.optimizer = tf_keras.optimizers.Adam(

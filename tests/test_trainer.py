@@ -1,0 +1,196 @@
+"""The training engine: schedules, steps, checkpoints and exact resume, DDI, NaN guard,
+evaluation, TensorBoard, XLA (in process, tiny set on 16x16 shapes)."""
+
+import glob
+import math
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from t2t_videoflow import registry, run_dir, trainer_lib
+from t2t_videoflow.datagen import generate_data
+from t2t_videoflow.schedules import T2TSchedule, learning_rate_at
+
+PROBLEM = "stochastic_shapes_tiny"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("tiny_data"))
+    generate_data(PROBLEM, path, log=lambda _: None)
+    return path
+
+
+def make_trainer(data_dir, output_dir, train_steps=4, overrides="", **config):
+    hparams = registry.create_hparams("videoflow_tiny", overrides, PROBLEM)
+    hparams.train_steps = train_steps
+    problem = registry.problem(PROBLEM)
+    run_dir.save_run(str(output_dir), hparams, PROBLEM, "videoflow_tiny")
+    defaults = dict(output_dir=str(output_dir), data_dir=data_dir, train_steps=train_steps,
+                    eval_steps=2, save_checkpoints_steps=2, log_every_steps=1,
+                    random_seed=3, eval_sample_clips=1)
+    defaults.update(config)
+    logs = []
+    trainer = trainer_lib.Trainer(problem, hparams, trainer_lib.TrainConfig(**defaults),
+                                  log=logs.append)
+    trainer.logs = logs
+    return trainer
+
+
+def losses(output_dir):
+    return {step: r["bpp"] for step, r in trainer_lib.train_log(str(output_dir)).items()}
+
+
+# -- schedules ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("schedule,kwargs,expected", [
+    # legacy: 0.1 * 0.002 * 0.01 ** ((100 - step) / 100), then 2e-4 (REFERENCE 4.3).
+    ("legacy", {}, {0: 2e-6, 50: 2e-5, 100: 2e-4, 5000: 2e-4}),
+    ("constant*linear_warmup", dict(learning_rate_constant=3e-4, warmup_steps=10000),
+     {0: 0.0, 5000: 1.5e-4, 10000: 3e-4, 400000: 3e-4}),
+    # The paper: linear decay to 0 over the last 150K of 600K steps.
+    ("constant*linear_warmup*linear_decay",
+     dict(learning_rate_constant=3e-4, warmup_steps=10000, decay_steps=150000,
+          train_steps=600000),
+     {2500: 7.5e-5, 450000: 3e-4, 525000: 1.5e-4, 600000: 0.0, 700000: 0.0}),
+])
+def test_schedule_values(schedule, kwargs, expected):
+    for step, value in expected.items():
+        got = float(learning_rate_at(step, schedule, **kwargs))
+        assert got == pytest.approx(value, rel=1e-5, abs=1e-12), (schedule, step)
+
+
+def test_schedule_from_hparams_and_unknown_name():
+    hp = registry.hparams("videoflow_bpp")
+    schedule = T2TSchedule.from_hparams(hp)
+    assert float(schedule(10000)) == pytest.approx(3e-4)
+    assert float(schedule(600000 - 75000)) == pytest.approx(1.5e-4)
+    with pytest.raises(ValueError, match="Unknown learning_rate_schedule 'cosine'"):
+        T2TSchedule("cosine")
+
+
+# -- training ----------------------------------------------------------------------------
+
+def test_train_evaluate_checkpoints_and_tensorboard(data_dir, tmp_path):
+    trainer = make_trainer(data_dir, tmp_path, train_steps=4, keep_checkpoint_max=1)
+    assert trainer.restore_or_initialize() == 0
+    assert any("Triggering data-dependent init on 16 clips" in line for line in trainer.logs)
+    trainer.train()
+    assert trainer.step == 4
+    result = trainer.evaluate()
+    # Dev protocol of the tiny set: 1 context frame, both targets scored, 2 batches of 2.
+    assert result["clips"] == 4 and len(result["bpp_per_frame"]) == 2
+    assert math.isfinite(result["bpp"]) and 0 < result["bpp"] < 50
+    # Same weights, same seeds: the same number.
+    assert trainer.evaluate()["bpp"] == result["bpp"]
+    assert sorted(losses(tmp_path)) == [1, 2, 3, 4]
+    assert [os.path.basename(p) for p in glob.glob(str(tmp_path / "model.ckpt-*.index"))] \
+        == ["model.ckpt-4.index"]                          # keep_checkpoint_max=1
+    assert any(line.startswith("step 4/4  bpp ") and "steps/s" in line and "ETA" in line
+               for line in trainer.logs)
+
+    def tags(subdir):
+        found = {}
+        for path in glob.glob(str(tmp_path / subdir / "events.out.tfevents.*")):
+            for event in tf.compat.v1.train.summary_iterator(path):
+                for value in event.summary.value:
+                    found.setdefault(value.tag, []).append(event.step)
+        return found
+    train_tags = tags("train")
+    assert {"bpp", "learning_rate", "grad_norm", "steps_per_sec"} <= set(train_tags)
+    assert train_tags["bpp"] == [1, 2, 3, 4]
+    eval_tags = tags("eval")
+    assert eval_tags["bpp"] == [4, 4]
+    assert "context_truth_sample" in eval_tags
+
+
+def test_sample_grid_layout():
+    context = tf.fill([2, 1, 4, 4, 3], tf.constant(1, tf.uint8))
+    truth = tf.fill([2, 2, 4, 4, 3], tf.constant(2, tf.uint8))
+    samples = tf.fill([2, 2, 4, 4, 3], tf.constant(3, tf.uint8))
+    grid = trainer_lib.sample_grid(context, truth, samples).numpy()
+    assert grid.shape == (2, 8, 12, 3)
+    assert (grid[:, :, :4] == 1).all()
+    assert (grid[:, :4, 4:] == 2).all() and (grid[:, 4:, 4:] == 3).all()
+
+
+def test_resume_is_exact_and_skips_ddi(data_dir, tmp_path):
+    straight = make_trainer(data_dir, tmp_path / "straight", train_steps=4)
+    straight.restore_or_initialize()
+    straight.train()
+
+    first = make_trainer(data_dir, tmp_path / "resumed", train_steps=2)
+    first.restore_or_initialize()
+    first.train()
+    del first
+    second = make_trainer(data_dir, tmp_path / "resumed", train_steps=4)
+
+    def no_ddi(*args, **kwargs):
+        raise AssertionError("data-dependent init ran after a restore")
+    second.model.data_init = no_ddi
+    assert second.restore_or_initialize() == 2
+    assert any("data-dependent init is not repeated" in line for line in second.logs)
+    second.train()
+    want, got = losses(tmp_path / "straight"), losses(tmp_path / "resumed")
+    assert sorted(got) == [1, 2, 3, 4]
+    for step in (1, 2, 3, 4):
+        assert got[step] == pytest.approx(want[step], rel=1e-6), step
+    for a, b in zip(straight.model.variables, second.model.variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_non_finite_loss_stops_without_saving(data_dir, tmp_path):
+    trainer = make_trainer(data_dir, tmp_path, train_steps=4)
+    trainer.restore_or_initialize()
+    trainer.train(train_steps=2)
+    good = {v.name: v.numpy() for v in trainer.model.variables}
+    real_bpp = trainer.model.bits_per_pixel
+
+    def poisoned(*args, **kwargs):
+        return real_bpp(*args, **kwargs) * float("nan")
+    trainer.model.bits_per_pixel = poisoned
+    trainer._grad_fn = tf.function(trainer._loss_and_grads)  # pylint: disable=protected-access
+    trainer._train_steps = {}                                 # pylint: disable=protected-access
+    with pytest.raises(trainer_lib.TrainingError,
+                       match=r"Non-finite training loss at step 2: .*model\.ckpt-2"):
+        trainer.train()
+    assert run_dir.latest_checkpoint(str(tmp_path)).endswith("model.ckpt-2")
+    assert not glob.glob(str(tmp_path / "model.ckpt-3*"))
+    restored = make_trainer(data_dir, tmp_path, train_steps=4)
+    restored.restore_or_initialize()
+    for v in restored.model.variables:
+        np.testing.assert_array_equal(v.numpy(), good[v.name])
+
+
+def test_pretrain_steps_switch_conditioning_off_then_on(data_dir, tmp_path):
+    trainer = make_trainer(data_dir, tmp_path, train_steps=3, overrides="pretrain_steps=1")
+    trainer.restore_or_initialize()
+    trainer.train()
+    # Steps 0 and 1 use the marginal priors (step <= pretrain_steps), step 2 the
+    # conditional ones: two traced step functions.
+    assert sorted(trainer._train_steps) == [False, True]  # pylint: disable=protected-access
+
+
+def test_xla_gives_the_same_losses(data_dir, tmp_path):
+    plain = make_trainer(data_dir, tmp_path / "plain", train_steps=2)
+    plain.restore_or_initialize()
+    plain.train()
+    xla = make_trainer(data_dir, tmp_path / "xla", train_steps=2, jit_compile=True)
+    xla.restore_or_initialize()
+    xla.train()
+    want, got = losses(tmp_path / "plain"), losses(tmp_path / "xla")
+    for step in (1, 2):
+        assert got[step] == pytest.approx(want[step], rel=1e-4), step
+
+
+def test_batch_must_split_across_replicas(data_dir, tmp_path):
+    hparams = registry.create_hparams("videoflow_tiny", "batch_size=3", PROBLEM)
+
+    class TwoReplicas:
+        num_replicas_in_sync = 2
+    with pytest.raises(ValueError, match="batch_size=3 .* not divisible by the 2 replicas"):
+        trainer_lib.Trainer(registry.problem(PROBLEM), hparams,
+                            trainer_lib.TrainConfig(str(tmp_path), data_dir, 2),
+                            strategy=TwoReplicas())

@@ -63,6 +63,13 @@ def make_strategy(name="auto", num_cpu_devices=None):
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
 
 
+def strategy_name(strategy):
+    """The public class name (MultiWorkerMirroredStrategy's class is an internal one)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    return type(strategy).__name__
+
+
 def is_chief(strategy):
     """True on the task that writes checkpoints and summaries."""
     resolver = getattr(strategy, "cluster_resolver", None)

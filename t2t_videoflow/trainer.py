@@ -155,8 +155,8 @@ def _run(strategy):
         run_dir.save_run(FLAGS.output_dir, hparams, problem.name, hparams_set,
                          FLAGS.t2t_usr_dir)
     _say(f"{NAME}: problem {problem.name}, hparams set {hparams_set}, "
-         f"{strategy.__class__.__name__} with {strategy.num_replicas_in_sync} replica(s); "
-         f"output in {FLAGS.output_dir}")
+         f"{distribute.strategy_name(strategy)} with "
+         f"{strategy.num_replicas_in_sync} replica(s); output in {FLAGS.output_dir}")
 
     config = trainer_lib.TrainConfig(
         output_dir=FLAGS.output_dir, data_dir=FLAGS.data_dir,

@@ -23,3 +23,34 @@ def test_readme_examples_run(capsys):
     error = float(re.search(r"max \|decode\(encode\(x\)\) - x\| = (\S+)", out).group(1))
     assert error < 1e-5
     assert "samples: (2, 3, 16, 16, 3)" in out
+
+
+def readme_commands():
+    """`(tool, [flag names], {flag: value})` of every t2t-videoflow-* call in bash blocks."""
+    with open(README, encoding="utf-8") as f:
+        blocks = re.findall(r"```bash\n(.*?)```", f.read(), flags=re.S)
+    commands = []
+    for block in blocks:
+        text = block.replace("\\\n", " ")
+        for match in re.finditer(r"(t2t-videoflow-\w+)((?:\s+--[\w]+(?:=\S+)?)*)", text):
+            flag_list = re.findall(r"--(\w+)(?:=(\S+))?", match.group(2))
+            commands.append((match.group(1), dict(flag_list)))
+    return commands
+
+
+def test_readme_commands_use_real_flags_and_names():
+    import importlib
+    from t2t_videoflow import cli, registry
+    tools = {"t2t-videoflow-trainer": "trainer", "t2t-videoflow-datagen": "datagen",
+             "t2t-videoflow-decoder": "decoder", "t2t-videoflow-exporter": "exporter"}
+    commands = readme_commands()
+    assert any(tool == "t2t-videoflow-trainer" and flags.get("problem") == "stochastic_shapes_32"
+               and "generate_data" in flags for tool, flags in commands)
+    for tool, flags in commands:
+        importlib.import_module(f"t2t_videoflow.{tools[tool]}")
+        for name, value in flags.items():
+            assert name in cli.FLAGS, f"README: {tool} has no flag --{name}"
+            if name == "problem":
+                registry.problem_class(value)
+            if name == "hparams_set":
+                registry.hparams(value)

@@ -194,3 +194,16 @@ def test_batch_must_split_across_replicas(data_dir, tmp_path):
         trainer_lib.Trainer(registry.problem(PROBLEM), hparams,
                             trainer_lib.TrainConfig(str(tmp_path), data_dir, 2),
                             strategy=TwoReplicas())
+
+
+def test_memory_efficient_backprop_trains_to_the_same_losses(data_dir, tmp_path):
+    plain = make_trainer(data_dir, tmp_path / "plain", train_steps=3)
+    plain.restore_or_initialize()
+    plain.train()
+    recompute = make_trainer(data_dir, tmp_path / "recompute", train_steps=3,
+                             overrides="memory_efficient_backprop=true")
+    recompute.restore_or_initialize()
+    recompute.train()
+    want, got = losses(tmp_path / "plain"), losses(tmp_path / "recompute")
+    for step in (1, 2, 3):
+        assert got[step] == pytest.approx(want[step], rel=1e-4), step

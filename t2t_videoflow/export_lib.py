@@ -394,7 +394,11 @@ class ServingModule(tf.Module):
 
     def __init__(self, model, num_context, name="videoflow_serving"):
         super().__init__(name=name)
-        self.model = model
+        # The model is not tracked as an attribute: its Keras 3 layers would add a
+        # second copy of every prior weight (the KerasVariable next to the tf.Variable
+        # the graph reads), doubling the export. Its tf.Variables are tracked instead.
+        object.__setattr__(self, "model", model)
+        self.model_variables = list(model.variables)
         self._loop = FrameLoop(model)
         self._num_context = int(num_context)
         # Scoring needs a frame to score and the first conditioned frame's history.
@@ -482,12 +486,16 @@ class ServingModule(tf.Module):
         return {"frames": frames}
 
     def signatures(self):
-        """The concrete functions to save, by signature name."""
-        sample = self.sample.get_concrete_function()
-        return {"serving_default": sample, "sample": sample,
-                "bits_per_pixel": self.bits_per_pixel.get_concrete_function(),
-                "encode": self.encode.get_concrete_function(),
-                "decode": self.decode.get_concrete_function()}
+        """The functions to save as signatures, by signature name.
+
+        The `tf.function`s themselves (not concrete functions traced beforehand): the
+        saver traces them once, in its save context, for both the signatures and the
+        module's function attributes. Concrete functions traced outside would be
+        traced a second time there and stored twice.
+        """
+        return {"serving_default": self.sample, "sample": self.sample,
+                "bits_per_pixel": self.bits_per_pixel, "encode": self.encode,
+                "decode": self.decode}
 
 
 # ------------------------------------------------------- trained runs and SavedModels

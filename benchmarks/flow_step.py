@@ -17,16 +17,16 @@ flow's convolutions analytically (multiply-add = 2 FLOPs; backward = 2x forward)
 """
 
 import argparse
-import json
 import os
-import platform
-import statistics
-import time
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+try:
+    import common
+except ImportError:  # run as `python -m benchmarks.flow_step`
+    from benchmarks import common
 from t2t_videoflow.flow.multiscale import MultiScaleFlow
 
 CONFIGS = {
@@ -38,26 +38,9 @@ CONFIGS = {
                      activation="gatu", batch=1),
 }
 
-RESULTS = os.path.join(os.path.dirname(__file__), "results", "flow_step.json")
-
-
-def median_time(fn, warmup, repeats):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def conv_peak_gflops(warmup=3, repeats=15):
-    x = tf.random.normal([16, 32, 32, 128])
-    w = tf.random.normal([3, 3, 128, 128])
-    conv = tf.function(lambda: tf.nn.conv2d(x, w, 1, "SAME"))
-    seconds = median_time(lambda: conv().numpy(), warmup, repeats)
-    return 2 * 16 * 32 * 32 * 128 * 128 * 9 / seconds / 1e9, seconds
+RESULTS = os.path.join(common.RESULTS_DIR, "flow_step.json")
+median_time = common.median_time
+conv_peak_gflops = common.conv_peak_gflops
 
 
 def flow_forward_flops(cfg):
@@ -126,12 +109,10 @@ def main():
     parser.add_argument("--output", default=RESULTS)
     args = parser.parse_args()
 
+    load_start = common.load_average()
     peak, _ = conv_peak_gflops()
-    print(f"conv peak: {peak:.0f} GFLOP/s (3x3 conv [16,32,32,128]->128)")
-    results = {"command": "python benchmarks/flow_step.py " + " ".join(
-        f"--{k}={v}" for k, v in vars(args).items() if k != "output"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
-        "tensorflow": tf.__version__, "conv_peak_gflops": peak, "configs": {}}
+    print(f"conv peak: {peak:.0f} GFLOP/s (3x3 conv [16,32,32,128]->128), load {load_start}")
+    results = {"conv_peak_gflops": peak, "load_average_start": load_start, "configs": {}}
     header = f"{'config':<10} {'impl':<16} {'step s':>9} {'GFLOP/s':>9} {'% peak':>7} {'vs tfb.Glow':>11}"
     print(header)
     for name in args.configs.split(","):
@@ -154,10 +135,8 @@ def main():
             print(f"{name:<10} {impl:<16} {seconds:>9.4f} {gflops:>9.1f} "
                   f"{100 * gflops / peak:>6.1f}% {ratio:>10.2f}x")
         results["configs"][name] = entry
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"wrote {args.output}")
+    results["load_average_end"] = common.load_average()
+    common.write_results("flow_step", results, args.output)
 
 
 if __name__ == "__main__":

@@ -191,9 +191,14 @@ class VideoFlow(tf.Module):
         latents = list(history[-n:])
         return [history[0]] + latents if self.cond_first_frame else latents
 
-    def _level_prior(self, level, x1, past, state, condition, training, init):
-        """`(loc, scale, new_state)` of `p(z^level | x1, past)`."""
-        mu0, sigma0 = self.level_priors[level](x1)
+    def _level_prior(self, level, x1, past, state, condition, training, init,
+                     marginal=None):
+        """`(loc, scale, new_state)` of `p(z^level | x1, past)`.
+
+        `marginal`: the level prior head's `(mu0, sigma0)` on `x1` if already computed
+        (e.g. for all frames in one batched call); computed from `x1` otherwise.
+        """
+        mu0, sigma0 = marginal if marginal is not None else self.level_priors[level](x1)
         if past is None:
             return mu0, sigma0, state
         loc, scale, new_state = self.level_cond_priors[level](
@@ -202,11 +207,15 @@ class VideoFlow(tf.Module):
             loc, scale = tf.where(condition, loc, mu0), tf.where(condition, scale, sigma0)
         return loc, scale, new_state
 
-    def _top_prior(self, like, past, state, condition, training, init):
-        """`(loc, scale, new_state)` of `p(z^top | past)` (untempered)."""
+    def _top_prior(self, like, past, state, condition, training, init, marginal=None):
+        """`(loc, scale, new_state)` of `p(z^top | past)` (untempered).
+
+        `marginal`: the marginal top prior's `(loc0, scale0)` for `like`'s shape if
+        already computed (it depends on the shape only); computed otherwise.
+        """
         if self.gen_mode == "unconditional" and self.top_prior == "normal":
             return tf.zeros_like(like), tf.ones_like(like), state
-        loc0, scale0 = self.marginal_top_prior(like)
+        loc0, scale0 = marginal if marginal is not None else self.marginal_top_prior(like)
         if past is None:
             return loc0, scale0, state
         loc, scale, new_state = self.top_cond_prior(
@@ -238,18 +247,27 @@ class VideoFlow(tf.Module):
         level_states = [None] * len(self.level_shapes)
         top_state = None
         objectives, details = [], []
+        # The flow and the marginal level heads act on each frame independently: run
+        # them once over all B*T frames (far fewer, larger ops than a pass per frame).
+        encodings, level_marginals = self._encode_frames(x, training=training)
+        top_marginal = None
         for t in range(n_frames):
-            enc = self.flow.encode(x[:, t], training=training)
+            enc = encodings[t]
             past_levels = self._cond_set(level_history)
             level_log_probs, level_params = [], []
             for l, (z, x1) in enumerate(zip(enc.latents, enc.conditions)):
                 past = None if past_levels is None else [p[l] for p in past_levels]
                 loc, scale, level_states[l] = self._level_prior(
-                    l, x1, past, level_states[l], condition, training, init)
+                    l, x1, past, level_states[l], condition, training, init,
+                    marginal=level_marginals[t][l])
                 level_log_probs.append(gaussian_log_prob(z, loc, scale))
                 level_params.append((loc, scale))
+            if top_marginal is None and not (self.gen_mode == "unconditional"
+                                             and self.top_prior == "normal"):
+                top_marginal = self.marginal_top_prior(enc.top)  # same for every frame
             loc, scale, top_state = self._top_prior(
-                enc.top, self._cond_set(top_history), top_state, condition, training, init)
+                enc.top, self._cond_set(top_history), top_state, condition, training, init,
+                marginal=top_marginal)
             top_log_prob = gaussian_log_prob(enc.top, loc, scale)
             objective = -d * math.log(256.0) + enc.log_det + top_log_prob
             if level_log_probs:
@@ -263,6 +281,42 @@ class VideoFlow(tf.Module):
                                     top_log_prob=top_log_prob))
         objectives = tf.stack(objectives, axis=1)
         return (objectives, details) if return_details else objectives
+
+    def _encode_frames(self, x, training=False, with_marginals=True):
+        """Flow encodings of every frame of `x [B, T, H, W, C]` from ONE flow pass.
+
+        The T frames are folded into the batch (time-major, so each frame's outputs
+        are contiguous), encoded together and split back. The result equals a
+        per-frame `flow.encode(x[:, t])` up to float rounding.
+
+        Returns:
+          `(encodings, marginals)`: a list of T `FlowEncoding`s (each `[B, ...]`) and,
+          per frame, the list of the level prior heads' `(mu0, sigma0)` on the kept
+          halves (computed batched too; None when `with_marginals` is False).
+        """
+        n_frames = x.shape[1]
+        h, w, c = self.frame_shape
+        folded = tf.reshape(tf.transpose(x, [1, 0, 2, 3, 4]), [-1, h, w, c])
+        enc = self.flow.encode(folded, training=training)
+
+        def unfold(tensor):
+            return tf.unstack(tf.reshape(tensor, [n_frames, -1, *tensor.shape[1:]]))
+
+        tops, log_dets = unfold(enc.top), unfold(enc.log_det)
+        latents = [unfold(z) for z in enc.latents]
+        conditions = [unfold(x1) for x1 in enc.conditions]
+        level_log_dets = [unfold(v) for v in enc.level_log_dets]
+        marginals = [[] for _ in range(n_frames)]
+        if with_marginals:
+            for l, x1 in enumerate(enc.conditions):
+                mu0, sigma0 = self.level_priors[l](x1)
+                for t, pair in enumerate(zip(unfold(mu0), unfold(sigma0))):
+                    marginals[t].append(pair)
+        encodings = [type(enc)(tops[t], [z[t] for z in latents],
+                               [x1[t] for x1 in conditions], log_dets[t],
+                               [v[t] for v in level_log_dets])
+                     for t in range(n_frames)]
+        return encodings, (marginals if with_marginals else None)
 
     def dequantize(self, frames, noise=None, seed=None):
         """uint8 frames -> `v/255 - 0.5 + u`, `u ~ U[0, 1/256)` (or the given `noise`)."""
@@ -327,7 +381,7 @@ class VideoFlow(tf.Module):
         """
         frames = self.check_frames(frames)
         x = preprocess(frames)
-        encodings = [self.flow.encode(x[:, t]) for t in range(x.shape[1])]
+        encodings, _ = self._encode_frames(x, with_marginals=False)
         return {"levels": [tf.stack([e.latents[l] for e in encodings], axis=1)
                            for l in range(len(self.level_shapes))],
                 "top": tf.stack([e.top for e in encodings], axis=1)}
@@ -373,13 +427,14 @@ class VideoFlow(tf.Module):
         level_history, top_history = [], []
         level_states = [None] * len(self.level_shapes)
         top_state = None
-        for t in range(x.shape[1]):
-            enc = self.flow.encode(x[:, t])
+        encodings, marginals = self._encode_frames(x)
+        for t, enc in enumerate(encodings):
             past_levels = self._cond_set(level_history)
             for l, x1 in enumerate(enc.conditions):
                 past = None if past_levels is None else [p[l] for p in past_levels]
                 _, _, level_states[l] = self._level_prior(
-                    l, x1, past, level_states[l], True, False, False)
+                    l, x1, past, level_states[l], True, False, False,
+                    marginal=marginals[t][l])
             _, _, top_state = self._top_prior(
                 enc.top, self._cond_set(top_history), top_state, True, False, False)
             level_history.append(enc.latents)

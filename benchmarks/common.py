@@ -1,0 +1,182 @@
+"""Helpers shared by the benchmarks: medians, the conv peak, FLOP counts, results files.
+
+Every benchmark prints a table and writes `benchmarks/results/NAME.json` with the
+command that reproduces it, the machine, the library versions and the load average
+before and after the timed part (the CPU is shared; a load well above the core count
+means the figures are pessimistic).
+"""
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+# The reference conv of TF-PITFALLS.md and issue 7: 3x3, [16, 32, 32, 128] -> 128.
+PEAK_CONV_SHAPE = (16, 32, 32, 128, 128)
+
+
+def time_calls(fn, warmup, repeats):
+    """Runs `fn` `warmup` times untimed, then `repeats` times; returns the list of seconds.
+
+    `fn` must block until its result is computed (e.g. end in `.numpy()`).
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def median_time(fn, warmup, repeats):
+    """Median seconds of `fn` over `repeats` calls after `warmup` calls."""
+    return statistics.median(time_calls(fn, warmup, repeats))
+
+
+def conv_peak_gflops(warmup=3, repeats=15):
+    """The CPU's 3x3 conv rate (GFLOP/s, median) and the conv's median seconds."""
+    n, h, w, c_in, c_out = PEAK_CONV_SHAPE
+    x = tf.random.normal([n, h, w, c_in])
+    kernel = tf.random.normal([3, 3, c_in, c_out])
+    conv = tf.function(lambda: tf.nn.conv2d(x, kernel, 1, "SAME"))
+    seconds = median_time(lambda: conv().numpy(), warmup, repeats)
+    return 2 * n * h * w * c_in * c_out * 9 / seconds / 1e9, seconds
+
+
+# -- FLOP count of a traced graph ----------------------------------------------------
+
+_CONV_FORWARD = ("Conv2D", "Conv3D", "DepthwiseConv2dNative")
+_CONV_BACKPROP_INPUT = ("Conv2DBackpropInput", "Conv3DBackpropInputV2")
+_CONV_BACKPROP_FILTER = ("Conv2DBackpropFilter", "Conv3DBackpropFilterV2")
+
+
+def _static_shape(tensor):
+    shape = tensor.shape
+    if shape.rank is None or any(d is None for d in shape):
+        raise ValueError(f"FLOP count needs static shapes; {tensor.name} has {shape}.")
+    return [int(d) for d in shape]
+
+
+def _conv_flops(op):
+    """2 x multiply-adds of a (forward or backprop) convolution op.
+
+    Every conv op does `prod(output positions) * prod(kernel)` multiply-adds, where the
+    output positions are those of the FORWARD conv (spatial dilation changes which
+    inputs are read, not how many).
+    """
+    if op.type in _CONV_FORWARD:
+        out = _static_shape(op.outputs[0])
+        kernel = _static_shape(op.inputs[1])
+    elif op.type in _CONV_BACKPROP_INPUT:
+        out = _static_shape(op.inputs[2])  # out_backprop = the forward output
+        kernel = _static_shape(op.inputs[1])
+    else:  # backprop filter: inputs (input, filter_sizes, out_backprop)
+        out = _static_shape(op.inputs[2])
+        kernel = _static_shape(op.outputs[0])
+    if op.type == "DepthwiseConv2dNative":
+        return 2 * int(np.prod(out)) * int(np.prod(kernel[:-2]))
+    return 2 * int(np.prod(out[:-1])) * int(np.prod(kernel))
+
+
+def _matmul_flops(op):
+    a, out = _static_shape(op.inputs[0]), _static_shape(op.outputs[0])
+    transpose_a = op.get_attr("adj_x" if op.type.startswith("BatchMatMul") else
+                              "transpose_a")
+    inner = a[-2] if transpose_a else a[-1]
+    return 2 * int(np.prod(out)) * inner
+
+
+def _functions_called(op, library):
+    """FuncGraphs of the functions `op` calls (PartitionedCall, If, While bodies ...)."""
+    graphs = []
+    for attr in op.node_def.attr.values():
+        names = [attr.func.name] if attr.HasField("func") else [
+            f.name for f in attr.list.func]
+        graphs += [library[name] for name in names if name in library]
+    return graphs
+
+
+def graph_flops(graph):
+    """FLOPs of the convolutions and matmuls in a traced `FuncGraph`, by op type.
+
+    Counts 2 FLOPs per multiply-add for Conv2D/Conv3D (forward, backprop input,
+    backprop filter), MatMul and BatchMatMul, from the static shapes in the graph,
+    following calls into nested functions. Elementwise ops are not counted: the
+    figure is the work a conv/matmul roofline allows for, and `GFLOP/s` derived from
+    it is comparable with the conv peak.
+
+    Returns: `{op_type: flops}`.
+    """
+    library = {}
+    for fn in getattr(graph, "_functions", {}).values():
+        fn_graph = getattr(fn, "graph", None)
+        if fn_graph is not None:
+            library[fn.name] = fn_graph
+    totals = {}
+
+    def walk(g):
+        for op in g.get_operations():
+            if op.type in _CONV_FORWARD + _CONV_BACKPROP_INPUT + _CONV_BACKPROP_FILTER:
+                flops = _conv_flops(op)
+            elif op.type in ("MatMul", "BatchMatMulV2", "BatchMatMulV3", "BatchMatMul"):
+                flops = _matmul_flops(op)
+            else:
+                flops = 0
+                for sub in _functions_called(op, library):  # once per call site
+                    walk(sub)
+            if flops:
+                totals[op.type] = totals.get(op.type, 0) + flops
+        return totals
+
+    walk(graph)
+    return totals
+
+
+# -- results --------------------------------------------------------------------------
+
+
+def command_line():
+    """The command that reproduces this run (from the repository root)."""
+    script = os.path.relpath(os.path.abspath(sys.argv[0]),
+                             os.path.dirname(os.path.dirname(RESULTS_DIR)))
+    return " ".join(["python", script, *sys.argv[1:]])
+
+
+def machine():
+    return {"machine": f"{platform.machine()}, {os.cpu_count()} cpus",
+            "processor": platform.processor() or platform.machine(),
+            "tensorflow": tf.__version__,
+            "devices": [d.device_type for d in tf.config.list_physical_devices()]}
+
+
+def load_average():
+    """1-minute load average (the CPU is shared with other jobs)."""
+    return round(os.getloadavg()[0], 2)
+
+
+def write_results(name, payload, path=None):
+    """Writes `payload` (plus command, machine) to `benchmarks/results/NAME.json`."""
+    path = path or os.path.join(RESULTS_DIR, f"{name}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    record = {"command": command_line(), **machine(), **payload}
+    with open(path, "w") as f:
+        json.dump(record, f, indent=2)
+    print(f"wrote {path}")
+    return path
+
+
+def print_table(header, rows):
+    """Prints a fixed-width table; `rows` are lists of already formatted strings."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    for line in [header, ["-" * w for w in widths], *rows]:
+        print("  ".join(str(c).rjust(w) if i else str(c).ljust(w)
+                        for i, (c, w) in enumerate(zip(line, widths))))

@@ -1,0 +1,282 @@
+"""Benchmark: one full training step of the VideoFlow model (issue 7).
+
+A step is what the trainer runs: dequantise (stateless noise), the model's loss (bits
+per dimension over the target frames), gradients of every trainable variable and an
+Adam update (beta1 0.85, beta2 0.997, eps 1e-6; T2T's values; `tf_keras` Adam as in
+the trainer, or with `--optimizer=fused` one fused op per variable). Data-dependent
+init is done first, eagerly, and is not timed. The Adam update alone is also timed,
+to show its share. Each config is run
+
+  * eagerly,
+  * under `tf.function`,
+  * with the loss and gradients under `tf.function(jit_compile=True)` (XLA) and the
+    Adam update in the enclosing `tf.function`, as the trainer's `--jit_compile`,
+
+and reported as the median step time over `--repeats` steps after `--warmup` steps
+(the first call, tracing / compiling included, is reported separately), frames/s
+(batch x frames per clip / step time), GFLOP/s and its fraction of the CPU's 3x3 conv
+rate measured in the same run, and the ratio against the original T2T code's step
+time measured on this machine kind (issue 7: 0.118 s for cpu_small, 2.2-2.4 s for
+paper_b1; ratio > 1 means faster than T2T).
+
+FLOPs are counted on the traced graph of the compiled step (`common.graph_flops`):
+2 x multiply-adds of every Conv2D/Conv3D (forward, backprop-input and
+backprop-filter ops) and MatMul, from their static shapes. Elementwise work is not
+counted, so the GFLOP/s figure is directly comparable with the conv peak.
+
+    python benchmarks/train_step.py                       # all configs, writes json
+    python benchmarks/train_step.py --configs=cpu_small --modes=function,xla
+    python benchmarks/train_step.py --configs=paper_b1 --profile=/tmp/prof
+"""
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+try:
+    import common
+except ImportError:  # run as `python -m benchmarks.train_step`
+    from benchmarks import common
+from t2t_videoflow import registry
+from t2t_videoflow.model import build_model
+
+# T2T's own step times on this machine kind (issue 7), seconds.
+T2T_STEP_S = {"cpu_small": 0.118, "paper_b1": 2.3}
+T2T_STEP_RANGE = {"cpu_small": "0.118", "paper_b1": "2.2-2.4"}
+
+
+def cpu_small_hparams():
+    """Issue 7's cpu_small: 32x32x3, 2 levels x 8, affine 128 gatu; conv3d_net prior
+    2 blocks x 64, gatu, dilations on; 1 context + 1 target; batch 8.
+
+    Everything else is T2T's `next_frame_glow_hparams` default (latent_skip on,
+    dilation rates [1, 3]).
+    """
+    hp = registry.hparams("next_frame_glow_hparams")
+    hp.frame_height, hp.frame_width = 32, 32
+    hp.n_levels, hp.depth = 2, 8
+    hp.coupling, hp.coupling_width, hp.activation = "affine", 128, "gatu"
+    hp.latent_dist_encoder = "conv3d_net"
+    hp.latent_encoder_depth, hp.latent_encoder_width = 2, 64
+    hp.latent_activation, hp.latent_apply_dilations = "gatu", True
+    hp.num_cond_latents = 1
+    hp.video_num_input_frames, hp.video_num_target_frames = 1, 1
+    hp.batch_size = 8
+    return hp
+
+
+def paper_b1_hparams():
+    """Issue 7's paper_b1: videoflow_bpp (3 x 24, affine 512 gatu; conv3d_net 5 x 256,
+    gatu, dilations [1, 3], skip); 3 context + 1 target; batch 1."""
+    hp = registry.hparams("videoflow_bpp")
+    hp.video_num_input_frames, hp.video_num_target_frames = 3, 1
+    hp.batch_size = 1
+    return hp
+
+
+def shapes_cpu_hparams():
+    """videoflow_shapes_cpu as the trainer runs it: windows of `num_train_frames`
+    (2), the first `video_num_input_frames` (1) conditioning, batch `batch_size` (16)."""
+    hp = registry.hparams("videoflow_shapes_cpu")
+    hp.video_num_target_frames = hp.num_train_frames - hp.video_num_input_frames
+    return hp
+
+
+CONFIGS = {"cpu_small": cpu_small_hparams, "paper_b1": paper_b1_hparams,
+           "shapes_cpu": shapes_cpu_hparams}
+
+
+def clip_spec(hp):
+    """(batch, frames per clip, context frames, frame shape) of a config."""
+    frames = hp.video_num_input_frames + hp.video_num_target_frames
+    return (hp.batch_size, frames, hp.video_num_input_frames,
+            (hp.frame_height, hp.frame_width, hp.frame_channels))
+
+
+def make_video(hp, seed=0):
+    """Uint8 clips: smooth random blobs (not white noise, so the loss is realistic)."""
+    batch, frames, _, (h, w, c) = clip_spec(hp)
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, (batch, frames, h // 8, w // 8, c))
+    video = np.repeat(np.repeat(coarse, 8, axis=2), 8, axis=3)
+    video += rng.normal(0, 8, video.shape)
+    return tf.constant(np.clip(video, 0, 255).astype(np.uint8))
+
+
+def make_optimizer(hp, kind="keras"):
+    """Adam with T2T's betas and epsilon.
+
+    "keras": `tf_keras.optimizers.Adam`, what the trainer uses (about ten small ops
+    per variable); "fused": `tf_keras.optimizers.legacy.Adam`, one fused
+    `ResourceApplyAdam` op per variable (T2T's kind of update; same formula).
+    """
+    cls = {"keras": tf_keras.optimizers.Adam, "fused": tf_keras.optimizers.legacy.Adam}[kind]
+    return cls(1e-4, beta_1=hp.optimizer_adam_beta1, beta_2=hp.optimizer_adam_beta2,
+               epsilon=hp.optimizer_adam_epsilon)
+
+
+def build(hp, seed=0, optimizer="keras"):
+    """Model after data-dependent init, its variables, a built Adam and the clips."""
+    _, _, _, frame_shape = clip_spec(hp)
+    model = build_model(hp, frame_shape, seed=seed)
+    video = make_video(hp, seed)
+    model.data_init(video)
+    variables = model.trainable_variables
+    opt = make_optimizer(hp, optimizer)
+    if hasattr(opt, "build"):
+        opt.build(variables)
+    return model, variables, opt, video
+
+
+def train_step_fn(model, variables, optimizer, video, num_context, mode):
+    """`step(seed) -> loss` in `mode` ("eager" | "function" | "xla").
+
+    "xla" compiles the loss and gradients with XLA and applies Adam in the enclosing
+    `tf.function`, as the trainer's `--jit_compile` does.
+    """
+
+    def loss_and_grads(seed):
+        with tf.GradientTape() as tape:
+            loss = model.loss(video, num_context, seed=seed)
+        return loss, tape.gradient(loss, variables)
+
+    grad_fn = tf.function(loss_and_grads, jit_compile=True) if mode == "xla" \
+        else loss_and_grads
+
+    def step(seed):
+        loss, grads = grad_fn(seed)
+        optimizer.apply_gradients(
+            [(g, v) for g, v in zip(grads, variables) if g is not None])
+        return loss
+
+    return step if mode == "eager" else tf.function(step)
+
+
+def adam_update_fn(variables, optimizer):
+    """A compiled Adam update alone (fixed small gradients), to time its share."""
+    grads = [tf.fill(v.shape, 1e-6) for v in variables]
+
+    @tf.function
+    def update():
+        optimizer.apply_gradients(zip(grads, variables))
+        return tf.constant(0.0)
+
+    return update
+
+
+def count_flops(model, variables, optimizer, video, num_context):
+    """FLOPs of one step, from the traced graph (see the module docstring)."""
+    fn = train_step_fn(model, variables, optimizer, video, num_context, "function")
+    graph = fn.get_concrete_function(tf.constant([0, 0])).graph
+    return common.graph_flops(graph)
+
+
+def run_mode(step, warmup, repeats, first_seed=1):
+    """(first-call seconds, list of step seconds); seeds differ per step."""
+    counter = [first_seed]
+
+    def call():
+        counter[0] += 1
+        return float(step(tf.constant([counter[0], 0])))
+
+    start = time.perf_counter()
+    call()
+    first = time.perf_counter() - start
+    times = common.time_calls(call, max(warmup - 1, 0), repeats)
+    return first, times
+
+
+def profile_steps(step, logdir, steps=3):
+    """Traces `steps` calls of an already warm `step` with the TF profiler."""
+    tf.profiler.experimental.start(logdir)
+    for k in range(steps):
+        with tf.profiler.experimental.Trace("train", step_num=k, _r=1):
+            float(step(tf.constant([100 + k, 0])))
+    tf.profiler.experimental.stop()
+    print(f"profile written under {logdir} (op table: benchmarks/profile_ops.py)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", default="cpu_small,paper_b1,shapes_cpu")
+    parser.add_argument("--modes", default="eager,function,xla")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--eager_repeats", type=int, default=3,
+                        help="repeats in eager mode (slow for paper_b1)")
+    parser.add_argument("--optimizer", default="keras", choices=["keras", "fused"],
+                        help="keras: tf_keras Adam as the trainer; fused: one op per "
+                        "variable (tf_keras legacy Adam)")
+    parser.add_argument("--profile", default="",
+                        help="write a TF profiler trace of the compiled step here")
+    parser.add_argument("--output", default="", help="results json (default: "
+                        "benchmarks/results/train_step.json; '-' to skip)")
+    args = parser.parse_args()
+
+    load_start = common.load_average()
+    peak, _ = common.conv_peak_gflops()
+    print(f"conv peak: {peak:.0f} GFLOP/s (3x3 conv [16,32,32,128]->128), "
+          f"load {load_start}")
+    results = {"conv_peak_gflops": peak, "t2t_step_s": T2T_STEP_S,
+               "optimizer": args.optimizer,
+               "load_average_start": load_start, "configs": {}}
+    header = ["config", "mode", "first call s", "median step s", "frames/s", "GFLOP/s",
+              "% conv peak", "vs T2T", "load"]
+    rows = []
+    for name in args.configs.split(","):
+        hp = CONFIGS[name]()
+        batch, frames, num_context, frame_shape = clip_spec(hp)
+        model, variables, optimizer, video = build(hp, optimizer=args.optimizer)
+        flops_by_op = count_flops(model, variables, optimizer, video, num_context)
+        flops = sum(flops_by_op.values())
+        n_params = sum(int(np.prod(v.shape)) for v in variables)
+        entry = {"hparams_set": name, "batch": batch, "frames": frames,
+                 "context_frames": num_context, "frame_shape": list(frame_shape),
+                 "parameters": n_params, "gflop_per_step": flops / 1e9,
+                 "gflop_by_op": {k: v / 1e9 for k, v in sorted(flops_by_op.items())},
+                 "modes": {}}
+        print(f"{name}: {n_params} parameters in {len(variables)} variables, "
+              f"{flops / 1e9:.1f} GFLOP per step (conv/matmul, graph count)")
+        adam_s = statistics.median(common.time_calls(
+            lambda update=adam_update_fn(variables, optimizer): update().numpy(),
+            2, args.repeats))
+        entry["adam_update_s"] = adam_s
+        print(f"  Adam update alone ({args.optimizer}): {adam_s:.4f} s")
+        for mode in args.modes.split(","):
+            step = train_step_fn(model, variables, optimizer, video, num_context, mode)
+            repeats = args.eager_repeats if mode == "eager" else args.repeats
+            first, times = run_mode(step, args.warmup if mode != "eager" else 1, repeats)
+            median = statistics.median(times)
+            gflops = flops / median / 1e9
+            load = common.load_average()
+            entry["modes"][mode] = {
+                "first_call_s": first, "median_step_s": median, "step_s": times,
+                "frames_per_s": batch * frames / median, "gflops": gflops,
+                "fraction_of_conv_peak": gflops / peak,
+                "speedup_vs_t2t": (T2T_STEP_S[name] / median
+                                   if name in T2T_STEP_S else None),
+                "load_average": load}
+            vs_t2t = (f"{T2T_STEP_S[name] / median:.2f}x" if name in T2T_STEP_S
+                      else "-")
+            rows.append([name, mode, f"{first:.2f}", f"{median:.4f}",
+                         f"{batch * frames / median:.1f}", f"{gflops:.0f}",
+                         f"{100 * gflops / peak:.0f}%", vs_t2t, f"{load:.1f}"])
+            print("  " + "  ".join(rows[-1]))
+            if args.profile and mode != "eager":
+                profile_steps(step, f"{args.profile}/{name}_{mode}")
+        results["configs"][name] = entry
+    results["load_average_end"] = common.load_average()
+    print()
+    common.print_table(header, rows)
+    print("T2T reference (issue 7, same machine kind): "
+          + ", ".join(f"{k} {v} s" for k, v in T2T_STEP_RANGE.items()))
+    if args.output != "-":
+        common.write_results("train_step", results, args.output or None)
+
+
+if __name__ == "__main__":
+    main()

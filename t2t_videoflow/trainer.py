@@ -179,7 +179,12 @@ def _run(strategy):
         return 0
     trainer.restore_or_initialize()
     evaluating = schedule == "train_and_evaluate"
-    trainer.train(eval_every=FLAGS.local_eval_frequency if evaluating else None)
+    try:
+        trainer.train(eval_every=FLAGS.local_eval_frequency if evaluating else None)
+    except KeyboardInterrupt:
+        print(f"{NAME}: interrupted; checkpoint {trainer.manager.latest_checkpoint} saved. "
+              "Run the same command to resume.", file=sys.stderr)
+        return 130
     if evaluating:
         trainer.evaluate()
     _say(f"TensorBoard: tensorboard --logdir={FLAGS.output_dir}")

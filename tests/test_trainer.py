@@ -4,6 +4,8 @@ evaluation, TensorBoard, XLA (in process, tiny set on 16x16 shapes)."""
 import glob
 import math
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -207,3 +209,45 @@ def test_memory_efficient_backprop_trains_to_the_same_losses(data_dir, tmp_path)
     want, got = losses(tmp_path / "plain"), losses(tmp_path / "recompute")
     for step in (1, 2, 3):
         assert got[step] == pytest.approx(want[step], rel=1e-4), step
+
+
+def test_ctrl_c_saves_a_checkpoint_at_the_current_step(data_dir, tmp_path):
+    trainer = make_trainer(data_dir, tmp_path, train_steps=6, save_checkpoints_steps=100)
+    trainer.restore_or_initialize()
+    real_step_fn = trainer._train_step_fn                   # pylint: disable=protected-access
+
+    def interrupt_after_step_3(condition):
+        step_fn = real_step_fn(condition)
+
+        def run(iterator):
+            result = step_fn(iterator)
+            if trainer.step == 3:
+                raise KeyboardInterrupt
+            return result
+        return run
+    trainer._train_step_fn = interrupt_after_step_3         # pylint: disable=protected-access
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert run_dir.latest_checkpoint(str(tmp_path)).endswith("model.ckpt-3")
+    resumed = make_trainer(data_dir, tmp_path, train_steps=6)
+    assert resumed.restore_or_initialize() == 3
+
+
+def test_continuous_eval_scores_new_checkpoints_until_the_last(data_dir, tmp_path):
+    trainer = make_trainer(data_dir, tmp_path, train_steps=4, eval_sample_clips=0)
+    trainer.restore_or_initialize()
+    trainer.train(train_steps=2)                          # checkpoint 2 exists
+    watcher = make_trainer(data_dir, tmp_path, train_steps=4, eval_sample_clips=0)
+    results = {}
+    thread = threading.Thread(target=lambda: results.update(
+        watcher.continuous_eval(timeout_secs=120)))
+    thread.start()
+    while 2 not in results and thread.is_alive() and not any(
+            "Evaluating" in line and "ckpt-2" in line for line in watcher.logs):
+        time.sleep(0.2)
+    trainer.train()                                       # writes checkpoint 4
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    assert sorted(results) == [2, 4]                      # stops after the last step
+    assert results[4]["bpp"] == pytest.approx(trainer.evaluate()["bpp"], rel=1e-6)
+    assert results[2]["bpp"] != results[4]["bpp"]

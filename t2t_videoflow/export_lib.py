@@ -106,19 +106,31 @@ class FrameLoop:
     def _unflatten(self, z, batch, time):
         return tf.reshape(z, [batch, time, *z.shape[1:]])
 
-    def encode_all(self, x):
-        """Flow-encodes float frames `[B, T, H, W, C]` as one batch of `B * T` frames.
+    def encode_all(self, x, with_marginals=False):
+        """Flow-encodes float frames `[B, T, H, W, C]` in one pass over `B * T` frames.
+
+        Frames are folded into the batch time-major, as `VideoFlow._encode_frames`
+        does, so the results match the model's bit for bit, not just up to rounding.
 
         Returns a dict of `[B, T, ...]` tensors: "levels" and "conditions" (lists per
-        level), "top" and "log_det" (`[B, T]`).
+        level), "top", "log_det" (`[B, T]`) and, if `with_marginals`, "marginals": per
+        level the marginal head's `(mu0, sigma0)` on the kept halves.
         """
         batch, time = tf.shape(x)[0], tf.shape(x)[1]
-        enc = self.model.flow.encode(tf.reshape(x, [-1, *self.frame_shape]))
-        unflat = lambda z: self._unflatten(z, batch, time)
-        return {"levels": [unflat(z) for z in enc.latents],
-                "conditions": [unflat(c) for c in enc.conditions],
-                "top": unflat(enc.top),
-                "log_det": tf.reshape(enc.log_det, [batch, time])}
+        folded = tf.reshape(tf.transpose(x, [1, 0, 2, 3, 4]), [-1, *self.frame_shape])
+        enc = self.model.flow.encode(folded)
+
+        def unfold(z):
+            z = tf.reshape(z, [time, batch, *z.shape[1:]])
+            return tf.transpose(z, [1, 0, *range(2, len(z.shape))])
+
+        out = {"levels": [unfold(z) for z in enc.latents],
+               "conditions": [unfold(c) for c in enc.conditions],
+               "top": unfold(enc.top), "log_det": unfold(enc.log_det)}
+        if with_marginals:
+            out["marginals"] = [tuple(unfold(v) for v in self.model.level_priors[l](x1))
+                                for l, x1 in enumerate(enc.conditions)]
+        return out
 
     def _zero_states(self, like_levels, like_top):
         """ConvLSTM zero states `(c, h)` per level and for the top prior."""
@@ -155,8 +167,8 @@ class FrameLoop:
         conditioning on).
         """
         model = self.model
-        enc = self.encode_all(x)
-        batch, time = tf.shape(x)[0], tf.shape(x)[1]
+        enc = self.encode_all(x, with_marginals=True)
+        time = tf.shape(x)[1]
         d = float(np.prod(self.frame_shape))
         total = -d * math.log(256.0) + enc["log_det"]
         n0 = self.needed if self.conditional else None
@@ -164,15 +176,13 @@ class FrameLoop:
 
         # Frames that use the marginal priors: all (unconditional) or t < needed.
         head = (lambda z: z) if n0 is None else (lambda z: z[:, :n0])
-        head_time = time if n0 is None else n0
         for l in range(self.num_levels):
-            x1, z = head(enc["conditions"][l]), head(enc["levels"][l])
-            loc, scale, _ = model._level_prior(l, flat(x1), None, None, True, False, False)
-            loc, scale = (self._unflatten(v, batch, head_time) for v in (loc, scale))
-            total += self._pad_time(_sum_log_prob(z, loc, scale), time)
+            mu0, sigma0 = enc["marginals"][l]
+            z = head(enc["levels"][l])
+            total += self._pad_time(_sum_log_prob(z, head(mu0), head(sigma0)), time)
         z = head(enc["top"])
         loc, scale, _ = model._top_prior(flat(z), None, None, True, False, False)
-        loc, scale = (self._unflatten(v, batch, head_time) for v in (loc, scale))
+        loc, scale = (tf.reshape(v, tf.shape(z)) for v in (loc, scale))
         total += self._pad_time(_sum_log_prob(z, loc, scale), time)
         if n0 is None:
             return total
@@ -205,8 +215,9 @@ class FrameLoop:
         out = tf.zeros([batch, count])
         for l in range(self.num_levels):
             x1, z = enc["conditions"][l][:, n0:], enc["levels"][l][:, n0:]
+            marginal = tuple(flat(v[:, n0:]) for v in enc["marginals"][l])
             loc, scale, _ = model._level_prior(l, flat(x1), windows(enc["levels"][l]),
-                                               None, True, False, False)
+                                               None, True, False, False, marginal=marginal)
             out += _sum_log_prob(z, unflat(loc), unflat(scale))
         z = enc["top"][:, n0:]
         loc, scale, _ = model._top_prior(flat(z), windows(enc["top"]), None, True,
@@ -230,9 +241,10 @@ class FrameLoop:
             new_level_states = []
             for l in range(self.num_levels):
                 z = enc["levels"][l][:, t]
+                marginal = tuple(v[:, t] for v in enc["marginals"][l])
                 loc, scale, state = model._level_prior(
                     l, enc["conditions"][l][:, t], past(enc["levels"][l], t),
-                    level_states[l], True, False, False)
+                    level_states[l], True, False, False, marginal=marginal)
                 new_level_states.append(state)
                 log_prob += gaussian_log_prob(z, loc, scale)
             z = enc["top"][:, t]
@@ -259,40 +271,52 @@ class FrameLoop:
     def start(self, context):
         """The carry after the context frames (uint8 `[B, C >= needed, H, W, C]`).
 
+        The context is encoded in one flow pass (as the model does). Without a
+        recurrent prior the carry is just the last N latents (and frame 0's); the
+        ConvLSTM states need a loop over the context frames.
+
         Returns `(carry, batch)`; the carry is an empty dict in unconditional mode.
         """
         x = preprocess(context)
-        batch = tf.shape(x)[0]
+        batch, time = tf.shape(x)[0], tf.shape(x)[1]
         if not self.conditional:
             return {}, batch
-        model = self.model
-        encodings = [model.flow.encode(x[:, t]) for t in range(self.needed)]
-        carry = {"levels": [[e.latents[l] for e in encodings[-self.num_cond:]]
-                            for l in range(self.num_levels)],
-                 "top": [e.top for e in encodings[-self.num_cond:]]}
+        model, n = self.model, self.num_cond
+        enc = self.encode_all(x, with_marginals=self.recurrent)
+        carry = {}
         if self.cond_first:
-            carry["first_levels"] = list(encodings[0].latents)
-            carry["first_top"] = encodings[0].top
-        if self.recurrent:
-            carry["level_states"], carry["top_state"] = self._zero_states(
-                encodings[0].latents, encodings[0].top)
+            carry["first_levels"] = [z[:, 0] for z in enc["levels"]]
+            carry["first_top"] = enc["top"][:, 0]
+        if not self.recurrent:
+            last = lambda z: [z[:, time - n + j] for j in range(n)]
+            carry["levels"] = [last(z) for z in enc["levels"]]
+            carry["top"] = last(enc["top"])
+            return carry, batch
+
+        # Frames before `needed` have no conditioning set: they only fill the window.
+        carry["levels"] = [[z[:, self.needed - n + j] for j in range(n)]
+                           for z in enc["levels"]]
+        carry["top"] = [enc["top"][:, self.needed - n + j] for j in range(n)]
+        carry["level_states"], carry["top_state"] = self._zero_states(
+            [z[:, 0] for z in enc["levels"]], enc["top"][:, 0])
 
         def body(t, carry):
-            enc = model.flow.encode(x[:, t])
             carry = dict(carry)
-            if self.recurrent:
-                states = []
-                for l, x1 in enumerate(enc.conditions):
-                    _, _, state = model._level_prior(
-                        l, x1, self._cond_set(carry, l), carry["level_states"][l], True,
-                        False, False)
-                    states.append(state)
-                _, _, top_state = model._top_prior(
-                    enc.top, self._cond_set(carry), carry["top_state"], True, False, False)
-                carry["level_states"], carry["top_state"] = states, top_state
-            return t + 1, self._shift(carry, enc.latents, enc.top)
+            states = []
+            for l in range(self.num_levels):
+                marginal = tuple(v[:, t] for v in enc["marginals"][l])
+                _, _, state = model._level_prior(
+                    l, enc["conditions"][l][:, t], self._cond_set(carry, l),
+                    carry["level_states"][l], True, False, False, marginal=marginal)
+                states.append(state)
+            _, _, top_state = model._top_prior(
+                enc["top"][:, t], self._cond_set(carry), carry["top_state"], True, False,
+                False)
+            carry["level_states"], carry["top_state"] = states, top_state
+            return t + 1, self._shift(carry, [z[:, t] for z in enc["levels"]],
+                                      enc["top"][:, t])
 
-        _, carry = tf.while_loop(lambda t, _: t < tf.shape(x)[1], body,
+        _, carry = tf.while_loop(lambda t, _: t < time, body,
                                  (tf.constant(self.needed), carry))
         return carry, batch
 
@@ -403,9 +427,6 @@ class ServingModule(tf.Module):
         self._num_context = int(num_context)
         # Scoring needs a frame to score and the first conditioned frame's history.
         self._min_score_frames = max(self._num_context + 1, self._loop.needed)
-        self.frame_shape = tf.constant(model.frame_shape, tf.int32)
-        self.num_context = tf.constant(self._num_context, tf.int32)
-        self.min_context_frames = tf.constant(self._loop.needed, tf.int32)
         level_specs = [_video_spec(f"level_{l}", tf.float32)
                        for l in range(self._loop.num_levels)]
         self.decode = tf.function(self._decode,

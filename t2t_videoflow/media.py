@@ -44,7 +44,7 @@ def gif_bytes(frames, fps=4):
     frames = _check_clip(frames)
     if fps <= 0:
         raise MediaError(f"fps must be > 0; got {fps}.")
-    images = [Image.fromarray(f, mode="RGB") for f in frames]
+    images = [Image.fromarray(f) for f in frames]
     buffer = io.BytesIO()
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:],
                    duration=int(round(1000.0 / fps)), loop=0)
@@ -78,7 +78,7 @@ def write_png(path, image):
         raise MediaError(f"A PNG image must be uint8 [height, width, 3]; got "
                          f"{image.dtype} {image.shape}.")
     buffer = io.BytesIO()
-    Image.fromarray(image, mode="RGB").save(buffer, format="PNG")
+    Image.fromarray(image).save(buffer, format="PNG")
     return _write_bytes(path, buffer.getvalue())
 
 

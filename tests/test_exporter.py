@@ -201,7 +201,9 @@ def test_exporter_cli_errors(run, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("t2t-videoflow-exporter: error: ") and expected in err, err
         assert "\n" not in err
-    assert not os.path.exists(os.path.join(run["output_dir"], "export", "tmp"))
+    # Only the fixture's export: failed runs add nothing under export/.
+    assert os.listdir(os.path.join(run["output_dir"], "export")) == [
+        os.path.basename(run["path"])]
 
 
 def test_named_checkpoint_is_restored(run):

@@ -88,7 +88,7 @@ def test_read_png_folder_in_name_order(tmp_path):
 
 
 def test_read_grayscale_png_is_converted(tmp_path):
-    Image.fromarray(np.full(SHAPE[:2], 77, np.uint8), mode="L").save(tmp_path / "g.png")
+    Image.fromarray(np.full(SHAPE[:2], 77, np.uint8)).save(tmp_path / "g.png")
     clips = media.read_frames(str(tmp_path), SHAPE)
     np.testing.assert_array_equal(clips, 77)
 
@@ -119,7 +119,7 @@ def test_read_frames_errors(tmp_path):
     assert "0.png is 8x8x3 but the model takes 16x12x3 frames" in error(wrong)
     rgba = tmp_path / "rgba"
     rgba.mkdir()
-    Image.fromarray(np.zeros((*SHAPE[:2], 4), np.uint8), mode="RGBA").save(rgba / "0.png")
+    Image.fromarray(np.zeros((*SHAPE[:2], 4), np.uint8)).save(rgba / "0.png")
     assert "mode 'RGBA' is not RGB" in error(rgba)
     broken = tmp_path / "broken"
     broken.mkdir()

@@ -89,8 +89,9 @@ class Sampler:
 
     def __init__(self, model, jit_compile=False):
         self.loop = export_lib.FrameLoop(model)
-        self._start = tf.function(self.loop.start)
-        self._generate = tf.function(self._chunk, jit_compile=jit_compile)
+        # Explicit tf.while_loops inside: no AutoGraph needed.
+        self._start = tf.function(self.loop.start, autograph=False)
+        self._generate = tf.function(self._chunk, jit_compile=jit_compile, autograph=False)
 
     def _chunk(self, carry, batch, start, count, temperature, seed):
         return self.loop.generate(carry, batch, start, count, temperature, seed)

@@ -31,6 +31,9 @@ signatures (all inputs validated in-graph; bad input raises InvalidArgumentError
     encode(frames uint8 [B, T, H, W, 3])          -> {"level_0", .., "level_{L-2}", "top"}
     decode(level_0, .., top float32 [B, T, ...])  -> {"frames": uint8 [B, T, H, W, 3]}
 
+The loops are explicit `tf.while_loop`s, so every `tf.function` here is traced with
+`autograph=False` (AutoGraph cannot convert `generate` and would only warn).
+
 `serving_default` is `sample`. ctx is `video_num_input_frames` (0 in unconditional
 mode, where every frame is scored). The spatial dimensions of every input are
 dynamic in the signatures and checked in the graph, so a wrong frame size gives an
@@ -38,11 +41,12 @@ InvalidArgumentError naming the expected shape (from Python, saved_model_cli and
 Serving alike) rather than a signature-binding error.
 
 Deterministic bits per pixel: the export dequantises with the constant
-`u = 1/512`, the middle of `U[0, 1/256)`, instead of random noise. The score of a
-frame then depends only on the frame and its past, not on the batch or a seed; it
-differs from the Monte-Carlo eval bpp (REFERENCE 6.2) by that noise's jitter
-(typically well under 0.01 bits on trained models), and is `VideoFlow.bits_per_pixel`
-with `noise=1/512` everywhere.
+`u = 1/512`, the middle of `U[0, 1/256)`, instead of random noise (no seed input).
+The score of a frame then depends only on the frame and its past, not on the batch
+or a seed. It is `VideoFlow.bits_per_pixel(frames, ctx, noise=1/512)`: a point
+evaluation at the bin centres, not the Monte-Carlo eval bpp of REFERENCE 6.2 (random
+`u`), from which it differs by that noise's effect (not measured on a trained model
+here).
 
 Not supported: the pointwise prior encoder (its parameters carry a static batch
 dimension, so a served batch size would be fixed); `ExportError` says so.
@@ -103,7 +107,8 @@ class FrameLoop:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _unflatten(self, z, batch, time):
+    @staticmethod
+    def _unflatten(z, batch, time):
         return tf.reshape(z, [batch, time, *z.shape[1:]])
 
     def encode_all(self, x, with_marginals=False):
@@ -429,7 +434,7 @@ class ServingModule(tf.Module):
         self._min_score_frames = max(self._num_context + 1, self._loop.needed)
         level_specs = [_video_spec(f"level_{l}", tf.float32)
                        for l in range(self._loop.num_levels)]
-        self.decode = tf.function(self._decode,
+        self.decode = tf.function(self._decode, autograph=False,
                                   input_signature=level_specs + [_video_spec("top", tf.float32)])
 
     # -- input checks (in the graph) ---------------------------------------------------
@@ -447,7 +452,7 @@ class ServingModule(tf.Module):
 
     # -- signatures --------------------------------------------------------------------
 
-    @tf.function(input_signature=[_video_spec("frames")])
+    @tf.function(input_signature=[_video_spec("frames")], autograph=False)
     def bits_per_pixel(self, frames):
         """uint8 `[B, T, H, W, 3]` -> `{"bits_per_pixel": [B, T - num_context]}`."""
         frames = self._checked_video(frames, "frames", self._min_score_frames)
@@ -456,7 +461,7 @@ class ServingModule(tf.Module):
     @tf.function(input_signature=[
         _video_spec("context"), tf.TensorSpec(None, tf.int32, name="num_frames"),
         tf.TensorSpec(None, tf.float32, name="temperature"),
-        tf.TensorSpec(None, tf.int32, name="seed")])
+        tf.TensorSpec(None, tf.int32, name="seed")], autograph=False)
     def sample(self, context, num_frames, temperature, seed):
         """`{"frames": uint8 [B, num_frames, H, W, 3]}` after the context frames."""
         context = self._checked_video(context, "context", self._loop.needed)
@@ -474,7 +479,7 @@ class ServingModule(tf.Module):
             num_frames = tf.identity(num_frames)
         return {"frames": self._loop.sample(context, num_frames, temperature, seed)}
 
-    @tf.function(input_signature=[_video_spec("frames")])
+    @tf.function(input_signature=[_video_spec("frames")], autograph=False)
     def encode(self, frames):
         """uint8 frames -> `{"level_0", .., "top"}`, each `[B, T, h, w, c]` (no noise)."""
         frames = self._checked_video(frames, "frames", 1)

@@ -241,9 +241,9 @@ def test_frame_loop_matches_model_for_other_priors(overrides):
     n_in = hparams.video_num_input_frames
     frames = random_clips((2, n_in + 2, *FRAME_SHAPE), seed=3)
     expected = model.bits_per_pixel(frames, n_in, noise=tf.fill(frames.shape, BPP_NOISE))
-    got = tf.function(lambda f: loop.bits_per_pixel(f, n_in))(frames)
+    got = tf.function(lambda f: loop.bits_per_pixel(f, n_in), autograph=False)(frames)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-    sample = tf.function(loop.sample)
+    sample = tf.function(loop.sample, autograph=False)
     # Context longer than the window: the context loop carries states and windows.
     got = sample(frames, tf.constant(3), tf.constant(0.8), tf.constant(5))
     np.testing.assert_array_equal(got, model.sample(frames, 3, 0.8, seed=5))

@@ -32,8 +32,9 @@ Ordering. In a dataflow graph an op runs as soon as its inputs exist. The
 reconstruction needs only `y_k`, which exists after the forward pass, so without
 care the executor (or XLA's scheduler) may run every recomputation right after the
 forward pass and keep all the activations after all. Each step's reconstruction is
-therefore made data-dependent on its upstream gradient (`_after`), which is what
-serialises it into the backward pass (the same device as TF's `recompute_grad`).
+therefore made data-dependent on its upstream gradient and on the variable gradients
+of the step after it (`_after`), which serialises the steps of the backward pass (TF's
+`recompute_grad` uses the same device for its upstream gradient).
 
 Caching. The inverse is computed from the actual output tensor with the pieces'
 one-pass `inverse_and_log_det`, never TFP's `inverse` (whose cache is keyed by tensor
@@ -64,16 +65,18 @@ from tensorflow.python.eager import record
 RECOMPUTE_UNITS = ("level", "step")
 
 
-def _after(x, grad):
-    """`x`, made data-dependent on `grad` so it is computed only once `grad` exists.
+def _after(x, tensors):
+    """`x`, made data-dependent on every tensor in `tensors` (computed only after them).
 
-    Adds exactly zero (NaN if `grad`'s first element is NaN, which would poison the
+    Adds exactly zero (NaN if a tensor's first element is NaN, which would poison the
     gradient anyway). A data edge, unlike a control dependency, is also respected by
     XLA.
     """
-    first = tf.reshape(grad, [-1])[:1]
-    ready = tf.reduce_sum(tf.where(first == first, 0.0, float("nan")))
-    return x + tf.cast(ready, x.dtype)
+    ready = []
+    for t in tensors:
+        first = tf.reshape(t, [-1])[:1]
+        ready.append(tf.reduce_sum(tf.where(first == first, 0.0, float("nan"))))
+    return x + tf.cast(tf.add_n(ready), x.dtype)
 
 
 def _dropout_rates(piece):
@@ -142,9 +145,13 @@ def reversible_forward_and_log_det(pieces, x, training=False):
             if grad_y is None:
                 grad_y = tf.zeros_like(y)
             totals = [None] * len(variables)
-            h = y
+            h, done = y, [grad_y]
             for piece in reversed(pieces):
-                h = _after(tf.stop_gradient(h), grad_y)
+                # Start this piece only once the previous one is fully differentiated
+                # (its input gradient AND its variable gradients): otherwise the
+                # executor may run ahead along the input-gradient chain and keep
+                # several pieces' activations alive while variable gradients wait.
+                h = _after(tf.stop_gradient(h), done)
                 h_in, _ = piece.inverse_and_log_det(h)
                 h_in = tf.stop_gradient(h_in)
                 with tf.GradientTape() as tape:
@@ -153,9 +160,11 @@ def reversible_forward_and_log_det(pieces, x, training=False):
                 grads = tape.gradient([h_out, piece_log_det], [h_in] + variables,
                                       output_gradients=[grad_y, grad_log_det])
                 grad_y = grads[0]
+                done = [grad_y]
                 for i, g in enumerate(grads[1:]):
                     if g is not None:
                         totals[i] = g if totals[i] is None else totals[i] + g
+                        done.append(g)
                 h = h_in
             totals = [tf.zeros_like(v) if g is None else g
                       for g, v in zip(totals, variables)]

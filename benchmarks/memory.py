@@ -1,0 +1,316 @@
+"""Benchmark: peak memory of a training step vs flow depth, plain vs recomputed backprop.
+
+Model: `videoflow_bpp` (64x64x3, 3 levels, affine coupling width 512, GATU; conv3d_net
+prior 5 blocks x 256, dilations, latent skip), batch 1, a window of 3 context frames +
+1 target (the paper's 4-frame training window), `depth` steps per level.
+
+Each configuration runs in a fresh subprocess that
+  1. builds the model and the trainer's optimizer (tf_keras Adam, T2T betas), runs
+     data-dependent init on the benchmark clip itself (the paper uses 128 clips; one
+     keeps this cheap) and builds the optimizer slots;
+  2. records the resident set size (RSS, /proc/self/statm) after `malloc_trim`: the
+     BASELINE (TF runtime, weights, Adam slots; no graph yet);
+  3. runs the first training step (trace + run), then `malloc_trim` and resets the
+     kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`, which resets
+     VmHWM = getrusage's ru_maxrss on Linux);
+  4. times `repeats` more steps (median) and reads VmHWM: the STEADY PEAK, the most
+     memory the process held at any moment of those steps (including whatever the
+     first step left allocated).
+A training step is one call of a `tf.function` doing loss + gradients + Adam update
+(the trainer's step without the distribution strategy), after DDI.
+"Step memory" = steady peak - baseline: what a training step needs on top of the
+model and optimizer state. The target of issue 7 (recompute <= 1/3 of plain at depth
+24) is checked on both the steady peak and the step memory.
+
+The saved memory is then spent on a longer training window: depth 24 with
+recomputation at `--frames` windows (3 context + N-3 targets, all N frames encoded).
+
+Reproduce (about 25 minutes on a 2-core CPU):
+
+    python benchmarks/memory.py                  # all configs, writes results/memory.json
+    python benchmarks/memory.py --depths=4 --windows= --repeats=2   # quick check
+
+Timings are noisy on a shared machine: the load average is recorded per config.
+"""
+
+import argparse
+import ctypes
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+RESULTS = os.path.join(os.path.dirname(__file__), "results", "memory.json")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def peak_rss_bytes():
+    """VmHWM (= ru_maxrss), in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def reset_peak_rss():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def malloc_trim():
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
+def source_md5():
+    """md5 of the package's .py files: which code state a result was measured on."""
+    import hashlib
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "t2t_videoflow")
+    digest = hashlib.md5()
+    for folder, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    digest.update(f.read())
+    return digest.hexdigest()
+
+
+def worker(args):
+    """One configuration in this process; prints one JSON line."""
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras
+
+    from t2t_videoflow import registry
+    from t2t_videoflow.model import build_model
+
+    hp = registry.hparams("videoflow_bpp")
+    hp.depth = args.depth
+    hp.memory_efficient_backprop = bool(args.recompute)
+    hp.batch_size = 1
+    hp.gen_mode = args.gen_mode
+    # The trainer's rule: unconditional mode scores every frame.
+    num_context = hp.video_num_input_frames if args.gen_mode == "conditional" else 0
+    frame_shape = (hp.frame_height, hp.frame_width, hp.frame_channels)
+    model = build_model(hp, frame_shape, seed=0)
+    if args.recompute:
+        model.flow.recompute_unit = args.unit
+    rng = np.random.default_rng(0)
+    video = tf.constant(rng.integers(0, 256, (1, args.frames, *frame_shape), np.uint8))
+    optimizer = tf_keras.optimizers.Adam(
+        learning_rate=1e-4, beta_1=hp.optimizer_adam_beta1, beta_2=hp.optimizer_adam_beta2,
+        epsilon=hp.optimizer_adam_epsilon)
+    variables = list(model.trainable_variables)
+    model.data_init(video, seed=(0, 1))
+    optimizer.build(variables)
+
+    @tf.function
+    def train_step(video, step):
+        noise = tf.random.stateless_uniform(tf.shape(video), tf.stack([tf.constant(0, tf.int64), step]), 0.0,
+                                            1.0 / 256.0)
+        with tf.GradientTape() as tape:
+            loss = model.loss(video, num_context, noise=noise, training=True)
+        grads = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    malloc_trim()
+    baseline = rss_bytes()
+    tf_baseline = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    start = time.perf_counter()
+    train_step.get_concrete_function(video, tf.constant(0, tf.int64))
+    trace_s = time.perf_counter() - start
+    first_loss = float(train_step(video, tf.constant(0, tf.int64)))
+    first_step_s = time.perf_counter() - start
+    first_peak = peak_rss_bytes()
+    malloc_trim()
+    after_first = rss_bytes()
+    reset_peak_rss()
+    tf.config.experimental.reset_memory_stats("CPU:0")
+    times, losses = [], []
+    for i in range(args.repeats):
+        start = time.perf_counter()
+        losses.append(float(train_step(video, tf.constant(i + 1, tf.int64))))
+        times.append(time.perf_counter() - start)
+    steady_peak = peak_rss_bytes()
+    tf_peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
+    out = dict(depth=args.depth, recompute=bool(args.recompute), unit=args.unit,
+               gen_mode=args.gen_mode,
+               frames=args.frames, repeats=args.repeats,
+               params=int(sum(np.prod(v.shape) for v in variables)),
+               baseline_mb=baseline / 2**20, first_step_peak_mb=first_peak / 2**20,
+               steady_peak_mb=steady_peak / 2**20,
+               step_mb=(steady_peak - baseline) / 2**20,
+               after_first_step_mb=after_first / 2**20,
+               transient_mb=(steady_peak - after_first) / 2**20,
+               tf_baseline_mb=tf_baseline / 2**20, tf_peak_mb=tf_peak / 2**20,
+               tf_step_mb=(tf_peak - tf_baseline) / 2**20,
+               trace_s=trace_s, first_step_s=first_step_s, median_step_s=statistics.median(times),
+               step_times_s=times, first_loss=first_loss, losses=losses,
+               loadavg_1min=os.getloadavg()[0], source_md5=source_md5())
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def run_config(depth, recompute, frames, repeats, unit, gen_mode):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", f"--depth={depth}",
+           f"--recompute={int(recompute)}", f"--frames={frames}", f"--repeats={repeats}",
+           f"--unit={unit}", f"--gen_mode={gen_mode}"]
+    load_before = os.getloadavg()[0]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        raise RuntimeError(f"config depth={depth} recompute={recompute} failed:\n"
+                           f"{proc.stderr[-3000:]}")
+    result = json.loads(lines[-1][len("RESULT "):])
+    result["loadavg_1min_before"] = load_before
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--worker", action="store_true")
+    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--recompute", type=int, default=0)
+    parser.add_argument("--frames", type=int, default=4)
+    parser.add_argument("--unit", default="level")
+    parser.add_argument("--gen_mode", default="conditional")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--depths", default="4,8,16,24")
+    parser.add_argument("--deep_repeats", type=int, default=2,
+                        help="repeats at depth >= 16 (steps take seconds each)")
+    parser.add_argument("--windows", default="8,12",
+                        help="window lengths for depth 24 with recomputation")
+    parser.add_argument("--units", default="level,step",
+                        help="recompute units compared at --unit_depth")
+    parser.add_argument("--unit_depth", type=int, default=8)
+    parser.add_argument("--flow_only_depths", default="24",
+                        help="depths for the unconditional model (flow + marginal priors)")
+    parser.add_argument("--append", action="store_true",
+                        help="add to the results already in --out")
+    parser.add_argument("--out", default=RESULTS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+
+    results, commands = [], []
+    if args.append and os.path.exists(args.out):
+        with open(args.out) as f:
+            old = json.load(f)
+        results = old["results"]
+        commands = old.get("commands", [old.get("command")])
+    commands.append("python " + " ".join(sys.argv))
+
+    def run(depth, recompute, frames=4, unit="level", gen_mode="conditional"):
+        repeats = args.deep_repeats if depth >= 16 else args.repeats
+        r = run_config(depth, recompute, frames, repeats, unit, gen_mode)
+        results.append(r)
+        print(f"{gen_mode} depth {depth:2d} recompute {str(recompute):5s} unit {unit:5s} "
+              f"frames {frames:2d}: baseline {r['baseline_mb']:7.0f} MB  steady peak "
+              f"{r['steady_peak_mb']:7.0f} MB  step {r['step_mb']:7.0f} MB  "
+              f"median step {r['median_step_s']:6.2f} s  (load {r['loadavg_1min']:.1f})",
+              flush=True)
+        write(args.out, results, commands)
+
+    depths = [int(d) for d in args.depths.split(",") if d]
+    for depth in depths:
+        run(depth, False)
+        run(depth, True)
+    for unit in [u for u in args.units.split(",") if u and u != "level"]:
+        run(args.unit_depth, True, unit=unit)
+    for frames in [int(w) for w in args.windows.split(",") if w]:
+        run(max(depths) if depths else 24, True, frames=frames)
+    for depth in [int(d) for d in args.flow_only_depths.split(",") if d]:
+        run(depth, False, gen_mode="unconditional")
+        run(depth, True, gen_mode="unconditional")
+    write(args.out, results, commands, show=True)
+
+
+def _key(r):
+    return (r.get("gen_mode", "conditional"), r["depth"], r["frames"], r["unit"])
+
+
+def write(out, results, commands, show=False):
+    """Writes the JSON record (latest result per configuration) and prints the tables."""
+    log = print if show else (lambda *a, **k: None)
+    latest = {}
+    for r in results:
+        latest[(*_key(r), r["recompute"])] = r
+
+    def mb(r, key):
+        return f"{r[key]:.0f}" if key in r else "-"
+
+    summary = {}
+    log("\n| model | depth | plain peak RSS MB | recompute peak RSS MB | ratio | "
+        "plain TF step MB | recompute TF step MB | ratio | plain s/step | "
+        "recompute s/step | time overhead |")
+    log("|---|---|---|---|---|---|---|---|---|---|---|")
+    for (gen_mode, depth, frames, unit, recompute), rec in sorted(latest.items()):
+        plain = latest.get((gen_mode, depth, frames, "level", False))
+        if not recompute or unit != "level" or frames != 4 or plain is None:
+            continue
+        row = dict(
+            peak_ratio=rec["steady_peak_mb"] / plain["steady_peak_mb"],
+            time_overhead=rec["median_step_s"] / plain["median_step_s"] - 1.0)
+        if "tf_step_mb" in rec and "tf_step_mb" in plain:
+            row["tf_step_ratio"] = rec["tf_step_mb"] / plain["tf_step_mb"]
+        summary[f"{gen_mode}/depth{depth}"] = row
+        tf_ratio = f"{row['tf_step_ratio']:.2f}" if "tf_step_ratio" in row else "-"
+        log(f"| {gen_mode} | {depth} | {plain['steady_peak_mb']:.0f} | "
+            f"{rec['steady_peak_mb']:.0f} | {row['peak_ratio']:.2f} | "
+            f"{mb(plain, 'tf_step_mb')} | {mb(rec, 'tf_step_mb')} | {tf_ratio} | "
+            f"{plain['median_step_s']:.2f} | {rec['median_step_s']:.2f} | "
+            f"{100 * row['time_overhead']:+.0f}% |")
+    extra = [r for k, r in sorted(latest.items())
+             if r["recompute"] and (r["frames"] != 4 or r["unit"] != "level")]
+    if extra:
+        log("\n| model | depth | recompute unit | window frames | peak RSS MB | "
+            "TF step MB | s/step | fits plain 4-frame peak at this depth |")
+        log("|---|---|---|---|---|---|---|---|")
+        for r in extra:
+            plain = latest.get((r.get("gen_mode", "conditional"), r["depth"], 4, "level",
+                                False))
+            fits = "-" if plain is None else str(
+                r["steady_peak_mb"] <= plain["steady_peak_mb"])
+            log(f"| {r.get('gen_mode', 'conditional')} | {r['depth']} | {r['unit']} | "
+                f"{r['frames']} | {r['steady_peak_mb']:.0f} | {mb(r, 'tf_step_mb')} | "
+                f"{r['median_step_s']:.2f} | {fits} |")
+    record = dict(
+        commands=commands,
+        machine=f"{platform.machine()}, {os.cpu_count()} cpus",
+        measured=(
+            "One fresh process per config. baseline_mb: RSS after build + DDI + "
+            "optimizer.build + malloc_trim. steady_peak_mb: VmHWM (= ru_maxrss) over "
+            "`repeats` compiled training steps (loss + gradients + Adam) after the first "
+            "step (counter reset after step 1), i.e. the process's peak RSS in steady "
+            "training. step_mb = steady_peak - baseline. tf_peak_mb / tf_step_mb: TF's "
+            "CPU allocator peak bytes in use during the steady steps (all tensors: "
+            "weights, Adam slots, activations, gradients) and that minus the bytes in "
+            "use at baseline. Times: median over repeats; load average recorded."),
+        model=("videoflow_bpp (64x64, 3 levels, affine 512, gatu; conv3d prior 5 x 256), "
+               "batch 1, 3 context frames (conditional) + window `frames`; "
+               "'unconditional' = the same flow with marginal priors only"),
+        results=[latest[k] for k in sorted(latest)],
+        summary=summary)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(record, f, indent=1)
+    log(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

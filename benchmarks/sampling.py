@@ -1,19 +1,23 @@
 """Benchmark: sampling latency of the paper model (issue 7).
 
-`VideoFlow.sample`: 20 frames of 64x64 conditioned on 3 context frames, batch 1,
-videoflow_bpp (3 levels x 24 steps, affine 512 gatu; conv3d_net prior 5 x 256, gatu,
-dilations), temperature 1. Timed
+20 frames of 64x64 conditioned on 3 context frames, batch 1, videoflow_bpp (3 levels
+x 24 steps, affine 512 gatu; conv3d_net prior 5 x 256, gatu, dilations),
+temperature 1. Timed
 
-  * eagerly,
-  * under `tf.function`,
-  * under `tf.function(jit_compile=True)` (XLA),
+  * eagerly (`VideoFlow.sample`),
+  * under `tf.function`: the decoder's `Sampler` (a graph-mode frame loop in chunks
+    of 10 frames, what `t2t-videoflow-decoder` runs),
+  * the same compiled with XLA (`t2t-videoflow-decoder --jit_compile`),
+  * optionally (`--modes=...,function_unrolled`) `VideoFlow.sample` under one
+    `tf.function` (the Python frame loop unrolled: slow to trace for 20 frames),
 
 as the median over `--repeats` calls after `--warmup` calls (the first call, with
 tracing / compilation, is reported separately). The roofline is the sampler's FLOP
 count divided by the CPU's 3x3 conv rate measured in the same run; the issue's target
 is a latency of at most 2x that roofline. FLOPs are counted on the traced graph
 (`common.graph_flops`: 2 x multiply-adds of every conv and matmul, static shapes:
-the context encoding, every prior network and every inverse flow step).
+the context encoding, every prior network and every inverse flow step; see
+`sampling_flops`).
 
 The weights are the model's initial ones after data-dependent init on the context
 (the latency does not depend on the values).
@@ -33,7 +37,7 @@ try:
     import common
 except ImportError:  # run as `python -m benchmarks.sampling`
     from benchmarks import common
-from t2t_videoflow import registry
+from t2t_videoflow import decoder, registry
 from t2t_videoflow.model import build_model
 
 
@@ -46,15 +50,40 @@ def make_context(batch, frames, size, seed=0):
     return tf.constant(np.clip(video, 0, 255).astype(np.uint8))
 
 
-def sampler(model, num_frames, temperature, mode):
-    """`fn(context, seed) -> uint8 frames` in `mode` ("eager" | "function" | "xla")."""
+def sampler(model, num_frames, temperature, mode, chunk=10):
+    """`fn(context, seed) -> uint8 frames` in `mode`.
 
-    def sample(context, seed):
-        return model.sample(context, num_frames, temperature=temperature, seed=seed)
-
+    "eager": `VideoFlow.sample` eagerly. "function" / "xla": the decoder's `Sampler`
+    (graph-mode frame loop over chunks of `chunk` frames, the per-frame body traced
+    once; "xla" compiles it, as `t2t-videoflow-decoder --jit_compile`).
+    "function_unrolled": `VideoFlow.sample` under one `tf.function` (the Python frame
+    loop unrolled; tracing grows with the number of frames).
+    """
     if mode == "eager":
-        return sample
-    return tf.function(sample, jit_compile=(mode == "xla"))
+        return lambda context, seed: model.sample(context, num_frames, temperature,
+                                                  seed=seed)
+    if mode == "function_unrolled":
+        return tf.function(lambda context, seed: model.sample(
+            context, num_frames, temperature=temperature, seed=seed))
+    loop = decoder.Sampler(model, jit_compile=(mode == "xla"))
+    return lambda context, seed: loop.sample(context.numpy(), num_frames, temperature,
+                                             int(seed), chunk=chunk)
+
+
+def sampling_flops(model, num_frames, temperature, context):
+    """FLOPs of `VideoFlow.sample` for `num_frames`, from traced graphs.
+
+    The graphs of 1 and 2 generated frames are traced (not run); the count is
+    `f(1) + (num_frames - 1) * (f(2) - f(1))` (every generated frame does the same
+    work), so the 20-frame graph need not be traced.
+    """
+    counts = []
+    for frames in (1, 2):
+        fn = tf.function(lambda c, s, n=frames: model.sample(c, n, temperature, seed=s))
+        counts.append(common.graph_flops(fn.get_concrete_function(
+            context, tf.constant(0)).graph))
+    per_frame = {k: counts[1].get(k, 0) - counts[0].get(k, 0) for k in counts[1]}
+    return {k: counts[0].get(k, 0) + (num_frames - 1) * v for k, v in per_frame.items()}
 
 
 def main():
@@ -82,9 +111,7 @@ def main():
     context = make_context(args.batch, args.context, hp.frame_height)
     model.data_init(context)
 
-    graph = sampler(model, args.frames, args.temperature, "function") \
-        .get_concrete_function(context, tf.constant(0)).graph
-    flops_by_op = common.graph_flops(graph)
+    flops_by_op = sampling_flops(model, args.frames, args.temperature, context)
     flops = sum(flops_by_op.values())
     roofline = flops / (peak * 1e9)
     print(f"{args.hparams_set}: {flops / 1e9:.1f} GFLOP per call (conv/matmul, graph "
@@ -103,7 +130,7 @@ def main():
 
         def call():
             counter[0] += 1
-            return fn(context, tf.constant(counter[0])).numpy()
+            return np.asarray(fn(context, tf.constant(counter[0])))
 
         start = time.perf_counter()
         call()

@@ -8,29 +8,41 @@ Each configuration runs in a fresh subprocess that
   1. builds the model and the trainer's optimizer (tf_keras Adam, T2T betas), runs
      data-dependent init on the benchmark clip itself (the paper uses 128 clips; one
      keeps this cheap) and builds the optimizer slots;
-  2. records the resident set size (RSS, /proc/self/statm) after `malloc_trim`: the
-     BASELINE (TF runtime, weights, Adam slots; no graph yet);
-  3. runs the first training step (trace + run), then `malloc_trim` and resets the
-     kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`, which resets
-     VmHWM = getrusage's ru_maxrss on Linux);
-  4. times `repeats` more steps (median) and reads VmHWM: the STEADY PEAK, the most
-     memory the process held at any moment of those steps (including whatever the
-     first step left allocated).
+  2. records the BASELINE: resident set size (RSS, /proc/self/statm) after
+     `malloc_trim` (TF runtime, weights, Adam slots; no graph yet), and the bytes in use
+     in TF's CPU allocator (`tf.config.experimental.get_memory_info`);
+  3. traces and runs the first training step, then `malloc_trim`, resets the kernel's
+     peak-RSS counter (`echo 5 > /proc/self/clear_refs`; VmHWM = getrusage's
+     ru_maxrss on Linux) and TF's allocator peak (`reset_memory_stats`);
+  4. times `repeats` more steps (median) and reads both peaks.
 A training step is one call of a `tf.function` doing loss + gradients + Adam update
 (the trainer's step without the distribution strategy), after DDI.
-"Step memory" = steady peak - baseline: what a training step needs on top of the
-model and optimizer state. The target of issue 7 (recompute <= 1/3 of plain at depth
-24) is checked on both the steady peak and the step memory.
+
+Fields (MB = MiB):
+  steady_peak_mb   peak RSS of the process during steady training steps: everything,
+                   including TF's graph/executor memory kept after the first step;
+  step_mb          steady_peak_mb - baseline_mb;
+  tf_peak_mb       peak bytes in use in TF's CPU allocator during steady steps: all
+                   tensors (weights, Adam slots, activations, gradients, temporaries),
+                   i.e. what an accelerator's memory would have to hold;
+  tf_step_mb       tf_peak_mb - tensors in use at baseline: the step's activations,
+                   gradients and temporaries. Recomputation acts on this part.
+  after_trace_mb, after_first_step_mb: RSS after tracing and after the first step.
 
 The saved memory is then spent on a longer training window: depth 24 with
-recomputation at `--frames` windows (3 context + N-3 targets, all N frames encoded).
+recomputation at `--windows` frames (3 context + N-3 targets, all N frames encoded).
+`--flow_only_depths` repeats plain vs recompute for the unconditional model (the flow
+plus marginal priors, no conv3d prior network), where the flow is all the activations.
 
-Reproduce (about 25 minutes on a 2-core CPU):
+Reproduce (about 90 minutes on 2 shared CPU cores; each config builds and traces a
+graph of tens of thousands of ops, the first step takes 2-9 minutes):
 
-    python benchmarks/memory.py                  # all configs, writes results/memory.json
-    python benchmarks/memory.py --depths=4 --windows= --repeats=2   # quick check
+    python benchmarks/memory.py                                  # everything
+    python benchmarks/memory.py --depths=4 --units= --windows= --flow_only_depths= \
+        --repeats=2 --out=/tmp/memory.json                       # quick check
 
-Timings are noisy on a shared machine: the load average is recorded per config.
+Timings are noisy on a shared machine: the 1-minute load average is recorded per
+config (`loadavg_1min`, `loadavg_1min_before`).
 """
 
 import argparse
@@ -99,7 +111,7 @@ def worker(args):
     hp = registry.hparams("videoflow_bpp")
     hp.depth = args.depth
     hp.memory_efficient_backprop = bool(args.recompute)
-    hp.batch_size = 1
+    hp.batch_size = args.batch
     hp.gen_mode = args.gen_mode
     # The trainer's rule: unconditional mode scores every frame.
     num_context = hp.video_num_input_frames if args.gen_mode == "conditional" else 0
@@ -108,7 +120,8 @@ def worker(args):
     if args.recompute:
         model.flow.recompute_unit = args.unit
     rng = np.random.default_rng(0)
-    video = tf.constant(rng.integers(0, 256, (1, args.frames, *frame_shape), np.uint8))
+    video = tf.constant(rng.integers(0, 256, (args.batch, args.frames, *frame_shape),
+                                     np.uint8))
     optimizer = tf_keras.optimizers.Adam(
         learning_rate=1e-4, beta_1=hp.optimizer_adam_beta1, beta_2=hp.optimizer_adam_beta2,
         epsilon=hp.optimizer_adam_epsilon)
@@ -132,9 +145,11 @@ def worker(args):
     start = time.perf_counter()
     train_step.get_concrete_function(video, tf.constant(0, tf.int64))
     trace_s = time.perf_counter() - start
+    after_trace = rss_bytes()
     first_loss = float(train_step(video, tf.constant(0, tf.int64)))
     first_step_s = time.perf_counter() - start
     first_peak = peak_rss_bytes()
+    tf_first_peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
     malloc_trim()
     after_first = rss_bytes()
     reset_peak_rss()
@@ -147,15 +162,17 @@ def worker(args):
     steady_peak = peak_rss_bytes()
     tf_peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
     out = dict(depth=args.depth, recompute=bool(args.recompute), unit=args.unit,
-               gen_mode=args.gen_mode,
+               gen_mode=args.gen_mode, batch=args.batch,
                frames=args.frames, repeats=args.repeats,
                params=int(sum(np.prod(v.shape) for v in variables)),
                baseline_mb=baseline / 2**20, first_step_peak_mb=first_peak / 2**20,
                steady_peak_mb=steady_peak / 2**20,
                step_mb=(steady_peak - baseline) / 2**20,
+               after_trace_mb=after_trace / 2**20,
                after_first_step_mb=after_first / 2**20,
                transient_mb=(steady_peak - after_first) / 2**20,
                tf_baseline_mb=tf_baseline / 2**20, tf_peak_mb=tf_peak / 2**20,
+               tf_first_step_peak_mb=tf_first_peak / 2**20,
                tf_step_mb=(tf_peak - tf_baseline) / 2**20,
                trace_s=trace_s, first_step_s=first_step_s, median_step_s=statistics.median(times),
                step_times_s=times, first_loss=first_loss, losses=losses,
@@ -163,10 +180,10 @@ def worker(args):
     print("RESULT " + json.dumps(out), flush=True)
 
 
-def run_config(depth, recompute, frames, repeats, unit, gen_mode):
+def run_config(depth, recompute, frames, repeats, unit, gen_mode, batch=1):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", f"--depth={depth}",
            f"--recompute={int(recompute)}", f"--frames={frames}", f"--repeats={repeats}",
-           f"--unit={unit}", f"--gen_mode={gen_mode}"]
+           f"--unit={unit}", f"--gen_mode={gen_mode}", f"--batch={batch}"]
     load_before = os.getloadavg()[0]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
@@ -188,6 +205,8 @@ def main():
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--unit", default="level")
     parser.add_argument("--gen_mode", default="conditional")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="clips per step (worker; and the --flow_only_depths runs)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--depths", default="4,8,16,24")
     parser.add_argument("--deep_repeats", type=int, default=2,
@@ -215,11 +234,11 @@ def main():
         commands = old.get("commands", [old.get("command")])
     commands.append("python " + " ".join(sys.argv))
 
-    def run(depth, recompute, frames=4, unit="level", gen_mode="conditional"):
+    def run(depth, recompute, frames=4, unit="level", gen_mode="conditional", batch=1):
         repeats = args.deep_repeats if depth >= 16 else args.repeats
-        r = run_config(depth, recompute, frames, repeats, unit, gen_mode)
+        r = run_config(depth, recompute, frames, repeats, unit, gen_mode, batch)
         results.append(r)
-        print(f"{gen_mode} depth {depth:2d} recompute {str(recompute):5s} unit {unit:5s} "
+        print(f"{gen_mode} batch {batch} depth {depth:2d} recompute {str(recompute):5s} unit {unit:5s} "
               f"frames {frames:2d}: baseline {r['baseline_mb']:7.0f} MB  steady peak "
               f"{r['steady_peak_mb']:7.0f} MB  step {r['step_mb']:7.0f} MB  "
               f"median step {r['median_step_s']:6.2f} s  (load {r['loadavg_1min']:.1f})",
@@ -235,13 +254,14 @@ def main():
     for frames in [int(w) for w in args.windows.split(",") if w]:
         run(max(depths) if depths else 24, True, frames=frames)
     for depth in [int(d) for d in args.flow_only_depths.split(",") if d]:
-        run(depth, False, gen_mode="unconditional")
-        run(depth, True, gen_mode="unconditional")
+        run(depth, False, gen_mode="unconditional", batch=args.batch)
+        run(depth, True, gen_mode="unconditional", batch=args.batch)
     write(args.out, results, commands, show=True)
 
 
 def _key(r):
-    return (r.get("gen_mode", "conditional"), r["depth"], r["frames"], r["unit"])
+    return (r.get("gen_mode", "conditional"), r.get("batch", 1), r["depth"], r["frames"],
+            r["unit"])
 
 
 def write(out, results, commands, show=False):
@@ -255,12 +275,12 @@ def write(out, results, commands, show=False):
         return f"{r[key]:.0f}" if key in r else "-"
 
     summary = {}
-    log("\n| model | depth | plain peak RSS MB | recompute peak RSS MB | ratio | "
+    log("\n| model | batch | depth | plain peak RSS MB | recompute peak RSS MB | ratio | "
         "plain TF step MB | recompute TF step MB | ratio | plain s/step | "
         "recompute s/step | time overhead |")
-    log("|---|---|---|---|---|---|---|---|---|---|---|")
-    for (gen_mode, depth, frames, unit, recompute), rec in sorted(latest.items()):
-        plain = latest.get((gen_mode, depth, frames, "level", False))
+    log("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for (gen_mode, batch, depth, frames, unit, recompute), rec in sorted(latest.items()):
+        plain = latest.get((gen_mode, batch, depth, frames, "level", False))
         if not recompute or unit != "level" or frames != 4 or plain is None:
             continue
         row = dict(
@@ -268,9 +288,9 @@ def write(out, results, commands, show=False):
             time_overhead=rec["median_step_s"] / plain["median_step_s"] - 1.0)
         if "tf_step_mb" in rec and "tf_step_mb" in plain:
             row["tf_step_ratio"] = rec["tf_step_mb"] / plain["tf_step_mb"]
-        summary[f"{gen_mode}/depth{depth}"] = row
+        summary[f"{gen_mode}/batch{batch}/depth{depth}"] = row
         tf_ratio = f"{row['tf_step_ratio']:.2f}" if "tf_step_ratio" in row else "-"
-        log(f"| {gen_mode} | {depth} | {plain['steady_peak_mb']:.0f} | "
+        log(f"| {gen_mode} | {batch} | {depth} | {plain['steady_peak_mb']:.0f} | "
             f"{rec['steady_peak_mb']:.0f} | {row['peak_ratio']:.2f} | "
             f"{mb(plain, 'tf_step_mb')} | {mb(rec, 'tf_step_mb')} | {tf_ratio} | "
             f"{plain['median_step_s']:.2f} | {rec['median_step_s']:.2f} | "
@@ -279,16 +299,19 @@ def write(out, results, commands, show=False):
              if r["recompute"] and (r["frames"] != 4 or r["unit"] != "level")]
     if extra:
         log("\n| model | depth | recompute unit | window frames | peak RSS MB | "
-            "TF step MB | s/step | fits plain 4-frame peak at this depth |")
-        log("|---|---|---|---|---|---|---|---|")
+            "TF peak MB | s/step | RSS <= plain 4-frame RSS | TF peak <= plain 4-frame "
+            "TF peak |")
+        log("|---|---|---|---|---|---|---|---|---|")
         for r in extra:
-            plain = latest.get((r.get("gen_mode", "conditional"), r["depth"], 4, "level",
-                                False))
+            plain = latest.get((r.get("gen_mode", "conditional"), r.get("batch", 1),
+                                r["depth"], 4, "level", False))
             fits = "-" if plain is None else str(
                 r["steady_peak_mb"] <= plain["steady_peak_mb"])
+            fits_tf = "-" if plain is None or "tf_peak_mb" not in plain else str(
+                r["tf_peak_mb"] <= plain["tf_peak_mb"])
             log(f"| {r.get('gen_mode', 'conditional')} | {r['depth']} | {r['unit']} | "
-                f"{r['frames']} | {r['steady_peak_mb']:.0f} | {mb(r, 'tf_step_mb')} | "
-                f"{r['median_step_s']:.2f} | {fits} |")
+                f"{r['frames']} | {r['steady_peak_mb']:.0f} | {mb(r, 'tf_peak_mb')} | "
+                f"{r['median_step_s']:.2f} | {fits} | {fits_tf} |")
     record = dict(
         commands=commands,
         machine=f"{platform.machine()}, {os.cpu_count()} cpus",
@@ -302,7 +325,7 @@ def write(out, results, commands, show=False):
             "weights, Adam slots, activations, gradients) and that minus the bytes in "
             "use at baseline. Times: median over repeats; load average recorded."),
         model=("videoflow_bpp (64x64, 3 levels, affine 512, gatu; conv3d prior 5 x 256), "
-               "batch 1, 3 context frames (conditional) + window `frames`; "
+               "batch `batch` (1 unless stated), 3 context frames (conditional) + window `frames`; "
                "'unconditional' = the same flow with marginal priors only"),
         results=[latest[k] for k in sorted(latest)],
         summary=summary)

@@ -12,7 +12,7 @@ rerun finishes the rest. On bad input the CLI prints one line and exits 1.
 import os
 import sys
 
-from absl import app
+from absl import app, flags
 
 from t2t_videoflow import cli, registry
 from t2t_videoflow.data.records import DataError

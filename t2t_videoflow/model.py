@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from t2t_videoflow.flow.multiscale import MultiScaleFlow
+from t2t_videoflow.flow.multiscale import FlowEncoding, MultiScaleFlow
 from t2t_videoflow.prior.latent_prior import (
     LevelConditionalPrior, MarginalTopPrior, TopConditionalPrior)
 from t2t_videoflow.prior.latent_to_dist import SingleConvDist
@@ -312,9 +312,9 @@ class VideoFlow(tf.Module):
                 mu0, sigma0 = self.level_priors[l](x1)
                 for t, pair in enumerate(zip(unfold(mu0), unfold(sigma0))):
                     marginals[t].append(pair)
-        encodings = [type(enc)(tops[t], [z[t] for z in latents],
-                               [x1[t] for x1 in conditions], log_dets[t],
-                               [v[t] for v in level_log_dets])
+        encodings = [FlowEncoding(tops[t], [z[t] for z in latents],
+                                  [x1[t] for x1 in conditions], log_dets[t],
+                                  [v[t] for v in level_log_dets])
                      for t in range(n_frames)]
         return encodings, (marginals if with_marginals else None)
 

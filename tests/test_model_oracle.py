@@ -19,7 +19,9 @@ PERT = "var_pert/"
 def oracle_model(name):
     """(oracle, model built from the oracle's hparams with its perturbed T2T weights)."""
     oracle = load_oracle(name)
-    hparams = types.SimpleNamespace(**json.loads(str(oracle["meta/hparams"])))
+    # The oracle records T2T's hparams; fields this port added take their defaults.
+    hparams = types.SimpleNamespace(memory_efficient_backprop=False,
+                                    **json.loads(str(oracle["meta/hparams"])))
     frame_shape = tuple(json.loads(str(oracle["meta/frame_shape"])))
     model = build_model(hparams, frame_shape)
     return oracle, model

@@ -48,12 +48,14 @@ def test_folded_actnorm_and_zero_conv_match_output_scaling(kernel_size, channels
     zero = ZeroConv2D(7, kernel_size)
     zero.build(x.shape)
     perturb([w.value for w in layer.weights + zero.weights], 0.3, seed=4)
+    # Float32 rounding: sums of up to 9 * 81 products of O(1) terms, then scales of up
+    # to ~e^3; the two orders of operations differ by a few 1e-5 at most.
     plain = layer.actnorm(conv.edge_bias_conv2d(x, layer.kernel, layer.kernel_size))
-    np.testing.assert_allclose(layer(x), plain, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer(x), plain, rtol=1e-4, atol=1e-4)
     scale = tf.exp(tf.reshape(zero.logs, [-1]) * zero.logscale_factor)
     plain = (conv.edge_bias_conv2d(x, zero.kernel, zero.kernel_size)
              + tf.reshape(zero.bias, [-1])) * scale
-    np.testing.assert_allclose(zero(x), plain, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(zero(x), plain, rtol=1e-4, atol=1e-4)
 
 
 def test_encode_frames_in_one_pass_matches_per_frame_encoding():

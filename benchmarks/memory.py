@@ -37,7 +37,9 @@ plus marginal priors, no conv3d prior network), where the flow is all the activa
 Reproduce (about 90 minutes on 2 shared CPU cores; each config builds and traces a
 graph of tens of thousands of ops, the first step takes 2-9 minutes):
 
-    python benchmarks/memory.py                                  # everything
+    python benchmarks/memory.py                       # all batch-1 configs
+    python benchmarks/memory.py --depths= --units= --windows= --batch=4 --append
+                                             # + unconditional depth 24 at batch 4
     python benchmarks/memory.py --depths=4 --units= --windows= --flow_only_depths= \
         --repeats=2 --out=/tmp/memory.json                       # quick check
 

@@ -25,10 +25,9 @@ not fit the run, bad flag values or input frames) print one
 """
 
 import os
-import sys
 import time
 
-from absl import app, logging
+from absl import app
 import numpy as np
 import tensorflow as tf
 
@@ -193,21 +192,14 @@ def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
 
 
 def main(argv):
-    if len(argv) > 1:
-        print(f"{NAME}: error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 1
-    logging.set_verbosity(logging.WARNING)
-    try:
+    def body():
         decode(FLAGS.output_dir, FLAGS.decode_to_file, FLAGS.problem, FLAGS.hparams_set,
                FLAGS.hparams, FLAGS.data_dir, FLAGS.num_samples, FLAGS.temperature,
                FLAGS.num_target_frames, FLAGS.random_seed, FLAGS.checkpoint_path,
                FLAGS.input_frames, FLAGS.num_clips, FLAGS.eval_use_test_set,
                FLAGS.progress_every, FLAGS.gif_fps, FLAGS.jit_compile, FLAGS.t2t_usr_dir,
                log=lambda message: print(message, flush=True))
-    except (*errors.USER_ERRORS, media.MediaError) as e:
-        print(f"{NAME}: error: {errors.one_line(e)}", file=sys.stderr)
-        return 1
-    return 0
+    return errors.run_cli(NAME, argv, body)
 
 
 def run_main():

@@ -17,9 +17,8 @@ and exit with status 1.
 """
 
 import os
-import sys
 
-from absl import app, logging
+from absl import app
 
 from t2t_videoflow import cli, errors, export_lib
 
@@ -62,18 +61,11 @@ def export(output_dir, checkpoint_path=None, export_dir=None, problem_name=None,
 
 
 def main(argv):
-    if len(argv) > 1:
-        print(f"{NAME}: error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 1
-    logging.set_verbosity(logging.WARNING)
-    try:
+    def body():
         export(FLAGS.output_dir, FLAGS.checkpoint_path, FLAGS.export_dir, FLAGS.problem,
                FLAGS.hparams_set, FLAGS.hparams, FLAGS.t2t_usr_dir,
                log=lambda message: print(message, flush=True))
-    except (*errors.USER_ERRORS, export_lib.ExportError) as e:
-        print(f"{NAME}: error: {errors.one_line(e)}", file=sys.stderr)
-        return 1
-    return 0
+    return errors.run_cli(NAME, argv, body)
 
 
 def run_main():

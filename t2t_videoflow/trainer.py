@@ -19,7 +19,7 @@ and exit with status 1.
 
 import sys
 
-from absl import app, logging
+from absl import app
 import tensorflow as tf
 
 from t2t_videoflow import cli, datagen, distribute, errors, registry, run_dir, trainer_lib
@@ -109,21 +109,15 @@ def resolve_hparams(output_dir, hparams_set, overrides, problem, train_steps=Non
 
 
 def main(argv):
-    if len(argv) > 1:
-        print(f"{NAME}: error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 1
-    logging.set_verbosity(logging.WARNING)   # TF's INFO lines (saver timings) are noise
-    # Before any op runs: logical CPU devices must exist before TF initialises devices.
-    try:
-        strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.num_cpu_devices)
-    except (ValueError, RuntimeError) as e:
-        print(f"{NAME}: error: {e}", file=sys.stderr)
-        return 1
-    try:
+    # The strategy comes first: logical CPU devices must exist before TF starts its
+    # devices. RuntimeError there (TF already initialised) is a user-facing error too.
+    def body():
+        try:
+            strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.num_cpu_devices)
+        except RuntimeError as e:
+            raise ValueError(str(e)) from e
         return _run(strategy)
-    except errors.USER_ERRORS as e:
-        print(f"{NAME}: error: {errors.one_line(e)}", file=sys.stderr)
-        return 1
+    return errors.run_cli(NAME, argv, body)
 
 
 def _run(strategy):

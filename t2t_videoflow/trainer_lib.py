@@ -235,7 +235,7 @@ class Trainer:
                  f"{frames.shape[1]} frames.")
         with self.strategy.scope():
             self.model.data_init(frames, seed=(self.config.random_seed, 1))
-            if self.strategy.extended._in_multi_worker_mode():  # pylint: disable=protected-access
+            if self.num_workers > 1:
                 self._average_variables_across_workers()
         return self.step
 
@@ -243,12 +243,9 @@ class Trainer:
         """Makes DDI values bitwise equal on every worker (mean of equal values)."""
         variables = list(self.model.variables)
 
-        def replica_fn():
-            ctx = tf.distribute.get_replica_context()
-            means = ctx.all_reduce(tf.distribute.ReduceOp.MEAN,
-                                   [tf.cast(v, tf.float32) if v.dtype != tf.float32 else
-                                    tf.identity(v) for v in variables])
-            return means
+        def replica_fn():   # the `initialized` flags are bools: average them as floats
+            return tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.MEAN, [tf.cast(v, tf.float32) for v in variables])
         means = self.strategy.run(replica_fn)
         for var, mean in zip(variables, means):
             value = self.strategy.experimental_local_results(mean)[0]

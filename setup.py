@@ -45,5 +45,6 @@ setuptools.setup(
         "t2t-videoflow-trainer = t2t_videoflow.trainer:run_main",
         "t2t-videoflow-decoder = t2t_videoflow.decoder:run_main",
         "t2t-videoflow-exporter = t2t_videoflow.exporter:run_main",
+        "t2t-videoflow-motion = t2t_videoflow.motion_main:run_main",
     ]},
 )

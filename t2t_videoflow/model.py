@@ -413,6 +413,28 @@ class VideoFlow(tf.Module):
         Returns:
           uint8 `[B, num_frames, H, W, C]`.
         """
+        frames, _ = self.sample_with_log_density(context_frames, num_frames,
+                                                 temperature, seed)
+        return postprocess(frames)
+
+    def sample_with_log_density(self, context_frames, num_frames, temperature=1.0,
+                                seed=0):
+        """`sample` before quantisation, with the density each frame was drawn from.
+
+        Returns:
+          `(frames, log_density)`: float frames `[B, num_frames, H, W, C]` (the flow's
+          output, before `postprocess`), and `[B, num_frames]` nats
+
+              ln q(x_k | past) = sum_latents ln N(z; mu, (tau sigma)^2)
+                                 - ln |det dx_k / dz_k|
+
+          of the (tempered) distribution each frame was drawn from, given the context
+          and the frames sampled before it. At tau = 1 this is the model's own density
+          of the frame: `frame_objectives` of `[preprocess(context), frames]` gives the
+          same numbers plus `-D ln 256` (tested), which shows the sampler draws from
+          exactly the density the likelihood scores. At tau = 0 the density is
+          degenerate (NaN/inf).
+        """
         # Python / NumPy numbers and eager tensors are checked; a symbolic tensor is not.
         if not tf.is_tensor(temperature) or tf.executing_eagerly():
             if not float(temperature) >= 0.0:
@@ -440,7 +462,7 @@ class VideoFlow(tf.Module):
             level_history.append(enc.latents)
             top_history.append(enc.top)
         batch = tf.shape(x)[0]
-        outputs = []
+        outputs, log_densities = [], []
         for k in range(int(num_frames)):
             if self.gen_mode == "unconditional":
                 level_history, top_history = [], []
@@ -449,24 +471,29 @@ class VideoFlow(tf.Module):
                 like, self._cond_set(top_history), top_state, True, False, False)
             top = loc + temperature * scale * tf.random.stateless_normal(
                 tf.shape(loc), [seed, 1000 * k], alg=RNG_ALG)
+            log_probs = [gaussian_log_prob(top, loc, temperature * scale)]
             past_levels = self._cond_set(level_history)
             new_states = list(level_states)
 
             def sample_latent(level, x1, k=k, past_levels=past_levels,
-                              new_states=new_states):
+                              new_states=new_states, log_probs=log_probs):
                 past = None if past_levels is None else [p[level] for p in past_levels]
                 loc, scale, new_states[level] = self._level_prior(
                     level, x1, past, level_states[level], True, False, False)
                 eps = tf.random.stateless_normal(
                     tf.shape(loc), [seed, 1000 * k + 1 + level], alg=RNG_ALG)
-                return loc + temperature * scale * eps
+                z = loc + temperature * scale * eps
+                log_probs.append(gaussian_log_prob(z, loc, temperature * scale))
+                return z
 
-            frame, latents, _ = self.flow.decode(top, sample_latent=sample_latent)
+            frame, latents, inverse_log_det = self.flow.decode(
+                top, sample_latent=sample_latent)
             level_states = new_states
             level_history.append(latents)
             top_history.append(top)
             outputs.append(frame)
-        return postprocess(tf.stack(outputs, axis=1))
+            log_densities.append(tf.add_n(log_probs) - inverse_log_det)
+        return tf.stack(outputs, axis=1), tf.stack(log_densities, axis=1)
 
     # -- T2T checkpoints ---------------------------------------------------------------
 

@@ -1,0 +1,261 @@
+r"""`t2t-videoflow-motion`: do a shapes model's samples keep their shape and move like data?
+
+    t2t-videoflow-motion --output_dir=RUN --data_dir=DATA \
+        --num_clips=16 --num_samples=8 --temperatures=0.5,1.0
+
+For the first `--num_clips` dev clips (`--eval_use_test_set`: test) of a stochastic
+shapes run, draws `--num_samples` samples of `--num_target_frames` frames after each
+clip's context at each temperature, and reports with `motion.analyze_samples`:
+
+  * the shares of samples whose shape stays intact, that move coherently (a constant
+    step in one of the 8 directions), that stand still, that move incoherently, or
+    that lose the shape; the histogram over the 8 directions and its uniformity; the
+    mean shape area per frame (fading);
+  * the same for the real clips (context + ground truth), as a sanity row: the data
+    comes out 100% intact and coherent, with its own direction histogram;
+  * bits per pixel per target frame of the real clips and of the model's own samples
+    (context + sample), scored by the model with `VideoFlow.bits_per_pixel` under the
+    same seeded dequantisation noise. When the model fits the data, samples at
+    temperature 1 score about like the data (they are draws from the model's own
+    density); lower temperatures sample more probable frames and score lower. Samples
+    far worse than the data at temperature 1 point to a sampler that does not invert
+    the density it scores.
+
+It prints progress lines and the tables, and writes all figures as JSON to
+`--results_file` (default OUTPUT_DIR/motion.json). Temperatures default to the set's
+temperature plus 1.0; `--num_target_frames` to the set's `video_num_target_frames`.
+Clips are sampled `--batch` at a time, each call drawing all K samples of its clips
+(batch * K rows) with seed `--random_seed + chunk index`, so results depend on
+`--batch`. The problem and hparams are the run's (`run.json`, `hparams.json`), the
+checkpoint the newest unless `--checkpoint_path` is given.
+
+User errors (missing run dir, checkpoint or data, a run that is not a shapes run, bad
+flag values) print one `t2t-videoflow-motion: error: ...` line and exit with status 1.
+"""
+
+import json
+import math
+import os
+import time
+
+from absl import app
+import numpy as np
+import tensorflow as tf
+
+from t2t_videoflow import cli, errors, export_lib, motion, run_dir
+# The decoder defines the flags both tools share (num_clips, num_samples, ...) first;
+# cli.define keeps the first definition, so this tool's own defaults are applied in
+# `main` to the flags not given on the command line.
+from t2t_videoflow.decoder import dev_clips
+from t2t_videoflow.problems.stochastic_shapes import StochasticShapes
+
+NAME = "t2t-videoflow-motion"
+DEFAULTS = {"num_clips": 16, "num_samples": 8}
+RESULTS_FILE = "motion.json"
+
+FLAGS = cli.FLAGS
+cli.define("string", "output_dir", None, "The training output dir (hparams.json, "
+           "checkpoints).")
+cli.define("string", "data_dir", None, "Directory of the problem's shards.")
+cli.define("integer", "num_clips", DEFAULTS["num_clips"], "Dev clips to condition on.")
+cli.define("integer", "num_samples", DEFAULTS["num_samples"], "Samples per clip and "
+           "temperature.")
+cli.define("string", "temperatures", None, "Comma-separated sampling temperatures >= 0 "
+           "(default: the set's temperature and 1.0).")
+cli.define("integer", "num_target_frames", None, "Frames per sample (default: the set's "
+           "video_num_target_frames).")
+cli.define("string", "checkpoint_path", None, "Checkpoint prefix (default: the newest in "
+           "--output_dir).")
+cli.define("integer", "random_seed", 0, "Seed of the sampling and dequantisation noise.")
+cli.define("string", "results_file", None, "JSON file of the results (default: "
+           "OUTPUT_DIR/motion.json).")
+cli.define("boolean", "eval_use_test_set", False, "Take clips from the test split.")
+cli.define("integer", "batch", 8, "Clips per sampling call (batch * num_samples rows).")
+cli.define("string", "problem", None, "Problem of the clips (default: the run's).")
+cli.define("string", "t2t_usr_dir", None, "Python package or file registering more "
+           "problems and hparams sets (default: the run's).")
+
+
+def parse_temperatures(text):
+    """`"0.5,1.0"` -> `[0.5, 1.0]`; None or "" -> None. Raises ValueError."""
+    if text is None or not text.strip():
+        return None
+    values = []
+    for item in text.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise ValueError(f"--temperatures must be comma-separated numbers; got "
+                             f"{text!r}.") from None
+        if not value >= 0.0 or math.isinf(value):
+            raise ValueError(f"--temperatures must be finite and >= 0; got {item.strip()}.")
+        values.append(value)
+    return values
+
+
+def sample_clips(model, contexts, num_samples, num_frames, temperature, seed, batch,
+                 log=None):
+    """K samples after each context: uint8 `[N, K, T, H, W, 3]`.
+
+    Clips go `batch` at a time; chunk c draws all K samples of its clips in one call of
+    `model.sample` with seed `seed + c`. `log(done_clips, seconds)` after each chunk.
+    """
+    began, out = time.time(), []
+    for c, start in enumerate(range(0, len(contexts), batch)):
+        chunk = contexts[start:start + batch]
+        rows = np.repeat(chunk, num_samples, axis=0)            # clip-major
+        frames = model.sample(rows, num_frames, temperature=temperature, seed=seed + c)
+        out.append(frames.numpy().reshape(len(chunk), num_samples, *frames.shape[1:]))
+        if log is not None:
+            log(start + len(chunk), time.time() - began)
+    return np.concatenate(out)
+
+
+def score_clips(model, frames, num_context, seed, batch):
+    """Bits per pixel `[B, T - num_context]` of uint8 clips `[B, T, H, W, 3]`, `batch`
+    rows at a time; rows [i*batch, (i+1)*batch) get dequantisation noise seed
+    `(seed, i)`."""
+    out = []
+    for i, start in enumerate(range(0, len(frames), batch)):
+        bpp = model.bits_per_pixel(frames[start:start + batch], num_context,
+                                   seed=tf.constant([seed, i], tf.int64))
+        out.append(bpp.numpy())
+    return np.concatenate(out)
+
+
+def _finite(values):
+    """Floats, with NaN and infinities as None (JSON has neither)."""
+    return [float(v) if math.isfinite(v) else None for v in np.asarray(values).ravel()]
+
+
+def _bpp_row(bpp):
+    per_frame = bpp.mean(axis=0)
+    return {"bpp_per_frame": _finite(per_frame), "bpp": _finite([per_frame.mean()])[0]}
+
+
+def _format_bpp(name, row):
+    mean = "-" if row["bpp"] is None else f"{row['bpp']:.3f}"
+    frames = " ".join("-" if v is None else f"{v:.3f}" for v in row["bpp_per_frame"])
+    line = f"  bits per pixel of the {name}: {mean} (per target frame: {frames})"
+    if row.get("bpp_minus_data") is not None:
+        line += f", {row['bpp_minus_data']:+.3f} vs the real clips"
+    return line
+
+
+def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
+             num_samples=DEFAULTS["num_samples"], temperatures=None,
+             num_target_frames=None, checkpoint_path=None, random_seed=0,
+             results_file=None, use_test_set=False, batch=8, problem_name=None,
+             t2t_usr_dir=None, log=print):
+    """Runs the motion diagnostic on a shapes run; writes and returns the results.
+
+    Args are the flags of the same names (module docstring); `temperatures` is a list
+    of floats (None: the set's temperature and 1.0).
+
+    Returns:
+      dict (as written to the results file): `run` (output dir, checkpoint, step,
+      problem, split), `settings` (clips, samples, frames, temperatures, seed, batch),
+      `data` and one `samples` entry per temperature, each with `motion` (an
+      `analyze_samples` report), `bpp_per_frame`, `bpp` and, for samples,
+      `bpp_minus_data` (mean over the frames both have).
+    """
+    for name, value in (("num_clips", num_clips), ("num_samples", num_samples),
+                        ("batch", batch)):
+        if value < 1:
+            raise ValueError(f"--{name} must be >= 1; got {value}.")
+    if num_target_frames is not None and num_target_frames < 1:
+        raise ValueError(f"--num_target_frames must be >= 1; got {num_target_frames}.")
+    for tau in temperatures or ():
+        if not tau >= 0.0:
+            raise ValueError(f"--temperatures must be >= 0; got {tau}.")
+    if not data_dir:
+        raise ValueError("--data_dir is required.")
+    run = export_lib.restore_for_inference(output_dir, problem_name,
+                                           checkpoint_path=checkpoint_path,
+                                           t2t_usr_dir=t2t_usr_dir)
+    model, hparams, problem = run["model"], run["hparams"], run["problem"]
+    if not isinstance(problem, StochasticShapes):
+        raise ValueError(f"{NAME} analyses stochastic shapes runs; problem "
+                         f"{problem.name!r} is not one.")
+    if temperatures is None:
+        temperatures = sorted({float(hparams.temperature), 1.0})
+    k = hparams.video_num_target_frames if num_target_frames is None else num_target_frames
+    split = "test" if use_test_set else "dev"
+    contexts, truths = dev_clips(problem, hparams, data_dir, num_clips, use_test_set)
+    n_ctx = contexts.shape[1]
+    log(f"{NAME}: {run['checkpoint']} (step {run['step']}); {num_clips} {problem.name} "
+        f"{split} clip(s), {n_ctx} context frame(s); {num_samples} sample(s) of {k} "
+        f"frame(s) per clip at temperature(s) {', '.join(f'{t:g}' for t in temperatures)}")
+
+    data = {"temperature": None,
+            "motion": motion.analyze_samples(contexts, truths[:, np.newaxis])}
+    data.update(_bpp_row(score_clips(model, np.concatenate([contexts, truths], axis=1),
+                                     n_ctx, random_seed, batch)))
+    rows = []
+    for tau in temperatures:
+        def progress(done, seconds, tau=tau):
+            log(f"{NAME}: temperature {tau:g}: {done}/{num_clips} clips sampled "
+                f"({seconds:.1f} s)")
+
+        samples = sample_clips(model, contexts, num_samples, k, tau, random_seed, batch,
+                               log=progress)
+        row = {"temperature": tau, "motion": motion.analyze_samples(contexts, samples)}
+        clips = np.concatenate([np.repeat(contexts, num_samples, axis=0),
+                                samples.reshape(-1, *samples.shape[2:])], axis=1)
+        row.update(_bpp_row(score_clips(model, clips, n_ctx, random_seed,
+                                        batch * num_samples)))
+        common = min(len(row["bpp_per_frame"]), len(data["bpp_per_frame"]))
+        pairs = [(s, d) for s, d in zip(row["bpp_per_frame"][:common],
+                                        data["bpp_per_frame"][:common])
+                 if s is not None and d is not None]
+        row["bpp_minus_data"] = (float(np.mean([s - d for s, d in pairs]))
+                                 if pairs else None)
+        rows.append(row)
+
+    results = {
+        "run": {"output_dir": output_dir, "checkpoint": run["checkpoint"],
+                "step": run["step"], "problem": problem.name, "split": split},
+        "settings": {"num_clips": num_clips, "num_samples": num_samples,
+                     "num_target_frames": k, "temperatures": temperatures,
+                     "random_seed": random_seed, "batch": batch},
+        "data": data,
+        "samples": rows,
+    }
+    log(motion.format_report(data["motion"], title=f"real clips ({split}):"))
+    log(_format_bpp("real clips", data))
+    for row in rows:
+        log(motion.format_report(row["motion"],
+                                 title=f"samples at temperature {row['temperature']:g}:"))
+        log(_format_bpp("model's own samples", row))
+    path = results_file or os.path.join(output_dir, RESULTS_FILE)
+    directory = os.path.dirname(path)
+    if directory:
+        tf.io.gfile.makedirs(directory)
+    run_dir.write_json_atomic(path, json.dumps(results, indent=2))
+    log(f"{NAME}: wrote {path}")
+    return results
+
+
+def _flag(name):
+    """The flag's value, or this tool's default when it was not given (see imports)."""
+    flag = FLAGS[name]
+    return flag.value if flag.present or name not in DEFAULTS else DEFAULTS[name]
+
+
+def main(argv):
+    def body():
+        diagnose(FLAGS.output_dir, FLAGS.data_dir, _flag("num_clips"),
+                 _flag("num_samples"), parse_temperatures(FLAGS.temperatures),
+                 FLAGS.num_target_frames, FLAGS.checkpoint_path, FLAGS.random_seed,
+                 FLAGS.results_file, FLAGS.eval_use_test_set, FLAGS.batch, FLAGS.problem,
+                 FLAGS.t2t_usr_dir, log=lambda message: print(message, flush=True))
+    return errors.run_cli(NAME, argv, body)
+
+
+def run_main():
+    """Console-script entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run_main()

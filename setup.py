@@ -39,7 +39,8 @@ setuptools.setup(
         # tf.summary needs it; TF 2.21 no longer installs it.
         "tensorboard>=2.20,<3",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    # matplotlib only draws the README figures (benchmarks/shapes_results.py).
+    extras_require={"test": ["pytest>=8"], "plots": ["matplotlib>=3.7"]},
     entry_points={"console_scripts": [
         "t2t-videoflow-datagen = t2t_videoflow.datagen:run_main",
         "t2t-videoflow-trainer = t2t_videoflow.trainer:run_main",

@@ -163,13 +163,15 @@ def load_average():
     return round(os.getloadavg()[0], 2)
 
 
-def write_results(name, payload, path=None):
-    """Writes `payload` (plus command, machine) to `benchmarks/results/NAME.json`."""
+def write_results(name, payload, path=None, indent=2):
+    """Writes `payload` (plus command, machine) to `benchmarks/results/NAME.json`.
+
+    `indent=None` writes compact JSON (for per-step curves that would pass 1 MB)."""
     path = path or os.path.join(RESULTS_DIR, f"{name}.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     record = {"command": command_line(), **machine(), **payload}
     with open(path, "w") as f:
-        json.dump(record, f, indent=2)
+        json.dump(record, f, indent=indent)
     print(f"wrote {path}")
     return path
 

@@ -337,6 +337,7 @@ class Trainer:
         window_start, window_step = time.perf_counter(), start
         run_start = window_start
         bpp = None
+        interval_sum, interval_count = 0.0, 0
         try:
             while self.step < train_steps:
                 step = self.step
@@ -349,6 +350,7 @@ class Trainer:
                         f"norm={grad_norm}. Stopped without saving; the last good "
                         f"checkpoint is {self.manager.latest_checkpoint or 'none'}.")
                 bpp = loss
+                interval_sum, interval_count = interval_sum + loss, interval_count + 1
                 done = self.step
                 if done % cfg.log_every_steps == 0 or done == train_steps:
                     now = time.perf_counter()
@@ -358,7 +360,9 @@ class Trainer:
                              f"grad_norm {grad_norm:.3g}  {rate:.2f} steps/s  "
                              f"{rate * self.global_batch * frames_per_clip:.1f} frames/s  "
                              f"ETA {_format_duration(eta)}")
-                    self._write_train_log(done, bpp, float(lr), grad_norm, rate)
+                    self._write_train_log(done, bpp, float(lr), grad_norm, rate,
+                                          interval_sum / interval_count)
+                    interval_sum, interval_count = 0.0, 0
                     window_start, window_step = now, done
                 if done % cfg.save_checkpoints_steps == 0:
                     self.save()
@@ -383,16 +387,23 @@ class Trainer:
                 os.path.join(self.config.output_dir, name))
         return self._writers[name]
 
-    def _write_train_log(self, step, bpp, lr, grad_norm, steps_per_sec):
+    def _write_train_log(self, step, bpp, lr, grad_norm, steps_per_sec, bpp_mean):
         if not self.is_chief:
             return
         with self._writer("train").as_default(step=step):
             tf.summary.scalar("bpp", bpp)
+            tf.summary.scalar("bpp_interval_mean", bpp_mean)
             tf.summary.scalar("learning_rate", lr)
             tf.summary.scalar("grad_norm", grad_norm)
             tf.summary.scalar("steps_per_sec", steps_per_sec)
-        record = {"step": step, "bpp": bpp, "learning_rate": lr, "grad_norm": grad_norm}
-        with open(os.path.join(self.config.output_dir, "train_log.jsonl"), "a") as f:
+        self._append_log({"step": step, "bpp": bpp, "bpp_interval_mean": bpp_mean,
+                          "learning_rate": lr, "grad_norm": grad_norm,
+                          "wall_time": time.time()})
+
+    def _append_log(self, record):
+        """One JSON line in OUTPUT_DIR/train_log.jsonl (training points and evals)."""
+        with tf.io.gfile.GFile(os.path.join(self.config.output_dir, "train_log.jsonl"),
+                               "a") as f:
             f.write(json.dumps(record) + "\n")
 
     # -- evaluation --------------------------------------------------------------------
@@ -435,6 +446,9 @@ class Trainer:
         self.log(f"eval step {step}: dev bpp {result['bpp']:.4f} over {clips} clips "
                  f"(per target frame: {', '.join(f'{v:.3f}' for v in per_frame)})")
         if self.is_chief:
+            self._append_log({"step": step, "eval_bpp": result["bpp"],
+                              "eval_bpp_per_frame": result["bpp_per_frame"],
+                              "eval_clips": clips, "wall_time": time.time()})
             with self._writer("eval").as_default(step=step):
                 tf.summary.scalar("bpp", result["bpp"])
                 if self.config.eval_sample_clips > 0:
@@ -474,13 +488,17 @@ class Trainer:
 
 
 def train_log(output_dir):
-    """Reads `train_log.jsonl` as {step: record}; later lines win (after a resume)."""
+    """Reads `train_log.jsonl` as {step: record}.
+
+    A step's training point and its evaluation (`eval_bpp`, `eval_bpp_per_frame`) are
+    merged into one record; for a key written twice (after a resume) the later wins.
+    """
     records = {}
     path = os.path.join(output_dir, "train_log.jsonl")
-    if os.path.exists(path):
-        with open(path) as f:
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
             for line in f:
                 if line.strip():
                     record = json.loads(line)
-                    records[record["step"]] = record
+                    records.setdefault(record["step"], {}).update(record)
     return records

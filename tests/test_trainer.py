@@ -42,7 +42,8 @@ def make_trainer(data_dir, output_dir, train_steps=4, overrides="", **config):
 
 
 def losses(output_dir):
-    return {step: r["bpp"] for step, r in trainer_lib.train_log(str(output_dir)).items()}
+    return {step: r["bpp"] for step, r in trainer_lib.train_log(str(output_dir)).items()
+            if "bpp" in r}
 
 
 # -- schedules ---------------------------------------------------------------------------

@@ -39,7 +39,8 @@ def run(cmd, timeout=300, env=None):
 
 
 def losses(output_dir):
-    return {step: r["bpp"] for step, r in trainer_lib.train_log(str(output_dir)).items()}
+    return {step: r["bpp"] for step, r in trainer_lib.train_log(str(output_dir)).items()
+            if "bpp" in r}
 
 
 def test_cli_trains_evaluates_and_resumes_exactly_after_sigkill(data_dir, tmp_path):

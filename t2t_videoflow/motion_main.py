@@ -15,11 +15,12 @@ clip's context at each temperature, and reports with `motion.analyze_samples`:
     comes out 100% intact and coherent, with its own direction histogram;
   * bits per pixel per target frame of the real clips and of the model's own samples
     (context + sample), scored by the model with `VideoFlow.bits_per_pixel` under the
-    same seeded dequantisation noise. When the model fits the data, samples at
-    temperature 1 score about like the data (they are draws from the model's own
-    density); lower temperatures sample more probable frames and score lower. Samples
-    far worse than the data at temperature 1 point to a sampler that does not invert
-    the density it scores.
+    same seeded dequantisation noise. At temperature 1 the samples are exact draws
+    from the density the model scores (`VideoFlow.sample_with_log_density`, tested),
+    so their mean bpp is the model's entropy rate and the data's is the cross-entropy:
+    samples scoring much worse than the data mean a model that spreads its mass over
+    frames unlike the data (over-dispersed), not a sampler fault. Lower temperatures
+    sample more probable frames and score lower.
 
 It prints progress lines and the tables, and writes all figures as JSON to
 `--results_file` (default OUTPUT_DIR/motion.json). Temperatures default to the set's

@@ -97,14 +97,15 @@ def test_cpu_sets():
     cpu = registry.create_hparams("videoflow_shapes_cpu", problem_name="stochastic_shapes_32")
     shapes = registry.hparams("next_frame_glow_shapes")
     changed = {k for k, v in cpu.values().items() if shapes.values()[k] != v}
-    assert changed == {"frame_height", "frame_width", "depth", "coupling_width",
+    assert changed == {"frame_height", "frame_width", "depth", "coupling", "coupling_width",
                        "latent_encoder_depth", "latent_encoder_width",
                        "latent_pre_output_channels", "batch_size", "init_batch_size",
                        "learning_rate_constant", "learning_rate_schedule",
                        "learning_rate_warmup_steps", "train_steps"}
     assert cpu.learning_rate_decay_steps == 5000
-    assert (cpu.frame_height, cpu.depth, cpu.coupling_width, cpu.batch_size,
-            cpu.train_steps) == (32, 8, 64, 16, 20000)
+    assert (cpu.frame_height, cpu.depth, cpu.coupling, cpu.coupling_width, cpu.batch_size,
+            cpu.learning_rate_constant, cpu.train_steps) == (32, 8, "affine", 64, 16, 2e-4,
+                                                             10000)
     assert cpu.learning_rate_warmup_steps < cpu.train_steps - cpu.learning_rate_decay_steps
     tiny = registry.create_hparams("videoflow_tiny", problem_name="stochastic_shapes_tiny")
     assert (tiny.frame_height, tiny.n_levels, tiny.depth, tiny.coupling_width,

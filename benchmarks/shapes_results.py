@@ -51,14 +51,24 @@ def read_wallclock(path):
 
 
 def hours_at(steps, times):
-    """Hours since the first timed step, interpolated at `steps` (None if no times)."""
+    """Hours of training at `steps`, from `{step: unix_time}` (None if too few times).
+
+    Time between two logged points counts at most 3x the run's median seconds per
+    step, so a pause (a crash and resume, a stopped process) is not counted as
+    training; the time before the first logged point is extrapolated at the median.
+    """
     if len(times) < 2:
         return None
     known = sorted(times.items())
-    s, t = np.array([k for k, _ in known], float), np.array([v for _, v in known], float)
-    # Extrapolate to step 0 with the first interval's rate.
-    t0 = t[0] - s[0] * (t[1] - t[0]) / max(s[1] - s[0], 1)
-    return (np.interp(steps, s, t) - t0) / 3600.0
+    s = np.array([k for k, _ in known], float)
+    t = np.array([v for _, v in known], float)
+    ds, dt = np.diff(s), np.diff(t)
+    keep = ds > 0
+    per_step = dt[keep] / ds[keep]
+    median = float(np.median(per_step))
+    capped = np.minimum(np.where(keep, dt / np.maximum(ds, 1), median), 3 * median) * ds
+    cumulative = np.concatenate([[s[0] * median], s[0] * median + np.cumsum(capped)])
+    return np.interp(steps, s, cumulative) / 3600.0
 
 
 def plot_curve(path, train, evals, times, title):
@@ -70,8 +80,9 @@ def plot_curve(path, train, evals, times, title):
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
     ax.plot(steps, bpp, lw=1, color="tab:blue", label="train (mean per log interval)")
     if evals:
+        clips = evals[-1][1].get("eval_clips", "all")
         ax.plot([s for s, _ in evals], [r["eval_bpp"] for _, r in evals], "o-",
-                color="tab:red", ms=4, label="dev (909 clips, 2 targets)")
+                color="tab:red", ms=4, label=f"dev ({clips} clips, 2 target frames)")
     ax.set_yscale("log")
     ax.set_xlabel("training step (batch 16)")
     ax.set_ylabel("bits per pixel")
@@ -163,9 +174,8 @@ def main(argv=None):
     train, evals = read_log(args.output_dir)
     if not train:
         sys.exit(f"No training points in {args.output_dir}/train_log.jsonl.")
-    times = {s: r["wall_time"] for s, r in train if "wall_time" in r}
-    if args.wallclock:
-        times.update(read_wallclock(args.wallclock))
+    times = read_wallclock(args.wallclock) if args.wallclock else {}
+    times.update({s: r["wall_time"] for s, r in train if "wall_time" in r})
     title = args.title or f"{args.name}: stochastic shapes"
     plot_curve(os.path.join(docs, f"{args.name}_bpp.png"), train, evals, times, title)
     motion_path = args.motion_json or os.path.join(args.output_dir, "motion.json")

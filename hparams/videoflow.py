@@ -202,7 +202,7 @@ def videoflow_shapes_cpu():
     `next_frame_glow_shapes` scaled down so a run fits in about an hour of
     2 CPU cores: 32x32 frames (3 levels: 16x16x12 -> 8x8x24 -> 4x4x48), 8 steps per
     level, 64 coupling channels, a 3-block x 64-channel conv3d prior, batch 16,
-    10,000 steps at 2e-4 with a 500-step warmup and linear decay over the last 5,000.
+    8,000 steps at 2e-4 with a 500-step warmup and linear decay over the last 5,000.
 
     Two deliberate departures from `next_frame_glow_shapes`, both measured
     (README "Results", issue 11):
@@ -230,7 +230,7 @@ def videoflow_shapes_cpu():
     hp.learning_rate_schedule = "constant*linear_warmup*linear_decay"
     hp.learning_rate_warmup_steps = 500  # CPU
     hp.learning_rate_decay_steps = 5000  # CPU
-    hp.train_steps = 10000               # CPU: README Results run
+    hp.train_steps = 8000                # CPU: README Results run
     return hp
 
 

@@ -105,7 +105,7 @@ def test_cpu_sets():
     assert cpu.learning_rate_decay_steps == 5000
     assert (cpu.frame_height, cpu.depth, cpu.coupling, cpu.coupling_width, cpu.batch_size,
             cpu.learning_rate_constant, cpu.train_steps) == (32, 8, "affine", 64, 16, 2e-4,
-                                                             10000)
+                                                             8000)
     assert cpu.learning_rate_warmup_steps < cpu.train_steps - cpu.learning_rate_decay_steps
     tiny = registry.create_hparams("videoflow_tiny", problem_name="stochastic_shapes_tiny")
     assert (tiny.frame_height, tiny.n_levels, tiny.depth, tiny.coupling_width,

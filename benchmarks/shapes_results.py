@@ -194,6 +194,10 @@ def main(argv=None):
         "train_steps_logged": train[-1][0],
         "hours": total_hours,
         "final_train_bpp_interval_mean": last.get("bpp_interval_mean", last["bpp"]),
+        "max_grad_norm_by_steps": {
+            f"{lo + 1}-{hi}": max((r["grad_norm"] for s, r in train if lo < s <= hi),
+                                  default=None)
+            for lo, hi in ((0, 1000), (1000, 2000), (2000, 4000), (4000, train[-1][0]))},
         "dev_bpp": [{"step": s, "bpp": r["eval_bpp"],
                      "per_frame": r.get("eval_bpp_per_frame")} for s, r in evals],
         "motion": {

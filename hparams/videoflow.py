@@ -204,16 +204,16 @@ def videoflow_shapes_cpu():
     level, 64 coupling channels, a 3-block x 64-channel conv3d prior, batch 16,
     8,000 steps at 2e-4 with a 500-step warmup and linear decay over the last 5,000.
 
-    Two deliberate departures from `next_frame_glow_shapes`, both measured
-    (README "Results", issue 11):
+    Two deliberate departures from `next_frame_glow_shapes`, both measured with
+    `benchmarks/loss_spikes.py` (results in `benchmarks/results/loss_spikes.json`):
       * affine coupling, not additive: additive coupling is volume preserving, so
         the flow cannot concentrate density on the exactly-black background pixels
         (after dequantisation each is uniform in a 1/256 bin) and learns far more
-        slowly: 1.75 vs 1.06 bits per pixel after 400 steps, same everything else.
-      * learning rate 2e-4 (T2T's shapes set: 1e-4): at 5e-4 the level priors'
-        output convs (which become very confident on the background) oscillate and
-        the loss spikes every 20-60 steps (gradient norm growing 100 -> 2000 over 2-3
-        steps); at 2e-4 no such spikes in the first 400 steps and a lower loss.
+        slowly: mean bpp 2.01 vs 1.36 over steps 201-250, everything else equal.
+      * learning rate 2e-4 (T2T's shapes set: 1e-4): at 5e-4 the level priors' output
+        convs (which learn very small scales for the background) oscillate and the
+        loss spikes (7 spikes in the first 250 steps, gradient norm growing to 2,470
+        over 2-3 steps); at 2e-4, 2 spikes.
     """
     hp = next_frame_glow_shapes()
     hp.frame_height = 32                 # CPU: reduced resolution

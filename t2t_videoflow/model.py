@@ -413,8 +413,10 @@ class VideoFlow(tf.Module):
         Returns:
           uint8 `[B, num_frames, H, W, C]`.
         """
-        frames, _ = self.sample_with_log_density(context_frames, num_frames,
-                                                 temperature, seed)
+        # No log-density ops here: in this eager loop extra ops changed the last bits of
+        # the tiny random models' exploding samples (tests compare with graph loops).
+        frames, _ = self._sample(context_frames, num_frames, temperature, seed,
+                                 with_log_density=False)
         return postprocess(frames)
 
     def sample_with_log_density(self, context_frames, num_frames, temperature=1.0,
@@ -435,6 +437,12 @@ class VideoFlow(tf.Module):
           exactly the density the likelihood scores. At tau = 0 the density is
           degenerate (NaN/inf).
         """
+        return self._sample(context_frames, num_frames, temperature, seed,
+                            with_log_density=True)
+
+    def _sample(self, context_frames, num_frames, temperature, seed, with_log_density):
+        """The sampling loop of `sample` / `sample_with_log_density` (None density
+        when `with_log_density` is False)."""
         # Python / NumPy numbers and eager tensors are checked; a symbolic tensor is not.
         if not tf.is_tensor(temperature) or tf.executing_eagerly():
             if not float(temperature) >= 0.0:
@@ -471,7 +479,8 @@ class VideoFlow(tf.Module):
                 like, self._cond_set(top_history), top_state, True, False, False)
             top = loc + temperature * scale * tf.random.stateless_normal(
                 tf.shape(loc), [seed, 1000 * k], alg=RNG_ALG)
-            log_probs = [gaussian_log_prob(top, loc, temperature * scale)]
+            log_probs = ([gaussian_log_prob(top, loc, temperature * scale)]
+                         if with_log_density else None)
             past_levels = self._cond_set(level_history)
             new_states = list(level_states)
 
@@ -483,7 +492,8 @@ class VideoFlow(tf.Module):
                 eps = tf.random.stateless_normal(
                     tf.shape(loc), [seed, 1000 * k + 1 + level], alg=RNG_ALG)
                 z = loc + temperature * scale * eps
-                log_probs.append(gaussian_log_prob(z, loc, temperature * scale))
+                if log_probs is not None:
+                    log_probs.append(gaussian_log_prob(z, loc, temperature * scale))
                 return z
 
             frame, latents, inverse_log_det = self.flow.decode(
@@ -492,8 +502,10 @@ class VideoFlow(tf.Module):
             level_history.append(latents)
             top_history.append(top)
             outputs.append(frame)
-            log_densities.append(tf.add_n(log_probs) - inverse_log_det)
-        return tf.stack(outputs, axis=1), tf.stack(log_densities, axis=1)
+            if with_log_density:
+                log_densities.append(tf.add_n(log_probs) - inverse_log_det)
+        frames = tf.stack(outputs, axis=1)
+        return frames, (tf.stack(log_densities, axis=1) if with_log_density else None)
 
     # -- T2T checkpoints ---------------------------------------------------------------
 

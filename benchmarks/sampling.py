@@ -9,7 +9,8 @@ temperature 1. Timed
     of 10 frames, what `t2t-videoflow-decoder` runs),
   * the same compiled with XLA (`t2t-videoflow-decoder --jit_compile`),
   * optionally (`--modes=...,function_unrolled`) `VideoFlow.sample` under one
-    `tf.function` (the Python frame loop unrolled: slow to trace for 20 frames),
+    `tf.function` (its `tf.while_loop` over frames, all 20 in one call; the mode's
+    name is kept from when the loop was a Python loop unrolled at trace time),
 
 as the median over `--repeats` calls after `--warmup` calls (the first call, with
 tracing / compilation, is reported separately). The roofline is the sampler's FLOP
@@ -56,8 +57,8 @@ def sampler(model, num_frames, temperature, mode, chunk=10):
     "eager": `VideoFlow.sample` eagerly. "function" / "xla": the decoder's `Sampler`
     (graph-mode frame loop over chunks of `chunk` frames, the per-frame body traced
     once; "xla" compiles it, as `t2t-videoflow-decoder --jit_compile`).
-    "function_unrolled": `VideoFlow.sample` under one `tf.function` (the Python frame
-    loop unrolled; tracing grows with the number of frames).
+    "function_unrolled": `VideoFlow.sample` under one `tf.function` (one
+    `tf.while_loop` over all frames).
     """
     if mode == "eager":
         return lambda context, seed: model.sample(context, num_frames, temperature,
@@ -73,17 +74,17 @@ def sampler(model, num_frames, temperature, mode, chunk=10):
 def sampling_flops(model, num_frames, temperature, context):
     """FLOPs of `VideoFlow.sample` for `num_frames`, from traced graphs.
 
-    The graphs of 1 and 2 generated frames are traced (not run); the count is
-    `f(1) + (num_frames - 1) * (f(2) - f(1))` (every generated frame does the same
-    work), so the 20-frame graph need not be traced.
+    `sampling_start` (the context encoding) and one `sampling_step` (the priors and
+    the inverse flow of one frame) are traced, not run: every generated frame does
+    the same work, so the count is `start + num_frames * step`.
     """
-    counts = []
-    for frames in (1, 2):
-        fn = tf.function(lambda c, s, n=frames: model.sample(c, n, temperature, seed=s))
-        counts.append(common.graph_flops(fn.get_concrete_function(
-            context, tf.constant(0)).graph))
-    per_frame = {k: counts[1].get(k, 0) - counts[0].get(k, 0) for k in counts[1]}
-    return {k: counts[0].get(k, 0) + (num_frames - 1) * v for k, v in per_frame.items()}
+    start = tf.function(model.sampling_start).get_concrete_function(context)
+    carry = model.sampling_start(context)
+    step = tf.function(lambda carry, seed: model.sampling_step(
+        carry, 0, temperature, seed)).get_concrete_function(carry, tf.constant(0))
+    counts = [common.graph_flops(start.graph), common.graph_flops(step.graph)]
+    return {k: counts[0].get(k, 0) + num_frames * counts[1].get(k, 0)
+            for k in set(counts[0]) | set(counts[1])}
 
 
 def main():

@@ -16,7 +16,7 @@ file-name order, or a `.npy` of uint8 `[T, H, W, 3]` / `[N, T, H, W, 3]`), draws
 
 The problem and hparams default to the run's (`run.json`, `hparams.json`), the
 temperature to the set's, the checkpoint to the newest. Sampling runs as a graph
-`tf.while_loop` (`export_lib.FrameLoop`, the same frames as `VideoFlow.sample` for a
+`tf.while_loop` (`VideoFlow.generate`, the same frames as `VideoFlow.sample` for a
 seed) in chunks of `--progress_every` frames, with a progress line per chunk.
 
 User errors (missing run dir, checkpoint or data, unknown names, a problem that does
@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from t2t_videoflow import cli, errors, export_lib, media
+from t2t_videoflow.model import postprocess
 
 FLAGS = cli.FLAGS
 cli.define("string", "output_dir", None, "The training output dir (hparams.json, "
@@ -87,13 +88,15 @@ class Sampler:
     """Samples in chunks of frames with graph-mode loops (optionally XLA-compiled)."""
 
     def __init__(self, model, jit_compile=False):
-        self.loop = export_lib.FrameLoop(model)
+        export_lib.check_exportable(model)
+        self.model = model
         # Explicit tf.while_loops inside: no AutoGraph needed.
-        self._start = tf.function(self.loop.start, autograph=False)
+        self._start = tf.function(model.sampling_start, autograph=False)
         self._generate = tf.function(self._chunk, jit_compile=jit_compile, autograph=False)
 
-    def _chunk(self, carry, batch, start, count, temperature, seed):
-        return self.loop.generate(carry, batch, start, count, temperature, seed)
+    def _chunk(self, carry, start, count, temperature, seed):
+        frames, _, carry = self.model.generate(carry, start, count, temperature, seed)
+        return postprocess(frames), carry
 
     def sample(self, context, num_frames, temperature, seed, chunk=10, log=None):
         """uint8 `[B, num_frames, H, W, 3]` after uint8 `context [B, C, H, W, 3]`.
@@ -101,14 +104,14 @@ class Sampler:
         `log(done, total, seconds)` is called after each chunk of `chunk` frames.
         """
         began = time.time()
-        carry, batch = self._start(tf.constant(context))
+        carry = self._start(tf.constant(context))
         temperature = tf.constant(temperature, tf.float32)
         seed = tf.constant(seed, tf.int32)
         out, done = [], 0
         while done < num_frames:
             count = min(chunk, num_frames - done)
-            frames, carry = self._generate(carry, batch, tf.constant(done, tf.int32),
-                                           count, temperature, seed)
+            frames, carry = self._generate(carry, tf.constant(done, tf.int32), count,
+                                           temperature, seed)
             out.append(frames.numpy())
             done += count
             if log is not None:
@@ -155,7 +158,7 @@ def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
         need_problem=input_frames is None)
     model, hparams = run["model"], run["hparams"]
     sampler = Sampler(model, jit_compile=jit_compile)
-    needed = sampler.loop.needed
+    needed = model.frames_before_conditioning
     if input_frames:
         contexts = media.read_frames(input_frames, model.frame_shape, min_frames=needed)
         contexts = contexts[:num_clips]

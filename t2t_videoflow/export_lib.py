@@ -1,26 +1,9 @@
-"""Graph-mode inference on a `VideoFlow` for any number of frames, and the SavedModel.
+"""The SavedModel: a `VideoFlow`'s scoring and sampling as serving signatures.
 
-`VideoFlow.sample` and `VideoFlow.bits_per_pixel` loop over frames in Python, so
-a traced graph is unrolled for one fixed number of frames. Serving (and long
-decodes) need the number of frames to be a tensor. `FrameLoop` re-expresses both
-with `tf.while_loop`s over time and a fixed-shape history window:
-
-    carry = {"levels": [[z^l_{t-N}, .., z^l_{t-1}] per level],   the last N latents
-             "top":    [z^top_{t-N}, .., z^top_{t-1}],
-             "first_levels", "first_top":  frame 0's latents (cond_first_frame only),
-             "level_states", "top_state":  ConvLSTM (c, h) (conv_lstm only)}
-
-Each step reads the conditioning set `[first] + window` (REFERENCE 3.1), and shifts
-the window by one frame. The random numbers are the model's (`[seed, 1000 k]` for
-`z^top` of generated frame k, `[seed, 1000 k + 1 + l]` for level l, philox), so
-`FrameLoop.sample` gives `VideoFlow.sample`'s frames for the same seed, at any
-length, without a retrace per length.
-
-Scoring (`FrameLoop.bits_per_pixel`) runs the flow once on all `B * T` frames (it is
-per-frame) and, for the conv_net / conv3d_net priors, every frame's conditional
-prior in one batch over `[B * (T - N'), ...]` windows (teacher forcing: all past
-latents are known), so it has no loop at all; only conv_lstm (a recurrent state)
-loops over time.
+The signatures call the model's own engine (`VideoFlow.bits_per_pixel`,
+`VideoFlow.sampling_start` / `generate`, `encode`, `decode`), which works on a
+tensor number of frames (`tf.while_loop`s over time with a fixed-shape carry), so one
+trace serves clips and samples of any length.
 
 `ServingModule` is the `tf.Module` that `exporter.py` saves, with these serving
 signatures (all inputs validated in-graph; bad input raises InvalidArgumentError):
@@ -31,8 +14,8 @@ signatures (all inputs validated in-graph; bad input raises InvalidArgumentError
     encode(frames uint8 [B, T, H, W, 3])          -> {"level_0", .., "level_{L-2}", "top"}
     decode(level_0, .., top float32 [B, T, ...])  -> {"frames": uint8 [B, T, H, W, 3]}
 
-The loops are explicit `tf.while_loop`s, so every `tf.function` here is traced with
-`autograph=False` (AutoGraph cannot convert `generate` and would only warn).
+The model's loops are explicit `tf.while_loop`s, so every `tf.function` here is traced
+with `autograph=False` (AutoGraph cannot convert them and would only warn).
 
 `serving_default` is `sample`. ctx is `video_num_input_frames` (0 in unconditional
 mode, where every frame is scored). The spatial dimensions of every input are
@@ -53,16 +36,14 @@ dimension, so a served batch size would be fixed); `ExportError` says so.
 """
 
 import json
-import math
 import os
 import shutil
 import time
 
-import numpy as np
 import tensorflow as tf
 
 from t2t_videoflow import registry, run_dir
-from t2t_videoflow.model import RNG_ALG, gaussian_log_prob, postprocess, preprocess
+from t2t_videoflow.model import postprocess
 from t2t_videoflow.usr_dir import import_usr_dir
 
 # Dequantisation noise of the exported bits_per_pixel: the middle of U[0, 1/256).
@@ -70,320 +51,15 @@ BPP_NOISE = 1.0 / 512.0
 
 
 class ExportError(ValueError):
-    """A model the graph-mode loop (and so the exporter) cannot handle."""
+    """A model the SavedModel signatures cannot serve."""
 
 
-def _sum_log_prob(z, loc, scale):
-    """`ln N(z; loc, scale)` summed over the trailing 3 axes of `[B, T, h, w, c]`."""
-    flat = lambda v: tf.reshape(v, [-1, *v.shape[2:]])
-    lp = gaussian_log_prob(flat(z), flat(loc), flat(scale))
-    return tf.reshape(lp, tf.shape(z)[:2])
-
-
-class FrameLoop:
-    """`VideoFlow` scoring and sampling over a tensor number of frames (see module doc).
-
-    Args:
-      model: a built `VideoFlow` (weights restored or initialised).
-
-    Raises:
-      ExportError for the pointwise prior encoder.
-    """
-
-    def __init__(self, model):
-        if model.gen_mode == "conditional" and model.latent_dist_encoder == "pointwise":
-            raise ExportError(
-                "The pointwise prior encoder is not supported in graph mode / export: its "
-                "parameters carry a static batch dimension. Use VideoFlow.sample.")
-        self.model = model
-        self.frame_shape = model.frame_shape
-        self.conditional = model.gen_mode == "conditional"
-        self.num_cond = model.num_cond_latents
-        self.cond_first = model.cond_first_frame
-        # Frames before the first conditioned frame (it has a full conditioning set).
-        self.needed = self.num_cond + int(self.cond_first) if self.conditional else 1
-        self.recurrent = self.conditional and model.latent_dist_encoder == "conv_lstm"
-        self.num_levels = len(model.level_shapes)
-
-    # -- helpers -----------------------------------------------------------------------
-
-    @staticmethod
-    def _unflatten(z, batch, time):
-        return tf.reshape(z, [batch, time, *z.shape[1:]])
-
-    def encode_all(self, x, with_marginals=False):
-        """Flow-encodes float frames `[B, T, H, W, C]` in one pass over `B * T` frames.
-
-        Frames are folded into the batch time-major, as `VideoFlow._encode_frames`
-        does, so the results match the model's bit for bit, not just up to rounding.
-
-        Returns a dict of `[B, T, ...]` tensors: "levels" and "conditions" (lists per
-        level), "top", "log_det" (`[B, T]`) and, if `with_marginals`, "marginals": per
-        level the marginal head's `(mu0, sigma0)` on the kept halves.
-        """
-        batch, time = tf.shape(x)[0], tf.shape(x)[1]
-        folded = tf.reshape(tf.transpose(x, [1, 0, 2, 3, 4]), [-1, *self.frame_shape])
-        enc = self.model.flow.encode(folded)
-
-        def unfold(z):
-            z = tf.reshape(z, [time, batch, *z.shape[1:]])
-            return tf.transpose(z, [1, 0, *range(2, len(z.shape))])
-
-        out = {"levels": [unfold(z) for z in enc.latents],
-               "conditions": [unfold(c) for c in enc.conditions],
-               "top": unfold(enc.top), "log_det": unfold(enc.log_det)}
-        if with_marginals:
-            out["marginals"] = [tuple(unfold(v) for v in self.model.level_priors[l](x1))
-                                for l, x1 in enumerate(enc.conditions)]
-        return out
-
-    def _zero_states(self, like_levels, like_top):
-        """ConvLSTM zero states `(c, h)` per level and for the top prior."""
-        def zeros(prior, like):
-            filters = prior.net.cell.filters
-            z = tf.zeros(tf.concat([tf.shape(like)[:-1], [filters]], 0))
-            z = tf.ensure_shape(z, [None, *like.shape[1:-1], filters])
-            return (z, z)
-        levels = [zeros(p, z) for p, z in zip(self.model.level_cond_priors, like_levels)]
-        return levels, zeros(self.model.top_cond_prior, like_top)
-
-    def _cond_set(self, carry, level=None):
-        """`[first] + window` for a level (index) or the top (None)."""
-        if level is None:
-            window, first = carry["top"], carry.get("first_top")
-        else:
-            window = carry["levels"][level]
-            first = carry["first_levels"][level] if self.cond_first else None
-        return ([first] if self.cond_first else []) + list(window)
-
-    def _shift(self, carry, levels, top):
-        """The carry with `levels`/`top` (one frame's latents) appended to the window."""
-        carry = dict(carry)
-        carry["levels"] = [list(w[1:]) + [z] for w, z in zip(carry["levels"], levels)]
-        carry["top"] = list(carry["top"][1:]) + [top]
-        return carry
-
-    # -- scoring -----------------------------------------------------------------------
-
-    def frame_objectives(self, x):
-        """`J_t` (nats) `[B, T]` of dequantised frames `x [B, T >= needed, H, W, C]`.
-
-        The same per-frame objective as `VideoFlow.frame_objectives` (eval: no dropout,
-        conditioning on).
-        """
-        model = self.model
-        enc = self.encode_all(x, with_marginals=True)
-        time = tf.shape(x)[1]
-        d = float(np.prod(self.frame_shape))
-        total = -d * math.log(256.0) + enc["log_det"]
-        n0 = self.needed if self.conditional else None
-        flat = lambda z: tf.reshape(z, [-1, *z.shape[2:]])
-
-        # Frames that use the marginal priors: all (unconditional) or t < needed.
-        head = (lambda z: z) if n0 is None else (lambda z: z[:, :n0])
-        for l in range(self.num_levels):
-            mu0, sigma0 = enc["marginals"][l]
-            z = head(enc["levels"][l])
-            total += self._pad_time(_sum_log_prob(z, head(mu0), head(sigma0)), time)
-        z = head(enc["top"])
-        loc, scale, _ = model._top_prior(flat(z), None, None, True, False, False)
-        loc, scale = (tf.reshape(v, tf.shape(z)) for v in (loc, scale))
-        total += self._pad_time(_sum_log_prob(z, loc, scale), time)
-        if n0 is None:
-            return total
-        if self.recurrent:
-            return total + self._conditioned_log_probs_loop(enc, n0)
-        return total + self._conditioned_log_probs_batched(enc, n0)
-
-    def _pad_time(self, values, time):
-        """`[B, t0]` -> `[B, time]` with zeros after t0."""
-        return tf.pad(values, [[0, 0], [0, time - tf.shape(values)[1]]])
-
-    def _conditioned_log_probs_batched(self, enc, n0):
-        """Log-probs `[B, T]` (zero before n0) under the conv_net / conv3d_net priors,
-        all frames t >= n0 in one batch of windows `z_{t-N} .. z_{t-1}`."""
-        model, n = self.model, self.num_cond
-        batch, time = tf.shape(enc["top"])[0], tf.shape(enc["top"])[1]
-        count = time - n0
-        flat = lambda z: tf.reshape(z, [-1, *z.shape[2:]])
-
-        def windows(z):
-            past = [z[:, n0 - n + j:time - n + j] for j in range(n)]
-            if self.cond_first:
-                first = tf.broadcast_to(z[:, :1], tf.shape(past[0]))
-                past = [first] + past
-            return [flat(p) for p in past]
-
-        def unflat(v):
-            return self._unflatten(v, batch, count)
-
-        out = tf.zeros([batch, count])
-        for l in range(self.num_levels):
-            x1, z = enc["conditions"][l][:, n0:], enc["levels"][l][:, n0:]
-            marginal = tuple(flat(v[:, n0:]) for v in enc["marginals"][l])
-            loc, scale, _ = model._level_prior(l, flat(x1), windows(enc["levels"][l]),
-                                               None, True, False, False, marginal=marginal)
-            out += _sum_log_prob(z, unflat(loc), unflat(scale))
-        z = enc["top"][:, n0:]
-        loc, scale, _ = model._top_prior(flat(z), windows(enc["top"]), None, True,
-                                         False, False)
-        out += _sum_log_prob(z, unflat(loc), unflat(scale))
-        return tf.pad(out, [[0, 0], [n0, 0]])
-
-    def _conditioned_log_probs_loop(self, enc, n0):
-        """As `_conditioned_log_probs_batched` for the recurrent conv_lstm priors."""
-        model = self.model
-        batch, time = tf.shape(enc["top"])[0], tf.shape(enc["top"])[1]
-        level_states, top_state = self._zero_states(
-            [z[:, 0] for z in enc["levels"]], enc["top"][:, 0])
-
-        def past(z, t):
-            window = [z[:, t - self.num_cond + j] for j in range(self.num_cond)]
-            return ([z[:, 0]] if self.cond_first else []) + window
-
-        def body(t, out, level_states, top_state):
-            log_prob = tf.zeros([batch])
-            new_level_states = []
-            for l in range(self.num_levels):
-                z = enc["levels"][l][:, t]
-                marginal = tuple(v[:, t] for v in enc["marginals"][l])
-                loc, scale, state = model._level_prior(
-                    l, enc["conditions"][l][:, t], past(enc["levels"][l], t),
-                    level_states[l], True, False, False, marginal=marginal)
-                new_level_states.append(state)
-                log_prob += gaussian_log_prob(z, loc, scale)
-            z = enc["top"][:, t]
-            loc, scale, top_state = model._top_prior(z, past(enc["top"], t), top_state,
-                                                     True, False, False)
-            log_prob += gaussian_log_prob(z, loc, scale)
-            return t + 1, out.write(t - n0, log_prob), new_level_states, top_state
-
-        out = tf.TensorArray(tf.float32, size=time - n0, element_shape=[None])
-        _, out, _, _ = tf.while_loop(lambda t, *_: t < time, body,
-                                     (tf.constant(n0), out, level_states, top_state))
-        values = tf.transpose(tf.reshape(out.stack(), [time - n0, batch]))
-        return tf.pad(values, [[0, 0], [n0, 0]])
-
-    def bits_per_pixel(self, frames, num_context, noise=BPP_NOISE):
-        """Bits per dimension `[B, T - num_context]` of uint8 frames (T >= needed),
-        dequantised with the constant `noise`."""
-        x = preprocess(frames) + noise
-        d = float(np.prod(self.frame_shape))
-        return -self.frame_objectives(x)[:, num_context:] / (d * math.log(2.0))
-
-    # -- sampling ----------------------------------------------------------------------
-
-    def start(self, context):
-        """The carry after the context frames (uint8 `[B, C >= needed, H, W, C]`).
-
-        The context is encoded in one flow pass (as the model does). Without a
-        recurrent prior the carry is just the last N latents (and frame 0's); the
-        ConvLSTM states need a loop over the context frames.
-
-        Returns `(carry, batch)`; the carry is an empty dict in unconditional mode.
-        """
-        x = preprocess(context)
-        batch, time = tf.shape(x)[0], tf.shape(x)[1]
-        if not self.conditional:
-            return {}, batch
-        model, n = self.model, self.num_cond
-        enc = self.encode_all(x, with_marginals=self.recurrent)
-        carry = {}
-        if self.cond_first:
-            carry["first_levels"] = [z[:, 0] for z in enc["levels"]]
-            carry["first_top"] = enc["top"][:, 0]
-        if not self.recurrent:
-            last = lambda z: [z[:, time - n + j] for j in range(n)]
-            carry["levels"] = [last(z) for z in enc["levels"]]
-            carry["top"] = last(enc["top"])
-            return carry, batch
-
-        # Frames before `needed` have no conditioning set: they only fill the window.
-        carry["levels"] = [[z[:, self.needed - n + j] for j in range(n)]
-                           for z in enc["levels"]]
-        carry["top"] = [enc["top"][:, self.needed - n + j] for j in range(n)]
-        carry["level_states"], carry["top_state"] = self._zero_states(
-            [z[:, 0] for z in enc["levels"]], enc["top"][:, 0])
-
-        def body(t, carry):
-            carry = dict(carry)
-            states = []
-            for l in range(self.num_levels):
-                marginal = tuple(v[:, t] for v in enc["marginals"][l])
-                _, _, state = model._level_prior(
-                    l, enc["conditions"][l][:, t], self._cond_set(carry, l),
-                    carry["level_states"][l], True, False, False, marginal=marginal)
-                states.append(state)
-            _, _, top_state = model._top_prior(
-                enc["top"][:, t], self._cond_set(carry), carry["top_state"], True, False,
-                False)
-            carry["level_states"], carry["top_state"] = states, top_state
-            return t + 1, self._shift(carry, [z[:, t] for z in enc["levels"]],
-                                      enc["top"][:, t])
-
-        _, carry = tf.while_loop(lambda t, _: t < time, body,
-                                 (tf.constant(self.needed), carry))
-        return carry, batch
-
-    def generate(self, carry, batch, start, count, temperature, seed):
-        """Generated frames `start .. start + count - 1` after `carry`.
-
-        Args:
-          carry, batch: from `start` (or a previous `generate`).
-          start: int32 index of the first generated frame (seeds depend on it).
-          count: int32 number of frames.
-          temperature: float32 tau >= 0.
-          seed: int32.
-
-        Returns:
-          `(uint8 frames [B, count, H, W, C], carry)`.
-        """
-        model = self.model
-        temperature = tf.cast(temperature, tf.float32)
-        seed = tf.cast(seed, tf.int32)
-        start = tf.cast(start, tf.int32)
-
-        def body(k, frames, carry):
-            carry = dict(carry)
-            like = tf.zeros([batch, *model.top_shape])
-            if self.conditional:
-                loc, scale, top_state = model._top_prior(
-                    like, self._cond_set(carry), carry.get("top_state"), True, False,
-                    False)
-            else:
-                loc, scale, top_state = model._top_prior(like, None, None, True, False,
-                                                         False)
-            top = loc + temperature * scale * tf.random.stateless_normal(
-                tf.shape(loc), tf.stack([seed, 1000 * k]), alg=RNG_ALG)
-            states = list(carry.get("level_states", [None] * self.num_levels))
-            new_states = list(states)
-
-            def sample_latent(level, x1):
-                past = self._cond_set(carry, level) if self.conditional else None
-                loc, scale, new_states[level] = model._level_prior(
-                    level, x1, past, states[level], True, False, False)
-                eps = tf.random.stateless_normal(
-                    tf.shape(loc), tf.stack([seed, 1000 * k + 1 + level]), alg=RNG_ALG)
-                return loc + temperature * scale * eps
-
-            frame, latents, _ = model.flow.decode(top, sample_latent=sample_latent)
-            if self.recurrent:
-                carry["level_states"], carry["top_state"] = new_states, top_state
-            if self.conditional:
-                carry = self._shift(carry, latents, top)
-            return k + 1, frames.write(k - start, postprocess(frame)), carry
-
-        frames = tf.TensorArray(tf.uint8, size=count, element_shape=[None, *self.frame_shape])
-        _, frames, carry = tf.while_loop(lambda k, *_: k < start + count, body,
-                                         (start, frames, carry))
-        frames = frames.stack()
-        return tf.transpose(frames, [1, 0, 2, 3, 4]), carry
-
-    def sample(self, context, num_frames, temperature, seed):
-        """uint8 `[B, num_frames, H, W, C]`: `VideoFlow.sample` with a tensor length."""
-        carry, batch = self.start(context)
-        frames, _ = self.generate(carry, batch, 0, num_frames, temperature, seed)
-        return frames
+def check_exportable(model):
+    """ExportError for models whose graph functions need a static batch size."""
+    if model.gen_mode == "conditional" and model.latent_dist_encoder == "pointwise":
+        raise ExportError(
+            "The pointwise prior encoder is not supported in graph mode / export: its "
+            "parameters carry a static batch dimension. Use VideoFlow.sample.")
 
 
 # ----------------------------------------------------------------------- the SavedModel
@@ -428,12 +104,13 @@ class ServingModule(tf.Module):
         # the graph reads), doubling the export. Its tf.Variables are tracked instead.
         object.__setattr__(self, "model", model)
         self.model_variables = list(model.variables)
-        self._loop = FrameLoop(model)
+        check_exportable(model)
         self._num_context = int(num_context)
         # Scoring needs a frame to score and the first conditioned frame's history.
-        self._min_score_frames = max(self._num_context + 1, self._loop.needed)
+        self.min_context_frames = model.frames_before_conditioning
+        self.min_score_frames = max(self._num_context + 1, self.min_context_frames)
         level_specs = [_video_spec(f"level_{l}", tf.float32)
-                       for l in range(self._loop.num_levels)]
+                       for l in range(len(model.level_shapes))]
         self.decode = tf.function(self._decode, autograph=False,
                                   input_signature=level_specs + [_video_spec("top", tf.float32)])
 
@@ -455,8 +132,10 @@ class ServingModule(tf.Module):
     @tf.function(input_signature=[_video_spec("frames")], autograph=False)
     def bits_per_pixel(self, frames):
         """uint8 `[B, T, H, W, 3]` -> `{"bits_per_pixel": [B, T - num_context]}`."""
-        frames = self._checked_video(frames, "frames", self._min_score_frames)
-        return {"bits_per_pixel": self._loop.bits_per_pixel(frames, self._num_context)}
+        frames = self._checked_video(frames, "frames", self.min_score_frames)
+        noise = tf.fill(tf.shape(frames), BPP_NOISE)
+        return {"bits_per_pixel": self.model.bits_per_pixel(frames, self._num_context,
+                                                            noise=noise)}
 
     @tf.function(input_signature=[
         _video_spec("context"), tf.TensorSpec(None, tf.int32, name="num_frames"),
@@ -464,7 +143,7 @@ class ServingModule(tf.Module):
         tf.TensorSpec(None, tf.int32, name="seed")], autograph=False)
     def sample(self, context, num_frames, temperature, seed):
         """`{"frames": uint8 [B, num_frames, H, W, 3]}` after the context frames."""
-        context = self._checked_video(context, "context", self._loop.needed)
+        context = self._checked_video(context, "context", self.min_context_frames)
         num_frames = _check_shape(num_frames, "num_frames", [])
         temperature = _check_shape(temperature, "temperature", [])
         seed = _check_shape(seed, "seed", [])
@@ -477,20 +156,22 @@ class ServingModule(tf.Module):
         ]
         with tf.control_dependencies(checks):
             num_frames = tf.identity(num_frames)
-        return {"frames": self._loop.sample(context, num_frames, temperature, seed)}
+        carry = self.model.sampling_start(context)
+        frames, _, _ = self.model.generate(carry, 0, num_frames, temperature, seed)
+        return {"frames": postprocess(frames)}
 
     @tf.function(input_signature=[_video_spec("frames")], autograph=False)
     def encode(self, frames):
         """uint8 frames -> `{"level_0", .., "top"}`, each `[B, T, h, w, c]` (no noise)."""
         frames = self._checked_video(frames, "frames", 1)
-        enc = self._loop.encode_all(preprocess(frames))
-        out = {f"level_{l}": z for l, z in enumerate(enc["levels"])}
-        out["top"] = enc["top"]
+        latents = self.model.encode(frames)
+        out = {f"level_{l}": z for l, z in enumerate(latents["levels"])}
+        out["top"] = latents["top"]
         return out
 
     def _decode(self, *latents):
         """Latents `level_0, .., top` (`[B, T, h, w, c]`) -> `{"frames": uint8}`."""
-        names = [f"level_{l}" for l in range(self._loop.num_levels)] + ["top"]
+        names = [f"level_{l}" for l in range(len(self.model.level_shapes))] + ["top"]
         shapes = list(self.model.level_shapes) + [self.model.top_shape]
         latents = [_check_shape(z, name, ["batch", "time", *shape])
                    for name, z, shape in zip(names, latents, shapes)]
@@ -505,11 +186,7 @@ class ServingModule(tf.Module):
         with tf.control_dependencies(checks):
             latents = [tf.identity(z) for z in latents]
             top = latents[-1]
-        batch, time = tf.shape(top)[0], tf.shape(top)[1]
-        flat = [tf.reshape(z, [-1, *z.shape[2:]]) for z in latents]
-        x, _, _ = self.model.flow.decode(flat[-1], flat[:-1])
-        frames = postprocess(tf.reshape(x, [batch, time, *self.model.frame_shape]))
-        return {"frames": frames}
+        return {"frames": self.model.decode({"levels": latents[:-1], "top": latents[-1]})}
 
     def signatures(self):
         """The functions to save as signatures, by signature name.
@@ -609,11 +286,10 @@ def export_saved_model(model, hparams, export_base, metadata=None, timestamp=Non
     num_context = num_context_frames(hparams)
     module = ServingModule(model, num_context)
     info = dict(metadata or {})
-    loop = module._loop
     info.update({
         "frame_shape": list(model.frame_shape), "num_context": num_context,
-        "min_context_frames": loop.needed,
-        "min_bits_per_pixel_frames": module._min_score_frames,
+        "min_context_frames": module.min_context_frames,
+        "min_bits_per_pixel_frames": module.min_score_frames,
         "temperature": float(hparams.temperature),
         "video_num_input_frames": hparams.video_num_input_frames,
         "video_num_target_frames": hparams.video_num_target_frames,

@@ -22,12 +22,13 @@ dequantisation noise `U[0, 1/256)` (REFERENCE 1.1). Samples are mapped back with
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from t2t_videoflow.flow.multiscale import FlowEncoding, MultiScaleFlow
+from t2t_videoflow.flow.multiscale import MultiScaleFlow
 from t2t_videoflow.prior.latent_prior import (
     LevelConditionalPrior, MarginalTopPrior, TopConditionalPrior)
 from t2t_videoflow.prior.latent_to_dist import SingleConvDist
@@ -62,6 +63,32 @@ def postprocess(x):
 def gaussian_log_prob(z, loc, scale):
     """`sum_{h, w, c} ln N(z; loc, scale)` per example: `[B]`."""
     return tf.reduce_sum(tfd.Normal(loc, scale).log_prob(z), axis=[1, 2, 3])
+
+
+def _clip_log_prob(z, loc, scale):
+    """`sum_{h, w, c} ln N(z; loc, scale)` per example and frame: `[B, T]`."""
+    return tf.reduce_sum(tfd.Normal(loc, scale).log_prob(z), axis=[2, 3, 4])
+
+
+def _dim(x, axis):
+    """`x.shape[axis]` where static, else the dynamic size (a scalar tensor)."""
+    static = x.shape[axis]
+    return int(static) if static is not None else tf.shape(x)[axis]
+
+
+class ClipEncoding(NamedTuple):
+    """The flow's encoding of every frame of a clip; time is axis 1 throughout.
+
+    top: `[B, T, h, w, c]`; latents, conditions: per level l < L-1 the latent `z^l`
+    and the kept half `x1^l` it is conditioned on, `[B, T, h_l, w_l, c_l]`;
+    log_det: `[B, T]` (`ln |det dz/dx|` per frame); marginals: per level the
+    marginal head's `(mu0, sigma0)` on `x1^l`, or None.
+    """
+    top: tf.Tensor
+    latents: list
+    conditions: list
+    log_det: tf.Tensor
+    marginals: list = None
 
 
 class VideoFlow(tf.Module):
@@ -178,145 +205,235 @@ class VideoFlow(tf.Module):
                                  f"got values in [{lo}, {hi}].")
         return frames
 
-    # -- priors ------------------------------------------------------------------------
+    # -- the latent-prior engine: conditioning rules ---------------------------------
 
-    def _cond_set(self, history):
-        """The conditioning latents from a per-frame history list, or None (marginal)."""
+    @property
+    def frames_before_conditioning(self):
+        """Frames of a clip scored by the marginal priors before the first frame with a
+        full conditioning set (REFERENCE 3.1): `num_cond_latents (+1 with
+        cond_first_frame)` when conditional; every frame is marginal when unconditional
+        (1 returned, the minimum context of `sample`)."""
         if self.gen_mode != "conditional":
-            return None
-        n = self.num_cond_latents
-        needed = n + int(self.cond_first_frame)
-        if len(history) < needed:
-            return None
-        latents = list(history[-n:])
-        return [history[0]] + latents if self.cond_first_frame else latents
+            return 1
+        return self.num_cond_latents + int(self.cond_first_frame)
 
-    def _level_prior(self, level, x1, past, state, condition, training, init,
-                     marginal=None):
-        """`(loc, scale, new_state)` of `p(z^level | x1, past)`.
+    @property
+    def _recurrent(self):
+        """Priors that step through time one frame at a time: conv_lstm carries a state,
+        pointwise has parameters with a static batch dimension (no batching over
+        frames)."""
+        return (self.gen_mode == "conditional"
+                and self.latent_dist_encoder in _PREVIOUS_FRAME_ENCODERS)
 
-        `marginal`: the level prior head's `(mu0, sigma0)` on `x1` if already computed
-        (e.g. for all frames in one batched call); computed from `x1` otherwise.
-        """
-        mu0, sigma0 = marginal if marginal is not None else self.level_priors[level](x1)
-        if past is None:
-            return mu0, sigma0, state
-        loc, scale, new_state = self.level_cond_priors[level](
-            past, mu0, sigma0=sigma0, state=state, training=training, init=init)
-        if condition is not True:
-            loc, scale = tf.where(condition, loc, mu0), tf.where(condition, scale, sigma0)
-        return loc, scale, new_state
+    def _conditioning_set(self, window, first=None):
+        """`[first] + window` (REFERENCE 3.1): the past latents a conditional prior sees."""
+        return ([first] if self.cond_first_frame else []) + list(window)
 
-    def _top_prior(self, like, past, state, condition, training, init, marginal=None):
-        """`(loc, scale, new_state)` of `p(z^top | past)` (untempered).
-
-        `marginal`: the marginal top prior's `(loc0, scale0)` for `like`'s shape if
-        already computed (it depends on the shape only); computed otherwise.
-        """
+    def _top_marginal(self, like):
+        """`(loc0, scale0)` of the marginal top prior, `like`'s shape `[B, h, w, c]`."""
         if self.gen_mode == "unconditional" and self.top_prior == "normal":
-            return tf.zeros_like(like), tf.ones_like(like), state
-        loc0, scale0 = marginal if marginal is not None else self.marginal_top_prior(like)
-        if past is None:
-            return loc0, scale0, state
-        loc, scale, new_state = self.top_cond_prior(
-            past, state=state, training=training, init=init)
-        if condition is not True:
-            loc, scale = tf.where(condition, loc, loc0), tf.where(condition, scale, scale0)
-        return loc, scale, new_state
+            return tf.zeros_like(like), tf.ones_like(like)
+        return self.marginal_top_prior(like)
 
-    # -- likelihood --------------------------------------------------------------------
+    def _zero_prior_states(self, like_levels, like_top):
+        """conv_lstm zero states `(c, h)` per level and for the top prior; None
+        placeholders (as empty tuples) for pointwise."""
+        def zeros(prior, like):
+            if self.latent_dist_encoder != "conv_lstm":
+                return ()
+            filters = prior.net.cell.filters
+            z = tf.zeros(tf.concat([tf.shape(like)[:-1], [filters]], 0))
+            z = tf.ensure_shape(z, [None, *like.shape[1:-1], filters])
+            return (z, z)
+        return ([zeros(p, z) for p, z in zip(self.level_cond_priors, like_levels)],
+                zeros(self.top_cond_prior, like_top))
+
+    def _conditional_level(self, level, past, mu0, sigma0, state, training, init):
+        """`(loc, scale, new_state)` of the conditional level prior."""
+        loc, scale, new_state = self.level_cond_priors[level](
+            past, mu0, sigma0=sigma0, state=state or None, training=training, init=init)
+        return loc, scale, (new_state if new_state is not None else ())
+
+    def _conditional_top(self, past, state, training, init):
+        """`(loc, scale, new_state)` of the conditional top prior."""
+        loc, scale, new_state = self.top_cond_prior(
+            past, state=state or None, training=training, init=init)
+        return loc, scale, (new_state if new_state is not None else ())
+
+    # -- the engine: scoring a whole clip (teacher forcing) -------------------------------
+
+    def encode_clip(self, x, training=False, with_marginals=True):
+        """Flow encodings of every frame of `x [B, T, H, W, C]` from ONE flow pass.
+
+        The T frames (T may be a tensor) are folded into the batch time-major, encoded
+        together and unfolded; the result equals a per-frame `flow.encode(x[:, t])` up
+        to float rounding. With `with_marginals`, the level prior heads'
+        `(mu0, sigma0)` on the kept halves are computed in the same batched way.
+
+        Returns:
+          A `ClipEncoding` of `[B, T, ...]` tensors.
+        """
+        h, w, c = self.frame_shape
+        batch, time = _dim(x, 0), _dim(x, 1)
+        folded = tf.reshape(tf.transpose(x, [1, 0, 2, 3, 4]), [-1, h, w, c])
+        enc = self.flow.encode(folded, training=training)
+
+        def unfold(z):
+            z = tf.reshape(z, [time, batch, *z.shape[1:]])
+            return tf.transpose(z, [1, 0, *range(2, len(z.shape))])
+
+        marginals = None
+        if with_marginals:
+            marginals = [tuple(unfold(v) for v in head(x1))
+                         for head, x1 in zip(self.level_priors, enc.conditions)]
+        return ClipEncoding(top=unfold(enc.top), latents=[unfold(z) for z in enc.latents],
+                            conditions=[unfold(x1) for x1 in enc.conditions],
+                            log_det=unfold(enc.log_det), marginals=marginals)
+
+    def prior_params(self, enc, condition=True, training=False, init=False):
+        """The prior of every latent of a clip, teacher-forced (all past latents known).
+
+        Frame t uses the marginal priors while `t < frames_before_conditioning` (every
+        frame in unconditional mode, or where `condition` is False) and the
+        conditional priors on its conditioning set afterwards. The conv3d_net / conv_net
+        priors of all conditioned frames run as ONE batch of `B (T - n0)` windows
+        `z_{t-N} .. z_{t-1}`; conv_lstm and pointwise step through time in a
+        `tf.while_loop`.
+
+        Args:
+          enc: a `ClipEncoding` with marginals.
+          condition: bool or boolean tensor (T2T's `pretrain_steps` switch).
+          training: dropout and latent noise on.
+          init: data-dependent init of the prior networks' actnorms on this pass.
+
+        Returns:
+          `(level_params, top_params)`: per level `(loc, scale)` and the top's
+          `(loc, scale)`, each `[B, T, h, w, c]` like the latents.
+        """
+        loc0, scale0 = self._top_marginal(enc.top[:, 0])
+        time = _dim(enc.top, 1)
+        broadcast = lambda v: tf.broadcast_to(v[:, tf.newaxis], tf.shape(enc.top))
+        top_marginal = (broadcast(loc0), broadcast(scale0))
+        level_marginals = list(enc.marginals)
+        if self.gen_mode != "conditional":
+            return level_marginals, top_marginal
+        n0 = self.frames_before_conditioning
+        if isinstance(time, int) and time <= n0:
+            return level_marginals, top_marginal
+        scorer = (self._conditioned_params_loop if self._recurrent
+                  else self._conditioned_params_batched)
+        if isinstance(time, int):
+            levels, top = scorer(enc, n0, training, init)
+        else:  # a clip of unknown length may have no conditioned frame at all
+            empty = lambda z: (z[:, :0], z[:, :0])
+            levels, top = tf.cond(
+                time > n0, lambda: scorer(enc, n0, training, init),
+                lambda: ([empty(z) for z in enc.latents], empty(enc.top)))
+
+        def join(conditioned, marginal):
+            # Frames before n0 keep the marginal; after it the conditional prior, or
+            # the marginal again where `condition` is False.
+            if condition is not True:
+                conditioned = tf.where(condition, conditioned, marginal[:, n0:])
+            return tf.concat([marginal[:, :n0], conditioned], axis=1)
+
+        level_params = [(join(loc, m[0]), join(scale, m[1]))
+                        for (loc, scale), m in zip(levels, level_marginals)]
+        top_params = (join(top[0], top_marginal[0]), join(top[1], top_marginal[1]))
+        return level_params, top_params
+
+    def _conditioned_params_batched(self, enc, n0, training, init):
+        """conv3d_net / conv_net priors of frames `n0 .. T-1` in one batch of windows."""
+        n = self.num_cond_latents
+        batch, time = _dim(enc.top, 0), _dim(enc.top, 1)
+        count = time - n0
+        flat = lambda z: tf.reshape(z, [-1, *z.shape[2:]])
+        unflat = lambda v: tf.reshape(v, [batch, count, *v.shape[1:]])
+
+        def windows(z):
+            past = [z[:, n0 - n + j:time - n + j] for j in range(n)]
+            first = None
+            if self.cond_first_frame:
+                first = tf.ensure_shape(tf.broadcast_to(z[:, :1], tf.shape(past[0])),
+                                        past[0].shape)
+            return [flat(p) for p in self._conditioning_set(past, first)]
+
+        levels = []
+        for l, z in enumerate(enc.latents):
+            mu0, sigma0 = (flat(v[:, n0:]) for v in enc.marginals[l])
+            loc, scale, _ = self._conditional_level(l, windows(z), mu0, sigma0, (),
+                                                    training, init)
+            levels.append((unflat(loc), unflat(scale)))
+        loc, scale, _ = self._conditional_top(windows(enc.top), (), training, init)
+        return levels, (unflat(loc), unflat(scale))
+
+    def _conditioned_params_loop(self, enc, n0, training, init):
+        """conv_lstm / pointwise priors of frames `n0 .. T-1`, stepping through time."""
+        time = _dim(enc.top, 1)
+        num_levels = len(self.level_shapes)
+        level_states, top_state = self._zero_prior_states(
+            [z[:, 0] for z in enc.latents], enc.top[:, 0])
+        window = lambda z, t: [z[:, t - self.num_cond_latents + j]
+                               for j in range(self.num_cond_latents)]
+
+        def body(t, arrays, level_states, top_state):
+            new_arrays, new_level_states = [], []
+            for l, z in enumerate(enc.latents):
+                past = self._conditioning_set(window(z, t), z[:, 0])
+                mu0, sigma0 = (v[:, t] for v in enc.marginals[l])
+                loc, scale, state = self._conditional_level(
+                    l, past, mu0, sigma0, level_states[l], training, init)
+                new_level_states.append(state)
+                new_arrays += [loc, scale]
+            past = self._conditioning_set(window(enc.top, t), enc.top[:, 0])
+            loc, scale, top_state = self._conditional_top(past, top_state, training, init)
+            new_arrays += [loc, scale]
+            arrays = [a.write(t - n0, v) for a, v in zip(arrays, new_arrays)]
+            return t + 1, arrays, new_level_states, top_state
+
+        specs = [z[:, 0] for z in enc.latents for _ in range(2)] + [enc.top[:, 0]] * 2
+        arrays = [tf.TensorArray(tf.float32, size=time - n0, element_shape=s.shape)
+                  for s in specs]
+        _, arrays, _, _ = tf.while_loop(
+            lambda t, *_: t < time, body, (tf.constant(n0), arrays, level_states, top_state))
+        values = [tf.transpose(a.stack(), [1, 0, *range(2, len(s.shape) + 1)])
+                  for a, s in zip(arrays, specs)]
+        levels = [(values[2 * l], values[2 * l + 1]) for l in range(num_levels)]
+        return levels, (values[-2], values[-1])
 
     def frame_objectives(self, x, condition=True, training=False, init=False,
                          return_details=False):
         """Per-frame objectives `J_t` (nats) for dequantised frames `x [B, T, H, W, C]`.
 
         Args:
-          x: float frames in [-0.5, 0.5] (+ dequantisation noise).
+          x: float frames in [-0.5, 0.5] (+ dequantisation noise); T may be a tensor.
           condition: bool or boolean tensor; False uses the marginal priors for every
             frame (T2T's `pretrain_steps` switch, decided by the training loop).
           training: enables dropout and latent noise.
           init: data-dependent init of the prior networks' actnorms on this pass.
-          return_details: also return per-frame dicts of the parts.
+          return_details: also return a dict of the parts, each with time as axis 1:
+            "encoding" (`ClipEncoding`), "level_params" / "top_params" (`(loc,
+            scale)`), "level_log_probs" (per level `[B, T]`), "top_log_prob" `[B, T]`.
 
         Returns:
-          `[B, T]` tensor of `J_t` (and a list of per-frame detail dicts).
+          `[B, T]` tensor of `J_t` (and the details dict).
         """
-        n_frames = x.shape[1]
         d = float(np.prod(self.frame_shape))
-        level_history, top_history = [], []
-        level_states = [None] * len(self.level_shapes)
-        top_state = None
-        objectives, details = [], []
-        # The flow and the marginal level heads act on each frame independently: run
-        # them once over all B*T frames (far fewer, larger ops than a pass per frame).
-        encodings, level_marginals = self._encode_frames(x, training=training)
-        top_marginal = None
-        for t in range(n_frames):
-            enc = encodings[t]
-            past_levels = self._cond_set(level_history)
-            level_log_probs, level_params = [], []
-            for l, (z, x1) in enumerate(zip(enc.latents, enc.conditions)):
-                past = None if past_levels is None else [p[l] for p in past_levels]
-                loc, scale, level_states[l] = self._level_prior(
-                    l, x1, past, level_states[l], condition, training, init,
-                    marginal=level_marginals[t][l])
-                level_log_probs.append(gaussian_log_prob(z, loc, scale))
-                level_params.append((loc, scale))
-            if top_marginal is None and not (self.gen_mode == "unconditional"
-                                             and self.top_prior == "normal"):
-                top_marginal = self.marginal_top_prior(enc.top)  # same for every frame
-            loc, scale, top_state = self._top_prior(
-                enc.top, self._cond_set(top_history), top_state, condition, training, init,
-                marginal=top_marginal)
-            top_log_prob = gaussian_log_prob(enc.top, loc, scale)
-            objective = -d * math.log(256.0) + enc.log_det + top_log_prob
-            if level_log_probs:
-                objective += tf.add_n(level_log_probs)
-            objectives.append(objective)
-            level_history.append(enc.latents)
-            top_history.append(enc.top)
-            if return_details:
-                details.append(dict(encoding=enc, level_log_probs=level_log_probs,
-                                    level_params=level_params, top_params=(loc, scale),
-                                    top_log_prob=top_log_prob))
-        objectives = tf.stack(objectives, axis=1)
-        return (objectives, details) if return_details else objectives
+        enc = self.encode_clip(x, training=training)
+        level_params, top_params = self.prior_params(enc, condition, training, init)
+        level_log_probs = [_clip_log_prob(z, loc, scale)
+                           for z, (loc, scale) in zip(enc.latents, level_params)]
+        top_log_prob = _clip_log_prob(enc.top, *top_params)
+        objectives = -d * math.log(256.0) + enc.log_det + top_log_prob
+        if level_log_probs:
+            objectives += tf.add_n(level_log_probs)
+        if not return_details:
+            return objectives
+        return objectives, dict(encoding=enc, level_params=level_params,
+                                top_params=top_params, level_log_probs=level_log_probs,
+                                top_log_prob=top_log_prob)
 
-    def _encode_frames(self, x, training=False, with_marginals=True):
-        """Flow encodings of every frame of `x [B, T, H, W, C]` from ONE flow pass.
-
-        The T frames are folded into the batch (time-major, so each frame's outputs
-        are contiguous), encoded together and split back. The result equals a
-        per-frame `flow.encode(x[:, t])` up to float rounding.
-
-        Returns:
-          `(encodings, marginals)`: a list of T `FlowEncoding`s (each `[B, ...]`) and,
-          per frame, the list of the level prior heads' `(mu0, sigma0)` on the kept
-          halves (computed batched too; None when `with_marginals` is False).
-        """
-        n_frames = x.shape[1]
-        h, w, c = self.frame_shape
-        folded = tf.reshape(tf.transpose(x, [1, 0, 2, 3, 4]), [-1, h, w, c])
-        enc = self.flow.encode(folded, training=training)
-
-        def unfold(tensor):
-            return tf.unstack(tf.reshape(tensor, [n_frames, -1, *tensor.shape[1:]]))
-
-        tops, log_dets = unfold(enc.top), unfold(enc.log_det)
-        latents = [unfold(z) for z in enc.latents]
-        conditions = [unfold(x1) for x1 in enc.conditions]
-        level_log_dets = [unfold(v) for v in enc.level_log_dets]
-        marginals = [[] for _ in range(n_frames)]
-        if with_marginals:
-            for l, x1 in enumerate(enc.conditions):
-                mu0, sigma0 = self.level_priors[l](x1)
-                for t, pair in enumerate(zip(unfold(mu0), unfold(sigma0))):
-                    marginals[t].append(pair)
-        encodings = [FlowEncoding(tops[t], [z[t] for z in latents],
-                                  [x1[t] for x1 in conditions], log_dets[t],
-                                  [v[t] for v in level_log_dets])
-                     for t in range(n_frames)]
-        return encodings, (marginals if with_marginals else None)
+    # -- pixels: dequantisation, bits per pixel, data-dependent init ----------------
 
     def dequantize(self, frames, noise=None, seed=None):
         """uint8 frames -> `v/255 - 0.5 + u`, `u ~ U[0, 1/256)` (or the given `noise`)."""
@@ -369,6 +486,11 @@ class VideoFlow(tf.Module):
         frames = self.check_frames(frames)
         x = self.dequantize(frames, seed=seed)
         self.flow.data_init(tf.reshape(x, [-1, *self.frame_shape]))
+        # The clip up to its first conditioned frame: the conditional priors then see
+        # exactly that frame's windows.
+        first_conditioned = self.frames_before_conditioning + 1
+        if self.gen_mode == "conditional" and x.shape[1] >= first_conditioned:
+            x = x[:, :first_conditioned]
         self.frame_objectives(x, training=False, init=True)
 
     # -- encode / decode / sample ------------------------------------------------------
@@ -379,44 +501,189 @@ class VideoFlow(tf.Module):
         Returns `{"levels": [z^l as [B, T, h_l, w_l, c_l] for l < L-1],
                   "top": [B, T, h, w, c]}`.
         """
-        frames = self.check_frames(frames)
-        x = preprocess(frames)
-        encodings, _ = self._encode_frames(x, with_marginals=False)
-        return {"levels": [tf.stack([e.latents[l] for e in encodings], axis=1)
-                           for l in range(len(self.level_shapes))],
-                "top": tf.stack([e.top for e in encodings], axis=1)}
+        enc = self.encode_clip(preprocess(self.check_frames(frames)), with_marginals=False)
+        return {"levels": list(enc.latents), "top": enc.top}
 
     def decode(self, latents):
-        """Inverse of `encode`: the latents dict -> uint8 frames `[B, T, H, W, C]`."""
+        """Inverse of `encode`: the latents dict -> uint8 frames `[B, T, H, W, C]`
+        (all B T frames in one flow pass; T may be a tensor)."""
         top = latents["top"]
-        frames = []
-        for t in range(top.shape[1]):
-            x, _, _ = self.flow.decode(top[:, t], [z[:, t] for z in latents["levels"]])
-            frames.append(x)
-        return postprocess(tf.stack(frames, axis=1))
+        batch, time = _dim(top, 0), _dim(top, 1)
+        flat = lambda z: tf.reshape(z, [-1, *z.shape[2:]])
+        x, _, _ = self.flow.decode(flat(top), [flat(z) for z in latents["levels"]])
+        return postprocess(tf.reshape(x, [batch, time, *self.frame_shape]))
+
+    # -- the engine: sampling, one frame per step -----------------------------------------
+
+    def sampling_start(self, context_frames):
+        """The sampler's carry after the context (uint8 `[B, C, H, W, C]`, C at least
+        `frames_before_conditioning`).
+
+        A dict of tensors with a fixed structure (a `tf.while_loop` carry):
+        "batch" (scalar), and when conditional "levels" / "top" (the last N latents,
+        oldest first), "first_levels" / "first_top" (frame 0's, cond_first_frame
+        only), "level_states" / "top_state" (conv_lstm `(c, h)`). The context is
+        encoded in one flow pass, without dequantisation noise.
+        """
+        context = self.check_frames(context_frames, self.frames_before_conditioning,
+                                    name="context_frames")
+        x = preprocess(context)
+        carry = {"batch": tf.shape(x)[0]}
+        if self.gen_mode != "conditional":
+            return carry
+        n, n0 = self.num_cond_latents, self.frames_before_conditioning
+        enc = self.encode_clip(x, with_marginals=self._recurrent)
+        time = _dim(x, 1)
+        if self.cond_first_frame:
+            carry["first_levels"] = [z[:, 0] for z in enc.latents]
+            carry["first_top"] = enc.top[:, 0]
+        if not self._recurrent:
+            carry["levels"] = [[z[:, time - n + j] for j in range(n)] for z in enc.latents]
+            carry["top"] = [enc.top[:, time - n + j] for j in range(n)]
+            return carry
+        # Recurrent priors: step the states through the conditioned context frames.
+        carry["levels"] = [[z[:, n0 - n + j] for j in range(n)] for z in enc.latents]
+        carry["top"] = [enc.top[:, n0 - n + j] for j in range(n)]
+        carry["level_states"], carry["top_state"] = self._zero_prior_states(
+            [z[:, 0] for z in enc.latents], enc.top[:, 0])
+
+        def body(t, carry):
+            carry = dict(carry)
+            states = []
+            for l in range(len(self.level_shapes)):
+                mu0, sigma0 = (v[:, t] for v in enc.marginals[l])
+                _, _, state = self._conditional_level(
+                    l, self._carried_set(carry, l), mu0, sigma0, carry["level_states"][l],
+                    False, False)
+                states.append(state)
+            _, _, top_state = self._conditional_top(
+                self._carried_set(carry), carry["top_state"], False, False)
+            carry["level_states"], carry["top_state"] = states, top_state
+            return t + 1, self._shift(carry, [z[:, t] for z in enc.latents], enc.top[:, t])
+
+        _, carry = tf.while_loop(lambda t, _: t < time, body, (tf.constant(n0), carry))
+        return carry
+
+    def _carried_set(self, carry, level=None):
+        """The conditioning set in the carry, for a level (index) or the top (None)."""
+        if level is None:
+            return self._conditioning_set(carry["top"], carry.get("first_top"))
+        first = carry["first_levels"][level] if self.cond_first_frame else None
+        return self._conditioning_set(carry["levels"][level], first)
+
+    @staticmethod
+    def _shift(carry, levels, top):
+        """The carry with one frame's `levels` / `top` appended to the window."""
+        carry = dict(carry)
+        carry["levels"] = [list(w[1:]) + [z] for w, z in zip(carry["levels"], levels)]
+        carry["top"] = list(carry["top"][1:]) + [top]
+        return carry
+
+    def sampling_step(self, carry, k, temperature, seed):
+        """Draws generated frame `k` after `carry` (from `sampling_start` or the
+        previous step).
+
+        `z^top ~ N(mu, (tau sigma)^2)` from the top prior, then the flow decodes level
+        by level drawing `z^l ~ N(mu, (tau sigma)^2)` from the level priors; the
+        SAMPLED latents join the window (the frame is not re-encoded; REFERENCE 6.1).
+        Noise: stateless philox normals with seeds `[seed, 1000 k]` (top) and
+        `[seed, 1000 k + 1 + l]` (level l), so a frame depends only on `seed`, `k` and
+        its past.
+
+        Args:
+          carry: the sampler carry.
+          k: int32 index of the generated frame (0 = the first after the context).
+          temperature: float32 tau >= 0.
+          seed: int32.
+
+        Returns:
+          `(x, log_density, carry)`: the float frame `[B, H, W, C]` (before
+          `postprocess`), `[B]` nats of `ln q(x | past)` under the tempered priors
+          (see `sample_with_log_density`), and the new carry.
+        """
+        conditional = self.gen_mode == "conditional"
+        old_carry, carry = carry, dict(carry)
+        temperature = tf.cast(temperature, tf.float32)
+        seed, k = tf.cast(seed, tf.int32), tf.cast(k, tf.int32)
+        # zeros_like of a carried latent keeps the shape static (XLA needs that).
+        like = (tf.zeros_like(carry["top"][-1]) if conditional
+                else tf.zeros([carry["batch"], *self.top_shape]))
+        if conditional:
+            loc, scale, top_state = self._conditional_top(
+                self._carried_set(carry), carry.get("top_state", ()), False, False)
+        else:
+            loc, scale = self._top_marginal(like)
+        top = loc + temperature * scale * tf.random.stateless_normal(
+            tf.shape(like), tf.stack([seed, 1000 * k]), alg=RNG_ALG)
+        log_probs = [gaussian_log_prob(top, loc, temperature * scale)]
+        states = list(carry.get("level_states", [()] * len(self.level_shapes)))
+
+        def sample_latent(level, x1):
+            mu0, sigma0 = self.level_priors[level](x1)
+            if conditional:
+                loc, scale, states[level] = self._conditional_level(
+                    level, self._carried_set(carry, level), mu0, sigma0, states[level],
+                    False, False)
+            else:
+                loc, scale = mu0, sigma0
+            eps = tf.random.stateless_normal(
+                tf.shape(loc), tf.stack([seed, 1000 * k + 1 + level]), alg=RNG_ALG)
+            z = loc + temperature * scale * eps
+            log_probs.append(gaussian_log_prob(z, loc, temperature * scale))
+            return z
+
+        x, latents, inverse_log_det = self.flow.decode(top, sample_latent=sample_latent)
+        if conditional:
+            if "level_states" in carry:
+                carry["level_states"], carry["top_state"] = states, top_state
+            carry = self._shift(carry, latents, top)
+            # Keep the carry's static shapes (e.g. a known batch) across loop iterations.
+            carry = tf.nest.map_structure(lambda new, old: tf.ensure_shape(new, old.shape),
+                                          carry, old_carry)
+        return x, tf.add_n(log_probs) - inverse_log_det, carry
+
+    def generate(self, carry, start, count, temperature, seed):
+        """Generated frames `start .. start + count - 1` after `carry`, in a
+        `tf.while_loop` (`count` may be a tensor; no retrace per length).
+
+        Returns:
+          `(frames, log_density, carry)`: float `[B, count, H, W, C]` (before
+          `postprocess`), `[B, count]` nats, and the carry after the last frame.
+        """
+        start = tf.cast(start, tf.int32)
+        frames = tf.TensorArray(tf.float32, size=count,
+                                element_shape=[None, *self.frame_shape])
+        densities = tf.TensorArray(tf.float32, size=count, element_shape=[None])
+
+        def body(k, frames, densities, carry):
+            x, log_density, carry = self.sampling_step(carry, k, temperature, seed)
+            return (k + 1, frames.write(k - start, x), densities.write(k - start, log_density),
+                    carry)
+
+        _, frames, densities, carry = tf.while_loop(
+            lambda k, *_: k < start + count, body, (start, frames, densities, carry))
+        return (tf.transpose(frames.stack(), [1, 0, 2, 3, 4]),
+                tf.transpose(densities.stack()), carry)
 
     def sample(self, context_frames, num_frames, temperature=1.0, seed=0):
         """Samples `num_frames` future frames autoregressively after the context.
 
-        The context is encoded (no noise) to fill the latent histories; each new frame
-        draws `z^top ~ N(mu, (tau sigma)^2)`, then decodes level by level drawing
-        `z^l ~ N(mu, (tau sigma)^2)` from the level priors, and the SAMPLED latents
-        join the history (the frame is not re-encoded; REFERENCE 6.1). Temperature 0
-        gives the prior means. Deterministic for a given integer `seed`.
+        The context is encoded (no noise) to fill the latent windows, then
+        `sampling_step` draws one frame at a time (see there). Temperature 0 gives the
+        prior means. Deterministic for a given integer `seed`; works eagerly and inside
+        `tf.function` with a tensor `num_frames`.
 
         Args:
           context_frames: uint8 `[B, C_ctx, H, W, C]`.
-          num_frames: number of frames to generate (>= 1).
+          num_frames: number of frames to generate (>= 1), int or int32 tensor.
           temperature: tau >= 0, scales the std of every prior.
           seed: int; stateless seeds are derived per frame and level.
 
         Returns:
           uint8 `[B, num_frames, H, W, C]`.
         """
-        # No log-density ops here: in this eager loop extra ops changed the last bits of
-        # the tiny random models' exploding samples (tests compare with graph loops).
-        frames, _ = self._sample(context_frames, num_frames, temperature, seed,
-                                 with_log_density=False)
+        frames, _ = self.sample_with_log_density(context_frames, num_frames, temperature,
+                                                 seed)
         return postprocess(frames)
 
     def sample_with_log_density(self, context_frames, num_frames, temperature=1.0,
@@ -437,75 +704,17 @@ class VideoFlow(tf.Module):
           exactly the density the likelihood scores. At tau = 0 the density is
           degenerate (NaN/inf).
         """
-        return self._sample(context_frames, num_frames, temperature, seed,
-                            with_log_density=True)
-
-    def _sample(self, context_frames, num_frames, temperature, seed, with_log_density):
-        """The sampling loop of `sample` / `sample_with_log_density` (None density
-        when `with_log_density` is False)."""
         # Python / NumPy numbers and eager tensors are checked; a symbolic tensor is not.
         if not tf.is_tensor(temperature) or tf.executing_eagerly():
             if not float(temperature) >= 0.0:
                 raise ValueError(f"temperature must be >= 0; got {float(temperature)}.")
-        if int(num_frames) < 1:
-            raise ValueError(f"num_frames must be >= 1; got {num_frames}.")
-        needed = 1 if self.gen_mode == "unconditional" else self.num_cond_latents + int(
-            self.cond_first_frame)
-        context = self.check_frames(context_frames, min_frames=needed,
-                                    name="context_frames")
-        x = preprocess(context)
-        level_history, top_history = [], []
-        level_states = [None] * len(self.level_shapes)
-        top_state = None
-        encodings, marginals = self._encode_frames(x)
-        for t, enc in enumerate(encodings):
-            past_levels = self._cond_set(level_history)
-            for l, x1 in enumerate(enc.conditions):
-                past = None if past_levels is None else [p[l] for p in past_levels]
-                _, _, level_states[l] = self._level_prior(
-                    l, x1, past, level_states[l], True, False, False,
-                    marginal=marginals[t][l])
-            _, _, top_state = self._top_prior(
-                enc.top, self._cond_set(top_history), top_state, True, False, False)
-            level_history.append(enc.latents)
-            top_history.append(enc.top)
-        batch = tf.shape(x)[0]
-        outputs, log_densities = [], []
-        for k in range(int(num_frames)):
-            if self.gen_mode == "unconditional":
-                level_history, top_history = [], []
-            like = tf.zeros([batch, *self.top_shape])
-            loc, scale, top_state = self._top_prior(
-                like, self._cond_set(top_history), top_state, True, False, False)
-            top = loc + temperature * scale * tf.random.stateless_normal(
-                tf.shape(loc), [seed, 1000 * k], alg=RNG_ALG)
-            log_probs = ([gaussian_log_prob(top, loc, temperature * scale)]
-                         if with_log_density else None)
-            past_levels = self._cond_set(level_history)
-            new_states = list(level_states)
+        if not tf.is_tensor(num_frames) or tf.executing_eagerly():
+            if int(num_frames) < 1:
+                raise ValueError(f"num_frames must be >= 1; got {int(num_frames)}.")
+        carry = self.sampling_start(context_frames)
+        frames, log_density, _ = self.generate(carry, 0, num_frames, temperature, seed)
+        return frames, log_density
 
-            def sample_latent(level, x1, k=k, past_levels=past_levels,
-                              new_states=new_states, log_probs=log_probs):
-                past = None if past_levels is None else [p[level] for p in past_levels]
-                loc, scale, new_states[level] = self._level_prior(
-                    level, x1, past, level_states[level], True, False, False)
-                eps = tf.random.stateless_normal(
-                    tf.shape(loc), [seed, 1000 * k + 1 + level], alg=RNG_ALG)
-                z = loc + temperature * scale * eps
-                if log_probs is not None:
-                    log_probs.append(gaussian_log_prob(z, loc, temperature * scale))
-                return z
-
-            frame, latents, inverse_log_det = self.flow.decode(
-                top, sample_latent=sample_latent)
-            level_states = new_states
-            level_history.append(latents)
-            top_history.append(top)
-            outputs.append(frame)
-            if with_log_density:
-                log_densities.append(tf.add_n(log_probs) - inverse_log_det)
-        frames = tf.stack(outputs, axis=1)
-        return frames, (tf.stack(log_densities, axis=1) if with_log_density else None)
 
     # -- T2T checkpoints ---------------------------------------------------------------
 
@@ -532,6 +741,11 @@ T2T_BODY_SCOPE = "next_frame_glow/body/"
 def load_t2t_weights(model, source, prefix=T2T_BODY_SCOPE, strict=True):
     """Loads T2T-named weights into `model`: a dict `{name: array}` or a TF1 checkpoint.
 
+    Every value is checked (present, same shape, finite) before any is assigned, so a
+    bad source leaves the model untouched. Afterwards every actnorm of the model is
+    marked initialised: the imported weights are trained values, and a later
+    data-dependent init (the trainer's, before fine-tuning) must not overwrite them.
+
     Args:
       model: a `VideoFlow`.
       source: dict of numpy arrays keyed by T2T variable name, or a path to a T2T
@@ -542,7 +756,8 @@ def load_t2t_weights(model, source, prefix=T2T_BODY_SCOPE, strict=True):
     Returns:
       The list of names that were loaded.
     Raises:
-      ValueError: missing names (strict) or shape mismatches, each named.
+      ValueError: missing names (strict), shape mismatches or non-finite values, each
+        named.
     """
     if isinstance(source, str):
         reader = tf.train.load_checkpoint(source)
@@ -556,7 +771,7 @@ def load_t2t_weights(model, source, prefix=T2T_BODY_SCOPE, strict=True):
     if missing and strict:
         raise ValueError(f"{len(missing)} T2T variables missing from the source, e.g. "
                          f"{missing[:5]}")
-    loaded = []
+    values = {}
     for name, var in targets.items():
         if prefix + name not in available:
             continue
@@ -564,9 +779,15 @@ def load_t2t_weights(model, source, prefix=T2T_BODY_SCOPE, strict=True):
         if tuple(value.shape) != tuple(var.shape):
             raise ValueError(f"Shape mismatch for {prefix + name}: checkpoint "
                              f"{value.shape}, model {tuple(var.shape)}.")
-        var.assign(value)
-        loaded.append(prefix + name)
-    return loaded
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"Non-finite values in {prefix + name}.")
+        values[name] = value
+    for name, value in values.items():
+        targets[name].assign(value)
+    for var in model.variables:
+        if var.dtype == tf.bool and var.name.split("/")[-1].startswith("initialized"):
+            var.assign(True)
+    return [prefix + name for name in values]
 
 
 def build_model(hparams, frame_shape, seed=None):

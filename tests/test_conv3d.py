@@ -100,6 +100,12 @@ def test_actnorm3d_ddi_per_time_step():
                                np.log(1.0 / x[:, 2].std(axis=(0, 1, 2))) / 3.0, rtol=1e-4)
     # Without init the stored values are reused.
     np.testing.assert_allclose(layer(tf.constant(x)).numpy(), y, atol=1e-5)
+    # Initialised once: a second init pass on other data (another conditioned frame,
+    # a restored or T2T-imported layer) leaves the parameters alone.
+    assert bool(layer.initialized.numpy())
+    np.testing.assert_allclose(layer(tf.constant(2.0 * x + 7.0), init=True).numpy(),
+                               layer(tf.constant(2.0 * x + 7.0)).numpy(), atol=1e-6)
+    np.testing.assert_allclose(layer(tf.constant(x)).numpy(), y, atol=1e-5)
 
 
 def test_conv_actnorm3d_ddi():

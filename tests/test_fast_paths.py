@@ -4,7 +4,7 @@
   against `conv2d(add_edge_bias(x), W, VALID)`.
 * `ConvActNorm2D` / `ZeroConv2D`: the actnorm / output scale folded into the kernel
   against scaling the conv's output.
-* `VideoFlow._encode_frames`: one flow pass over all B*T frames against one pass per
+* `VideoFlow.encode_clip`: one flow pass over all B*T frames against one pass per
   frame, and the model's objective against the per-frame assembly.
 """
 
@@ -68,21 +68,20 @@ def test_encode_frames_in_one_pass_matches_per_frame_encoding():
     model.data_init(video)
     perturb(model.trainable_variables, 0.05, seed=6)
     x = model.dequantize(video, noise=noise)
-    encodings, marginals = model._encode_frames(x)
+    clip = model.encode_clip(x)
     objectives = model.frame_objectives(x)
     d = 8 * 8 * 3
     for t in range(3):
         enc = model.flow.encode(x[:, t])
-        got = encodings[t]
-        np.testing.assert_allclose(got.top, enc.top, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(got.log_det, enc.log_det, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(clip.top[:, t], enc.top, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(clip.log_det[:, t], enc.log_det, rtol=1e-5, atol=1e-4)
         for z, z_ref, x1, x1_ref, (mu0, sigma0) in zip(
-                got.latents, enc.latents, got.conditions, enc.conditions, marginals[t]):
-            np.testing.assert_allclose(z, z_ref, rtol=1e-5, atol=1e-5)
-            np.testing.assert_allclose(x1, x1_ref, rtol=1e-5, atol=1e-5)
+                clip.latents, enc.latents, clip.conditions, enc.conditions, clip.marginals):
+            np.testing.assert_allclose(z[:, t], z_ref, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(x1[:, t], x1_ref, rtol=1e-5, atol=1e-5)
             mu_ref, sigma_ref = model.level_priors[0](x1_ref)
-            np.testing.assert_allclose(mu0, mu_ref, rtol=1e-5, atol=1e-5)
-            np.testing.assert_allclose(sigma0, sigma_ref, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(mu0[:, t], mu_ref, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(sigma0[:, t], sigma_ref, rtol=1e-5, atol=1e-5)
         if t == 0:  # no history: marginal priors, assembled by hand from `enc`
             mu0, sigma0 = model.level_priors[0](enc.conditions[0])
             loc, scale = model.marginal_top_prior(enc.top)

@@ -46,11 +46,14 @@ def noise_like(video, seed=1):
     return np.random.default_rng(seed).uniform(0, 1 / 256, video.shape).astype(np.float32)
 
 
-def perturbed_model(video, seed=0, **overrides):
-    """A tiny model after data_init with every weight perturbed (non-trivial read-outs)."""
+def perturbed_model(video, seed=0, scale=0.05, **overrides):
+    """A tiny model after data_init with every weight perturbed (non-trivial read-outs).
+
+    Sampling tests use `scale=0.02`: at 0.05 some of these random models' samples grow
+    without bound within a frame or two (their densities are then inf - inf)."""
     model = tiny_model(seed=seed, **overrides)
     model.data_init(video)
-    perturb(model.trainable_variables, 0.05, seed=3)
+    perturb(model.trainable_variables, scale, seed=3)
     return model
 
 
@@ -103,21 +106,20 @@ def test_initial_prior_is_previous_latent_or_standard_normal(encoder, skip):
     _, details = model.frame_objectives(x, return_details=True)
     n = model.num_cond_latents
     assert n == (2 if encoder.startswith("conv3d") or encoder == "conv_net" else 1)
-    for t, det in enumerate(details):
-        enc = det["encoding"]
-        (level_loc, level_scale), = det["level_params"]
-        top_loc, top_scale = det["top_params"]
-        np.testing.assert_allclose(top_scale, 1.0, atol=1e-6)
-        np.testing.assert_allclose(level_scale, 1.0, atol=1e-6)
-        if t < n:  # marginal priors: N(0, 1)
-            np.testing.assert_allclose(top_loc, 0.0, atol=1e-6)
-            np.testing.assert_allclose(level_loc, 0.0, atol=1e-6)
-            continue
-        prev = details[t - 1]["encoding"]
-        # pointwise quirk: m = 1 at init and the skip adds z_{t-1} again.
-        factor = (2.0 if encoder == "pointwise" else 1.0) if skip else 0.0
-        np.testing.assert_allclose(top_loc, factor * prev.top.numpy(), atol=1e-5)
-        np.testing.assert_allclose(level_loc, factor * prev.latents[0].numpy(), atol=1e-5)
+    enc = details["encoding"]
+    (level_loc, level_scale), = details["level_params"]
+    top_loc, top_scale = details["top_params"]
+    np.testing.assert_allclose(top_scale, 1.0, atol=1e-6)
+    np.testing.assert_allclose(level_scale, 1.0, atol=1e-6)
+    # marginal priors before frame n: N(0, 1)
+    np.testing.assert_allclose(top_loc[:, :n], 0.0, atol=1e-6)
+    np.testing.assert_allclose(level_loc[:, :n], 0.0, atol=1e-6)
+    # pointwise quirk: m = 1 at init and the skip adds z_{t-1} again.
+    factor = (2.0 if encoder == "pointwise" else 1.0) if skip else 0.0
+    np.testing.assert_allclose(top_loc[:, n:], factor * enc.top[:, n - 1:-1].numpy(),
+                               atol=1e-5)
+    np.testing.assert_allclose(level_loc[:, n:],
+                               factor * enc.latents[0][:, n - 1:-1].numpy(), atol=1e-5)
 
 
 # -- the loss by hand ------------------------------------------------------------------
@@ -283,17 +285,17 @@ def test_sampler_draws_from_the_density_the_likelihood_scores(encoder):
     the exact ancestral sampler of the model's likelihood (issue 11: "is the sampler
     at fault?"). At tau != 1 the tempered density differs from the model's."""
     video = random_clips(batch=2, frames=2, seed=7)
-    model = perturbed_model(video, seed=1, latent_dist_encoder=encoder)
+    model = perturbed_model(video, seed=1, scale=0.02, latent_dist_encoder=encoder)
     d = 8 * 8 * 3
-    # Two frames: this random-weight model's samples grow without bound later on.
-    frames, log_density = model.sample_with_log_density(video, 2, temperature=1.0, seed=4)
-    assert frames.shape == (2, 2, 8, 8, 3) and log_density.shape == (2, 2)
+    frames, log_density = model.sample_with_log_density(video, 3, temperature=1.0, seed=4)
+    assert frames.shape == (2, 3, 8, 8, 3) and log_density.shape == (2, 3)
+    assert np.all(np.abs(frames.numpy()) < 10.0)  # bounded samples: finite densities
     assert np.all(np.isfinite(log_density.numpy()))
     x = tf.concat([preprocess(video), frames], axis=1)
     scored = model.frame_objectives(x)[:, 2:] + d * math.log(256.0)
     np.testing.assert_allclose(log_density.numpy(), scored.numpy(), rtol=1e-4, atol=1e-2)
     # `sample` is the quantised sampler output, for the same seed.
-    np.testing.assert_array_equal(model.sample(video, 2, 1.0, seed=4).numpy(),
+    np.testing.assert_array_equal(model.sample(video, 3, 1.0, seed=4).numpy(),
                                   postprocess(frames).numpy())
     tempered, tempered_density = model.sample_with_log_density(video, 2, 0.5, seed=4)
     x = tf.concat([preprocess(video), tempered], axis=1)
@@ -487,3 +489,89 @@ def test_cond_first_frame_keeps_frame_zero_in_the_conditioning_set():
     assert np.all(np.abs(after[:, 3] - before[:, 3]) > 1e-4)  # frame 0 still conditions
     samples = model.sample(video[:, :2], num_frames=2, temperature=0.0, seed=0)
     assert samples.shape == (2, 2, 8, 8, 3)
+
+
+# -- the one engine: any number of frames, graph and eager alike -----------------------
+
+
+def _reference_objectives(model, x):
+    """`J_t` assembled frame by frame from the flow and the prior layers themselves
+    (an independent check of the engine's batched / looped scoring)."""
+    d = float(np.prod(model.frame_shape))
+    n, first = model.num_cond_latents, model.cond_first_frame
+    needed = n + int(first)
+    levels, tops, out = [], [], []
+    level_state = top_state = None
+    for t in range(x.shape[1]):
+        enc = model.flow.encode(x[:, t])
+        mu0, sigma0 = model.level_priors[0](enc.conditions[0])
+        if t < needed:
+            level_loc, level_scale = mu0, sigma0
+            top_loc, top_scale = model.marginal_top_prior(enc.top)
+        else:
+            past_levels = ([levels[0]] if first else []) + levels[-n:]
+            past_tops = ([tops[0]] if first else []) + tops[-n:]
+            level_loc, level_scale, level_state = model.level_cond_priors[0](
+                past_levels, mu0, sigma0=sigma0, state=level_state)
+            top_loc, top_scale, top_state = model.top_cond_prior(past_tops, state=top_state)
+        log_p = (tf.reduce_sum(tfd.Normal(level_loc, level_scale).log_prob(enc.latents[0]),
+                               axis=[1, 2, 3])
+                 + tf.reduce_sum(tfd.Normal(top_loc, top_scale).log_prob(enc.top),
+                                 axis=[1, 2, 3]))
+        out.append(-d * math.log(256.0) + enc.log_det + log_p)
+        levels.append(enc.latents[0])
+        tops.append(enc.top)
+    return tf.stack(out, axis=1)
+
+
+ENGINE_CASES = {
+    "conv3d_net": dict(latent_dist_encoder="conv3d_net"),
+    "conv_lstm": dict(latent_dist_encoder="conv_lstm"),
+    "conv_net-first_frame": dict(latent_dist_encoder="conv_net", num_cond_latents=2,
+                                 cond_first_frame=True),
+    "pointwise": dict(latent_dist_encoder="pointwise", batch_size=2),
+}
+
+
+@pytest.mark.parametrize("case", list(ENGINE_CASES))
+def test_engine_scores_like_a_frame_by_frame_reference_eagerly_and_in_graph(case):
+    """The batched (conv nets) and looped (conv_lstm, pointwise) teacher-forced
+    scoring equals a frame-by-frame assembly, eagerly and traced once with the
+    number of frames unknown (the SavedModel's situation)."""
+    video = random_clips(frames=5, seed=13)
+    model = perturbed_model(video, seed=2, **ENGINE_CASES[case])
+    x = model.dequantize(video, noise_like(video))
+    expected = _reference_objectives(model, x)
+    np.testing.assert_allclose(model.frame_objectives(x), expected, rtol=1e-5, atol=1e-3)
+    if case == "pointwise":
+        return  # its parameters carry the batch: traced with a static batch below
+    scorer = tf.function(lambda x: model.frame_objectives(x), autograph=False,
+                         input_signature=[tf.TensorSpec([None, None, 8, 8, 3])])
+    for frames in (5, 3):
+        np.testing.assert_allclose(scorer(x[:, :frames]), expected[:, :frames],
+                                   rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("case", list(ENGINE_CASES))
+def test_sampling_in_graph_with_a_tensor_length_equals_eager_sampling(case):
+    """One engine: `sample` eagerly and `sampling_start` + `generate` traced once with
+    a tensor number of frames (the decoder's and the SavedModel's path) draw the same
+    frames for the same seed, and two chunks equal one run of the same length."""
+    video = random_clips(frames=4, seed=14)
+    model = perturbed_model(video, seed=3, scale=0.02, **ENGINE_CASES[case])
+    eager, eager_density = model.sample_with_log_density(video, 2, 0.7, seed=5)
+
+    @tf.function(autograph=False)
+    def graph(context, count):
+        carry = model.sampling_start(context)
+        frames, density, carry = model.generate(carry, 0, count, 0.7, 5)
+        return frames, density
+
+    frames, density = graph(tf.constant(video), tf.constant(2))
+    # Graph rewrites may reorder float sums: equal up to rounding, not bitwise.
+    np.testing.assert_allclose(frames, eager, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(density, eager_density, rtol=1e-4, atol=1e-2)
+    carry = model.sampling_start(video)
+    first, _, carry = model.generate(carry, 0, 1, 0.7, 5)
+    second, _, _ = model.generate(carry, 1, 1, 0.7, 5)
+    np.testing.assert_array_equal(tf.concat([first, second], axis=1), eager)

@@ -61,31 +61,46 @@ def test_bits_per_pixel_matches_t2t(loaded):
                                oracle["out_pert/bpp"], atol=1e-4, rtol=1e-5)
 
 
+def test_data_init_after_an_import_keeps_the_imported_weights(loaded):
+    """The trainer runs data-dependent init before fine-tuning an imported model: every
+    actnorm (flow, 2-D and 3-D prior) is marked initialised by the import, so the
+    first loss is still T2T's."""
+    oracle, model, _ = loaded
+    video, noise = oracle_inputs(oracle)
+    before = {k: v.numpy() for k, v in model.t2t_variables().items()}
+    model.data_init(np.flip(video, axis=0).copy(), seed=(5, 5))
+    for name, var in model.t2t_variables().items():
+        np.testing.assert_array_equal(var.numpy(), before[name], err_msg=name)
+    n_in = int(oracle["meta/video_num_input_frames"])
+    np.testing.assert_allclose(model.loss(video, n_in, noise=noise, training=False),
+                               oracle["out_pert/bpp"], atol=1e-4, rtol=1e-5)
+
+
 def test_per_frame_intermediates_match_t2t(loaded):
     oracle, model, _ = loaded
     video, noise = oracle_inputs(oracle)
     x = model.dequantize(video, noise)
     d = float(np.prod(model.frame_shape))
     _, details = model.frame_objectives(x, return_details=True)
-    assert len(details) == video.shape[1]
-    for t, det in enumerate(details):
-        enc = det["encoding"]
+    enc = details["encoding"]
+    assert enc.top.shape[1] == video.shape[1]
+    (level_loc, level_scale), = details["level_params"]
+    top_loc, top_scale = details["top_params"]
+    for t in range(video.shape[1]):
         prefix = f"out_pert/frame{t}/"
         np.testing.assert_allclose(x[:, t], oracle[prefix + "x_dequantized"], atol=1e-6)
-        encoder_objective = (-d * np.log(256.0) + enc.log_det
-                             + tf.add_n(det["level_log_probs"]))
-        (level_loc, level_scale), = det["level_params"]
-        top_loc, top_scale = det["top_params"]
+        encoder_objective = (-d * np.log(256.0) + enc.log_det[:, t]
+                             + details["level_log_probs"][0][:, t])
         ours = {
-            "split_0/x1": enc.conditions[0],
-            "split_0/z": enc.latents[0],
-            "split_0/prior_on_z2/loc": level_loc,
-            "split_0/prior_on_z2/scale": level_scale,
-            "split_0/logp": det["level_log_probs"][0],
-            "z_top": enc.top,
-            "top_prior/loc": top_loc,
-            "top_prior/scale": top_scale,
-            "top_prior/logp": det["top_log_prob"],
+            "split_0/x1": enc.conditions[0][:, t],
+            "split_0/z": enc.latents[0][:, t],
+            "split_0/prior_on_z2/loc": level_loc[:, t],
+            "split_0/prior_on_z2/scale": level_scale[:, t],
+            "split_0/logp": details["level_log_probs"][0][:, t],
+            "z_top": enc.top[:, t],
+            "top_prior/loc": top_loc[:, t],
+            "top_prior/scale": top_scale[:, t],
+            "top_prior/logp": details["top_log_prob"][:, t],
             "encoder_objective": encoder_objective,
         }
         for key, value in ours.items():
@@ -143,8 +158,17 @@ def test_load_errors_name_the_variable(tmp_path):
     assert sorted(load_t2t_weights(model, partial, strict=False)) == sorted(partial)
 
     bad_name = T2T_BODY_SCOPE + "codec/revnet_1/revnet_step_0/actnorm/actnorm_center/b"
-    bad = dict(weights)
+    bad = {k: v + 1.0 for k, v in weights.items()}
     bad[bad_name] = np.zeros([1, 1, 1, 5], np.float32)
+    current = {k: v.numpy() for k, v in model.t2t_variables().items()}
     with pytest.raises(ValueError, match=r"Shape mismatch for " + bad_name +
                        r": checkpoint \(1, 1, 1, 5\)"):
         load_t2t_weights(model, bad)
+    bad = {k: v + 1.0 for k, v in weights.items()}
+    nan_name = T2T_BODY_SCOPE + "top/conv3d/res_final/W"
+    bad[nan_name] = np.full_like(weights[nan_name], np.nan)
+    with pytest.raises(ValueError, match="Non-finite values in " + nan_name):
+        load_t2t_weights(model, bad)
+    # Everything is checked before anything is assigned: the model is untouched.
+    for name, var in model.t2t_variables().items():
+        np.testing.assert_array_equal(var.numpy(), current[name], err_msg=name)

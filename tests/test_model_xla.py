@@ -1,9 +1,12 @@
-"""The model under tf.function(jit_compile=True): same bpp and same samples as eager."""
+"""The model under tf.function(jit_compile=True): same bpp as eager; samples drawn from
+exactly the model's density."""
+
+import math
 
 import numpy as np
 import tensorflow as tf
 
-from t2t_videoflow.model import VideoFlow
+from t2t_videoflow.model import VideoFlow, preprocess
 
 
 def test_xla_bits_per_pixel_and_sampling_match_eager():
@@ -20,11 +23,19 @@ def test_xla_bits_per_pixel_and_sampling_match_eager():
                       jit_compile=True)(clips, noise)
     # Tolerance: XLA fuses and reorders float32 reductions over 768 dims per frame.
     np.testing.assert_allclose(xla, eager, rtol=1e-5)
-    sample_xla = tf.function(lambda c: model.sample(c, 2, 0.5, seed=3),
-                             jit_compile=True)(clips[:, :2])
-    sample_eager = model.sample(clips[:, :2], 2, 0.5, seed=3)
-    # Same stateless generator in both modes; decoded values may differ by one
-    # quantisation level where float rounding straddles a bin edge.
-    diff = np.abs(sample_xla.numpy().astype(int) - sample_eager.numpy().astype(int))
-    assert diff.max() <= 1
-    assert (diff == 0).mean() > 0.99
+    # Sampling under XLA: TF's philox kernels under XLA turn a run-time seed into other
+    # normals than the CPU kernels do (key and counter agree; measured with TF 2.21),
+    # and the sampler's per-frame seeds are run-time values of its tf.while_loop. So
+    # XLA samples are not eager's bits; the test checks what must hold instead: XLA
+    # draws exactly from the model's density (the sampled frames, scored eagerly, get
+    # the density the XLA sampler reports) and is deterministic for a seed.
+    sample = tf.function(lambda c, s: model.sample_with_log_density(c, 2, 1.0, seed=s),
+                         jit_compile=True)
+    frames, density = sample(clips[:, :2], tf.constant(3))
+    x = tf.concat([preprocess(clips[:, :2]), frames], axis=1)
+    scored = model.frame_objectives(x)[:, 2:] + 16 * 16 * 3 * math.log(256.0)
+    np.testing.assert_allclose(density, scored, rtol=1e-4, atol=1e-2)
+    again, _ = sample(clips[:, :2], tf.constant(3))
+    np.testing.assert_array_equal(again, frames)
+    other, _ = sample(clips[:, :2], tf.constant(4))
+    assert np.abs(other.numpy() - frames.numpy()).max() > 0.01

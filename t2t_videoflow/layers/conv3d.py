@@ -99,8 +99,10 @@ class ActNorm3D(keras.layers.Layer):
     Input and output: `[B, T, H, W, C]`; `T` must be static. Each time index `t` owns
     its parameters `b_t`, `s_t` of shape `[1, 1, 1, C]` (`2 * C * T` in total). With
     `init=True` the parameters of step `t` are first set from the statistics of
-    `x[:, t]` over batch and space. No log-det: this lives inside a non-invertible
-    network.
+    `x[:, t]` over batch and space, unless the layer was already initialised: as for
+    the 2-D `ActNorm`, a non-trainable `initialized` flag is saved with the weights, so
+    data-dependent init happens once and never after a restore or a T2T import. No
+    log-det: this lives inside a non-invertible network.
     """
 
     def __init__(self, logscale_factor=LOGSCALE_FACTOR, **kwargs):
@@ -116,16 +118,25 @@ class ActNorm3D(keras.layers.Layer):
                 name=f"bias_{t}", shape=(1, 1, 1, channels), initializer="zeros"))
             self.logscales.append(self.add_weight(
                 name=f"logs_{t}", shape=(1, 1, 1, channels), initializer="zeros"))
+        self.initialized = self.add_weight(
+            name="initialized", shape=(), dtype="bool", initializer="zeros",
+            trainable=False)
+
+    def _initialize(self, x):
+        bias, logs = actnorm_statistics(x, [0, 2, 3], self.logscale_factor)
+        for t in range(self.num_steps):
+            self.biases[t].assign(tf.reshape(bias[:, t], self.biases[t].shape))
+            self.logscales[t].assign(tf.reshape(logs[:, t], self.logscales[t].shape))
+        self.initialized.assign(True)
+        return tf.constant(True)
 
     def call(self, x, init=False):
         if x.shape[1] != self.num_steps:
             raise ValueError(
                 f"ActNorm3D was built for {self.num_steps} time steps, got {x.shape[1]}")
         if init:
-            bias, logs = actnorm_statistics(x, [0, 2, 3], self.logscale_factor)
-            for t in range(self.num_steps):
-                self.biases[t].assign(tf.reshape(bias[:, t], self.biases[t].shape))
-                self.logscales[t].assign(tf.reshape(logs[:, t], self.logscales[t].shape))
+            tf.cond(self.initialized.value, lambda: tf.constant(False),
+                    lambda: self._initialize(x))
         # [T, 1, 1, 1, C] -> broadcast over [B, T, H, W, C].
         bias = tf.stack([tf.reshape(b, [1, 1, -1]) for b in self.biases])
         logs = tf.stack([tf.reshape(s, [1, 1, -1]) for s in self.logscales])

@@ -158,7 +158,7 @@ def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
         need_problem=input_frames is None)
     model, hparams = run["model"], run["hparams"]
     sampler = Sampler(model, jit_compile=jit_compile)
-    needed = model.frames_before_conditioning
+    needed = model.min_context_frames
     if input_frames:
         contexts = media.read_frames(input_frames, model.frame_shape, min_frames=needed)
         contexts = contexts[:num_clips]

@@ -107,7 +107,7 @@ class ServingModule(tf.Module):
         check_exportable(model)
         self._num_context = int(num_context)
         # Scoring needs a frame to score and the first conditioned frame's history.
-        self.min_context_frames = model.frames_before_conditioning
+        self.min_context_frames = model.min_context_frames
         self.min_score_frames = max(self._num_context + 1, self.min_context_frames)
         level_specs = [_video_spec(f"level_{l}", tf.float32)
                        for l in range(len(model.level_shapes))]

@@ -29,6 +29,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from t2t_videoflow.flow.multiscale import MultiScaleFlow
+from t2t_videoflow.layers.keras_tracking import (
+    keras_layers_in, keras_variables, reseed_random_kernels, untracked)
 from t2t_videoflow.prior.latent_prior import (
     LevelConditionalPrior, MarginalTopPrior, TopConditionalPrior)
 from t2t_videoflow.prior.latent_to_dist import SingleConvDist
@@ -108,7 +110,9 @@ class VideoFlow(tf.Module):
       level_scale, learn_top_scale: pointwise options.
       batch_size: static batch, needed only by the pointwise encoder (its parameters
         carry the batch dimension, as in T2T).
-      seed: seeds the flow's 1x1 conv initial rotations.
+      seed: fixes every initial weight (the flow's 1x1 conv rotations and, through
+        derived seeds, every random kernel of the coupling and prior networks); None
+        draws them from Python's and TF's global random state.
       memory_efficient_backprop: train the flow by recomputing its activations from
         the level outputs instead of storing them (see `flow/recompute.py`).
     """
@@ -143,14 +147,14 @@ class VideoFlow(tf.Module):
                                    memory_efficient_backprop=memory_efficient_backprop)
         level_shapes, top_shape = self.flow.latent_shapes()
         self.level_shapes, self.top_shape = level_shapes, top_shape
-        self.level_priors = []
+        level_priors = []
         for l, shape in enumerate(level_shapes):
             head = SingleConvDist(name="level_prior")
             head.build((None, *shape))
-            self.level_priors.append(head)
-        self.marginal_top_prior = MarginalTopPrior(name="unconditional")
-        self.marginal_top_prior.build((None, *top_shape))
-        self.level_cond_priors, self.top_cond_prior = [], None
+            level_priors.append(head)
+        marginal_top_prior = MarginalTopPrior(name="unconditional")
+        marginal_top_prior.build((None, *top_shape))
+        level_cond_priors, top_cond_prior = [], None
         if gen_mode == "conditional":
             prior_kwargs = dict(
                 encoder=latent_dist_encoder, latent_skip=latent_skip,
@@ -166,17 +170,24 @@ class VideoFlow(tf.Module):
                 prior = LevelConditionalPrior(level_scale=level_scale,
                                               name="level_cond_prior", **prior_kwargs)
                 prior.build([(batch, *shape)] * n_cond)
-                self.level_cond_priors.append(prior)
-            self.top_cond_prior = TopConditionalPrior(
+                level_cond_priors.append(prior)
+            top_cond_prior = TopConditionalPrior(
                 learn_top_scale=learn_top_scale, name="top", **prior_kwargs)
-            self.top_cond_prior.build([(batch, *top_shape)] * n_cond)
-        # Keras 3 weights are invisible to tf.Module tracking: keep their variables here.
-        self._prior_variables = [w.value for layer in self._prior_layers()
-                                 for w in layer.weights]
-
-    def _prior_layers(self):
-        layers = [*self.level_priors, self.marginal_top_prior, *self.level_cond_priors]
-        return layers + ([self.top_cond_prior] if self.top_cond_prior is not None else [])
+            top_cond_prior.build([(batch, *top_shape)] * n_cond)
+        # The Keras 3 prior layers are held untracked; their variables are tracked once,
+        # in `prior_variables` (see layers/keras_tracking.py).
+        self.level_priors = untracked(level_priors)
+        self.marginal_top_prior = untracked(marginal_top_prior)
+        self.level_cond_priors = untracked(level_cond_priors)
+        self.top_cond_prior = untracked(top_cond_prior)
+        layers = {f"level_prior_{l}": p for l, p in enumerate(level_priors)}
+        layers["marginal_top_prior"] = marginal_top_prior
+        layers.update({f"level_cond_prior_{l}": p for l, p in enumerate(level_cond_priors)})
+        if top_cond_prior is not None:
+            layers["top_cond_prior"] = top_cond_prior
+        if seed is not None:
+            reseed_random_kernels(keras_layers_in(self.flow) + list(layers.values()), seed)
+        self.prior_variables = keras_variables(layers)
 
     # -- input checks ------------------------------------------------------------------
 
@@ -211,11 +222,31 @@ class VideoFlow(tf.Module):
     def frames_before_conditioning(self):
         """Frames of a clip scored by the marginal priors before the first frame with a
         full conditioning set (REFERENCE 3.1): `num_cond_latents (+1 with
-        cond_first_frame)` when conditional; every frame is marginal when unconditional
-        (1 returned, the minimum context of `sample`)."""
+        cond_first_frame)` when conditional, counted in the sequence the priors see
+        (with `cond_first_frame`, the clip with frame 0 duplicated at the front);
+        every frame is marginal when unconditional (1 returned)."""
         if self.gen_mode != "conditional":
             return 1
         return self.num_cond_latents + int(self.cond_first_frame)
+
+    @property
+    def _duplicates_first_frame(self):
+        return self.gen_mode == "conditional" and self.cond_first_frame
+
+    def _duplicate_first_frame(self, x):
+        """T2T's `cond_first_frame` (REFERENCE 1.3): `[x0, x1, ..]` -> `[x0, x0, x1, ..]`,
+        so frame 0's latent is both the extra conditioning entry and a window entry.
+        The identity otherwise."""
+        if not self._duplicates_first_frame:
+            return x
+        return tf.concat([x[:, :1], x], axis=1)
+
+    @property
+    def min_context_frames(self):
+        """Context frames `sample` needs: enough for the first generated frame to have a
+        full conditioning set (`frames_before_conditioning`, less the duplicated
+        first frame with `cond_first_frame`); 1 when unconditional."""
+        return max(1, self.frames_before_conditioning - int(self._duplicates_first_frame))
 
     @property
     def _recurrent(self):
@@ -457,16 +488,21 @@ class VideoFlow(tf.Module):
           noise: optional dequantisation noise `[B, T, H, W, C]` in [0, 1/256).
           seed: stateless seed `[2]` for the noise (default: stateful random).
 
+        With `cond_first_frame` (conditional mode) the dequantised clip's first frame is
+        duplicated at the front, as T2T does (so the duplicate carries the same noise),
+        and it is not scored.
+
         Returns:
           `[B, T - num_context]` bits per dimension, `-J_t / (D ln 2)`.
         """
         if num_context < 0:
             raise ValueError(f"num_context must be >= 0; got {num_context}.")
         frames = self.check_frames(frames, min_frames=num_context + 1)
-        x = self.dequantize(frames, noise, seed)
+        x = self._duplicate_first_frame(self.dequantize(frames, noise, seed))
+        skip = num_context + int(self._duplicates_first_frame)
         objectives = self.frame_objectives(x, condition=condition, training=training)
         d = float(np.prod(self.frame_shape))
-        return -objectives[:, num_context:] / (d * math.log(2.0))
+        return -objectives[:, skip:] / (d * math.log(2.0))
 
     def loss(self, frames, num_context, noise=None, seed=None, condition=True,
              training=True):
@@ -484,7 +520,7 @@ class VideoFlow(tf.Module):
         Already-initialised layers (e.g. after a restore) are left alone.
         """
         frames = self.check_frames(frames)
-        x = self.dequantize(frames, seed=seed)
+        x = self._duplicate_first_frame(self.dequantize(frames, seed=seed))
         self.flow.data_init(tf.reshape(x, [-1, *self.frame_shape]))
         # The clip up to its first conditioned frame: the conditional priors then see
         # exactly that frame's windows.
@@ -525,9 +561,9 @@ class VideoFlow(tf.Module):
         only), "level_states" / "top_state" (conv_lstm `(c, h)`). The context is
         encoded in one flow pass, without dequantisation noise.
         """
-        context = self.check_frames(context_frames, self.frames_before_conditioning,
+        context = self.check_frames(context_frames, self.min_context_frames,
                                     name="context_frames")
-        x = preprocess(context)
+        x = self._duplicate_first_frame(preprocess(context))
         carry = {"batch": tf.shape(x)[0]}
         if self.gen_mode != "conditional":
             return carry
@@ -728,7 +764,11 @@ class VideoFlow(tf.Module):
             if self.level_cond_priors:
                 out.update({scope + k: v for k, v in
                             self.level_cond_priors[l].t2t_variables().items()})
-        out.update({f"unconditional/{k}": v
+        # T2T's conditional model scores its marginal top prior in scope "unconditional";
+        # in unconditional mode the top prior is Glow's `top_prior` (scope "top_prior").
+        marginal_scope = ("unconditional" if self.gen_mode == "conditional"
+                          else "top_prior")
+        out.update({f"{marginal_scope}/{k}": v
                     for k, v in self.marginal_top_prior.t2t_variables().items()})
         if self.top_cond_prior is not None:
             out.update({f"top/{k}": v for k, v in self.top_cond_prior.t2t_variables().items()})

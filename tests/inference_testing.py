@@ -21,7 +21,7 @@ def make_model(overrides="", seed=0):
     hparams = registry.create_hparams(HPARAMS_SET, overrides, PROBLEM)
     model = build_model(hparams, FRAME_SHAPE, seed=seed)
     model.data_init(random_clips((2, 3, *FRAME_SHAPE), seed))
-    for i, var in enumerate(v for v in model._prior_variables if v.dtype.is_floating):
+    for i, var in enumerate(v for v in model.prior_variables.values() if v.dtype.is_floating):
         var.assign_add(0.05 * tf.random.stateless_normal(var.shape, [seed, i]))
     return model, hparams
 
@@ -59,3 +59,14 @@ def run_cli(module, argv):
         return module.main(["prog"])
     finally:
         flags.unparse_flags()
+
+
+def write_tf1_checkpoint(path, arrays):
+    """A real TF1 checkpoint (graph-mode Saver, plain variable names), as T2T writes."""
+    with tf.Graph().as_default():
+        variables = [tf.compat.v1.get_variable(name, initializer=tf.constant(value))
+                     for name, value in arrays.items()]
+        saver = tf.compat.v1.train.Saver(variables)
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            return saver.save(sess, path)

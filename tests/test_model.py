@@ -434,13 +434,19 @@ def test_checkpoint_round_trip_then_data_init_changes_nothing(tmp_path):
                                   model.bits_per_pixel(video, 2, noise))
 
 
-def test_every_variable_is_tracked_and_named_for_t2t():
-    model = tiny_model()
+@pytest.mark.parametrize("gen_mode", ["conditional", "unconditional"])
+def test_every_variable_is_tracked_and_named_for_t2t(gen_mode):
+    model = tiny_model(gen_mode=gen_mode)
     tracked = {id(v) for v in model.variables}
     t2t = model.t2t_variables()
     assert all(id(_var(v)) in tracked for v in t2t.values())
     flags = [v for v in model.variables if "initialized" in v.name]
     assert len(t2t) + len(flags) == len(model.variables)
+    # The marginal top prior: scope "unconditional" inside T2T's conditional model,
+    # Glow's "top_prior" in unconditional mode.
+    scope = "unconditional" if gen_mode == "conditional" else "top_prior"
+    assert f"{scope}/top_learn_prior/conv2d/W" in t2t
+    assert not any(k.startswith("top/") for k in t2t) or gen_mode == "conditional"
 
 
 def test_created_and_run_under_mirrored_strategy():
@@ -471,6 +477,8 @@ def test_created_and_run_under_mirrored_strategy():
 
 
 def test_cond_first_frame_keeps_frame_zero_in_the_conditioning_set():
+    """The engine on a given latent sequence: frame 0's latent is prepended to every
+    conditioning set, which needs num_cond_latents + 1 past frames."""
     video = random_clips(frames=4, seed=14)
     noise = noise_like(video)
     model = perturbed_model(video, latent_dist_encoder="conv_net", num_cond_latents=1,
@@ -481,12 +489,14 @@ def test_cond_first_frame_keeps_frame_zero_in_the_conditioning_set():
     # Needs num_cond_latents + 1 = 2 past frames: frames 0 and 1 use the marginal priors.
     np.testing.assert_array_equal(conditioned[:, :2], marginal[:, :2])
     assert np.all(np.abs(conditioned[:, 2:] - marginal[:, 2:]) > 1e-2)
+    # In pixels, frame 0 is duplicated first (T2T): frame 1 is conditioned on
+    # [x0] + [x0], and frame 0 still conditions frame 3 through the extra entry.
     changed = video.copy()
     changed[:, 0] = 255 - changed[:, 0]
     after = model.bits_per_pixel(changed, 0, noise=noise).numpy()
     before = model.bits_per_pixel(video, 0, noise=noise).numpy()
-    np.testing.assert_array_equal(after[:, 1], before[:, 1])
-    assert np.all(np.abs(after[:, 3] - before[:, 3]) > 1e-4)  # frame 0 still conditions
+    assert np.all(np.abs(after[:, 1] - before[:, 1]) > 1e-4)
+    assert np.all(np.abs(after[:, 3] - before[:, 3]) > 1e-4)
     samples = model.sample(video[:, :2], num_frames=2, temperature=0.0, seed=0)
     assert samples.shape == (2, 2, 8, 8, 3)
 
@@ -575,3 +585,70 @@ def test_sampling_in_graph_with_a_tensor_length_equals_eager_sampling(case):
     first, _, carry = model.generate(carry, 0, 1, 0.7, 5)
     second, _, _ = model.generate(carry, 1, 1, 0.7, 5)
     np.testing.assert_array_equal(tf.concat([first, second], axis=1), eager)
+
+
+# -- weights: tracked once, fixed by the seed -----------------------------------------
+
+
+@pytest.mark.parametrize("encoder", ["conv3d_net", "conv_lstm"])
+def test_checkpoint_stores_every_weight_once(tmp_path, encoder):
+    """The checkpoint's floats = the model's parameters (Keras 3 prior and coupling
+    weights are not stored a second time through their Keras wrappers), and a
+    restore brings back every weight."""
+    model = tiny_model(latent_dist_encoder=encoder)
+    # Floats: the parameters plus the 1x1 convs' fixed permutation / sign tensors.
+    params = sum(int(np.prod(v.shape)) for v in model.variables if v.dtype.is_floating)
+    assert len({id(v) for v in model.variables}) == len(model.variables)
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    stored = sum(int(np.prod(shape)) for name, shape in tf.train.list_variables(path)
+                 if name.startswith("model/")
+                 and tf.train.load_variable(path, name).dtype.kind == "f")
+    assert stored == params
+    other = tiny_model(seed=9, latent_dist_encoder=encoder)
+    tf.train.Checkpoint(model=other).restore(path).assert_consumed()
+    for a, b in zip(model.variables, other.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
+
+
+def test_the_seed_alone_fixes_the_initial_weights():
+    """`VideoFlow(seed=s)` gives the same initial weights whatever the global random
+    state (Python, NumPy, TF, Keras); another seed gives other random kernels."""
+    import random
+    random.seed(1)
+    tf.random.set_seed(1)
+    first = tiny_model(seed=4, latent_dist_encoder="conv_lstm")
+    random.seed(2)
+    tf.random.set_seed(2)
+    tiny_model(seed=0)  # consume global random state in between
+    second = tiny_model(seed=4, latent_dist_encoder="conv_lstm")
+    third = tiny_model(seed=5, latent_dist_encoder="conv_lstm")
+    differing = 0
+    for a, b, c in zip(first.variables, second.variables, third.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
+        differing += int(not np.array_equal(a.numpy(), c.numpy()))
+    # Every random kernel (coupling nets' convs, the ConvLSTM kernels, ...) differs.
+    assert differing >= 4
+
+
+def test_cond_first_frame_duplicates_frame_zero_as_t2t():
+    """REFERENCE 1.3: with cond_first_frame the clip becomes `[x0, x0, x1, ..]` before
+    the priors see it; the duplicate is context, never scored. So frame 2 (N = 2) is
+    already conditioned, on `[x0] + [x0, x1]`, and a 2-frame context suffices."""
+    video = random_clips(frames=4, seed=21)
+    noise = noise_like(video)
+    model = perturbed_model(video, seed=2, latent_dist_encoder="conv_net",
+                            num_cond_latents=2, cond_first_frame=True)
+    assert model.frames_before_conditioning == 3 and model.min_context_frames == 2
+    bpp = model.bits_per_pixel(video, 2, noise=noise).numpy()
+    x = model.dequantize(video, noise)
+    duplicated = tf.concat([x[:, :1], x], axis=1)
+    d = 8 * 8 * 3
+    expected = -model.frame_objectives(duplicated)[:, 3:] / (d * math.log(2.0))
+    np.testing.assert_allclose(bpp, expected, rtol=1e-6)
+    # Frame 2 is conditioned: changing frame 0 (in every conditioning set) changes it.
+    changed = video.copy()
+    changed[:, 0] = 255 - changed[:, 0]
+    assert np.all(np.abs(model.bits_per_pixel(changed, 2, noise=noise).numpy()[:, 0]
+                         - bpp[:, 0]) > 1e-4)
+    samples = model.sample(video[:, :2], 2, 0.5, seed=1)
+    assert samples.shape == (2, 2, 8, 8, 3)

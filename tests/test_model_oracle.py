@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from flow_testing import load_oracle
+from inference_testing import write_tf1_checkpoint
 from t2t_videoflow.model import T2T_BODY_SCOPE, build_model, load_t2t_weights
 
 ORACLES = ["model_affine_relu_16", "model_additive_gatu_8"]
@@ -113,23 +114,12 @@ def test_per_frame_intermediates_match_t2t(loaded):
         assert bool(oracle[prefix + "split_0/prior_on_z2/conditional"]) == conditional
 
 
-def _write_tf1_checkpoint(path, arrays):
-    """A real TF1 checkpoint (graph-mode Saver, plain variable names)."""
-    with tf.Graph().as_default():
-        variables = [tf.compat.v1.get_variable(name, initializer=tf.constant(value))
-                     for name, value in arrays.items()]
-        saver = tf.compat.v1.train.Saver(variables)
-        with tf.compat.v1.Session() as sess:
-            sess.run(tf.compat.v1.global_variables_initializer())
-            return saver.save(sess, path)
-
-
 def test_load_from_tf1_checkpoint_gives_t2t_bpp(tmp_path):
     oracle, model = oracle_model("model_affine_relu_16")
     weights = pert_weights(oracle)
     extra = {"global_step": np.int64(123),
              "next_frame_glow/body/codec/revnet_0/unused_slot": np.zeros(3, np.float32)}
-    ckpt = _write_tf1_checkpoint(str(tmp_path / "model.ckpt"), {**weights, **extra})
+    ckpt = write_tf1_checkpoint(str(tmp_path / "model.ckpt"), {**weights, **extra})
     reader = tf.train.load_checkpoint(ckpt)
     assert T2T_BODY_SCOPE + "codec/revnet_0/revnet_step_0/actnorm/actnorm_center/b" in (
         reader.get_variable_to_shape_map())
@@ -151,7 +141,7 @@ def test_load_errors_name_the_variable(tmp_path):
     with pytest.raises(ValueError, match="1 T2T variables missing.*top/conv3d/res_final/W"):
         load_t2t_weights(model, partial)
     # From a checkpoint path too.
-    ckpt = _write_tf1_checkpoint(str(tmp_path / "partial.ckpt"), partial)
+    ckpt = write_tf1_checkpoint(str(tmp_path / "partial.ckpt"), partial)
     with pytest.raises(ValueError, match="top/conv3d/res_final/W"):
         load_t2t_weights(model, ckpt)
     # Non-strict loading skips it and loads the rest.

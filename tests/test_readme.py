@@ -43,7 +43,7 @@ def test_readme_commands_use_real_flags_and_names():
     from t2t_videoflow import cli, registry
     tools = {"t2t-videoflow-trainer": "trainer", "t2t-videoflow-datagen": "datagen",
              "t2t-videoflow-decoder": "decoder", "t2t-videoflow-exporter": "exporter",
-             "t2t-videoflow-motion": "motion_main"}
+             "t2t-videoflow-motion": "motion_main", "t2t-videoflow-import": "t2t_import"}
     commands = readme_commands()
     assert any(tool == "t2t-videoflow-trainer" and flags.get("problem") == "stochastic_shapes_32"
                and "generate_data" in flags for tool, flags in commands)

@@ -17,15 +17,16 @@ Additive:
 Output: `concat([x1, y2], -1)`.
 
 The network is a Keras 3 layer; Keras 3 weights are not found by `tf.Module`
-tracking, so the bijector keeps the list of their underlying `tf.Variable`s as an
-attribute (TF-PITFALLS.md), making them part of `trainable_variables` and of any
-`tfb.Chain` or module above it.
+tracking, so the bijector holds the layer untracked and its `tf.Variable`s in a
+dict (`layers/keras_tracking.py`), making them part of `trainable_variables`, of any
+`tfb.Chain` or module above it, and of checkpoints, once.
 """
 
 import tensorflow as tf
 
 from t2t_videoflow.flow.base import FlowBijector, check_frame_tensor
 from t2t_videoflow.layers.coupling_network import CouplingNetwork
+from t2t_videoflow.layers.keras_tracking import keras_variables, untracked
 
 AFFINE_SCALE_SHIFT = 2.0
 
@@ -41,10 +42,11 @@ class _Coupling(FlowBijector):
         if channels % 2:
             raise ValueError(f"Coupling needs an even channel count; got {channels}.")
         self.channels = int(channels)
-        self.net = CouplingNetwork(mid_channels, net_outputs, activation=activation,
-                                   dropout_rate=dropout_rate, name="nn")
-        self.net.build((None, None, None, self.channels // 2))
-        self._net_variables = [w.value for w in self.net.weights]
+        net = CouplingNetwork(mid_channels, net_outputs, activation=activation,
+                              dropout_rate=dropout_rate, name="nn")
+        net.build((None, None, None, self.channels // 2))
+        self.net = untracked(net)
+        self.net_variables = keras_variables({"nn": net})
 
     def _halves(self, x):
         half = self.channels // 2

@@ -182,6 +182,11 @@ class ConvActNorm2D(keras.layers.Layer):
             initializer=keras.initializers.RandomNormal(stddev=KERNEL_STDDEV))
         self.actnorm.build((*input_shape[:-1], self.filters))
 
+    def reseed(self, seed):
+        """Redraws the initial kernel ~ N(0, 0.05^2) from the integer `seed`."""
+        init = keras.initializers.RandomNormal(stddev=KERNEL_STDDEV, seed=int(seed))
+        self.kernel.assign(init(self.kernel.shape))
+
     def call(self, x, init=False):
         if init:
             return self.actnorm(_conv2d(x, self.kernel, self.kernel_size), init=True)

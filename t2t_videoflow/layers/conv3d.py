@@ -204,6 +204,11 @@ class ConvActNorm3D(_Conv3DBase):
             initializer=keras.initializers.RandomNormal(stddev=KERNEL_STDDEV))
         self.actnorm.build((*input_shape[:-1], self.filters))
 
+    def reseed(self, seed):
+        """Redraws the initial kernel ~ N(0, 0.05^2) from the integer `seed`."""
+        init = keras.initializers.RandomNormal(stddev=KERNEL_STDDEV, seed=int(seed))
+        self.kernel.assign(init(self.kernel.shape))
+
     def call(self, x, init=False):
         y = _conv3d(x, self.kernel, self._kernel_size, self.dilation)
         return self.actnorm(y, init=init)

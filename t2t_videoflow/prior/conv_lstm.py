@@ -49,6 +49,13 @@ class ConvLSTMCell(keras.layers.Layer):
         self.biases = self.add_weight(
             name="biases", shape=(4 * self.filters,), initializer="zeros")
 
+    def reseed(self, seed):
+        """Redraws the initial kernel from the integer `seed` (same initializer)."""
+        config = self.kernel_initializer.get_config()
+        if "seed" in config:
+            init = type(self.kernel_initializer).from_config({**config, "seed": int(seed)})
+            self.kernel.assign(init(self.kernel.shape))
+
     def zero_state(self, x):
         """Zero `(c, h)` matching `x`'s batch and spatial size."""
         zeros = tf.zeros_like(x[..., :1]) * tf.zeros([self.filters], x.dtype)

@@ -156,11 +156,15 @@ def create_hparams(set_name, overrides="", problem_name=None):
     Returns:
       HParams.
 
+    Every hparam is checked (`hparams_lib.validate`) once the overrides are applied.
+
     Raises:
       UnknownNameError, HParamsError, or ValueError naming the mismatch.
     """
+    from t2t_videoflow.hparams_lib import validate
     hp = hparams(set_name)
     hp.parse(overrides)
+    validate(hp, set_name)
     if problem_name is not None:
         prob = problem(problem_name) if isinstance(problem_name, str) else problem_name
         prob.check_hparams(hp, set_name=set_name)

@@ -146,6 +146,12 @@ def run_main_in_process(argv, capsys):
     ([f"--problem={PROBLEM}", "--hparams_set=videoflow_tiny", "--hparams=depth=two"],
      "depth"),
     ([f"--problem={PROBLEM}", "--hparams_set=videoflow_bpp"], "64x64"),
+    ([f"--problem={PROBLEM}", "--hparams_set=videoflow_tiny", "--hparams=temperature=-1"],
+     "'temperature'=-1.0 (hparams set 'videoflow_tiny') must be >= 0.0"),
+    ([f"--problem={PROBLEM}", "--hparams_set=videoflow_tiny",
+      "--hparams=depth=1,,coupling=affine"], "empty element between commas"),
+    ([f"--problem={PROBLEM}", "--hparams_set=videoflow_tiny", "--hparams=weight_decay=1e-6"],
+     "'weight_decay'=1e-06 (hparams set 'videoflow_tiny') is not used by this port"),
 ])
 def test_bad_names_and_overrides_give_one_line_errors(argv, message, tmp_path, capsys):
     code, err = run_main_in_process(
@@ -154,6 +160,7 @@ def test_bad_names_and_overrides_give_one_line_errors(argv, message, tmp_path, c
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("t2t-videoflow-trainer: error: ")
     assert message in lines[0]
+    assert not (tmp_path / "out").exists()      # refused before anything is written
 
 
 def test_missing_data_dir_is_a_one_line_error(tmp_path, capsys):

@@ -174,6 +174,20 @@ class Trainer:
         self._eval_fn = tf.function(self._eval_bpp, jit_compile=config.jit_compile)
         self._writers = {}
         self.restored_from = None
+        self._clock_base = None      # run seconds before this process (train_log.jsonl)
+        self._clock_start = None     # perf_counter when this process started training
+
+    # -- wall clock --------------------------------------------------------------------
+    def elapsed_seconds(self):
+        """Wall-clock seconds of the run: what `train_log.jsonl` recorded before this
+        process (a resumed run continues its clock) plus this process's training time."""
+        if self._clock_base is None:
+            previous = [r.get("elapsed_seconds", 0.0)
+                        for r in train_log(self.config.output_dir).values()]
+            self._clock_base = max(previous, default=0.0)
+        if self._clock_start is None:
+            return self._clock_base
+        return self._clock_base + time.perf_counter() - self._clock_start
 
     # -- data --------------------------------------------------------------------------
     def _make_train_iterator(self, seed_offset=0):
@@ -334,8 +348,10 @@ class Trainer:
                  f"batch {self.global_batch} on {self.num_replicas} replica(s), "
                  f"{frames_per_clip} frames per clip.")
         last_saved = start if self.restored_from else None
+        self.elapsed_seconds()                      # reads the clock of earlier processes
         window_start, window_step = time.perf_counter(), start
         run_start = window_start
+        self._clock_start = run_start
         bpp = None
         interval_sum, interval_count = 0.0, 0
         try:
@@ -352,6 +368,7 @@ class Trainer:
                 bpp = loss
                 interval_sum, interval_count = interval_sum + loss, interval_count + 1
                 done = self.step
+                self._write_step_bpp(done, bpp)
                 if done % cfg.log_every_steps == 0 or done == train_steps:
                     now = time.perf_counter()
                     rate = (done - window_step) / max(now - window_start, 1e-9)
@@ -387,18 +404,31 @@ class Trainer:
                 os.path.join(self.config.output_dir, name))
         return self._writers[name]
 
+    def _write_step_bpp(self, step, bpp):
+        """TensorBoard `train/bpp_per_step`: every step's single-batch bpp."""
+        if self.is_chief:
+            with self._writer("train").as_default(step=step):
+                tf.summary.scalar("bpp_per_step", bpp)
+
     def _write_train_log(self, step, bpp, lr, grad_norm, steps_per_sec, bpp_mean):
+        """TensorBoard `train/`: `bpp` is the mean over the steps since the last log
+        point (a smooth curve; every step's value is `bpp_per_step`), `bpp_vs_seconds`
+        the same mean with the run's wall-clock seconds as its x axis; and one
+        `train_log.jsonl` line."""
         if not self.is_chief:
             return
+        elapsed = self.elapsed_seconds()
         with self._writer("train").as_default(step=step):
-            tf.summary.scalar("bpp", bpp)
-            tf.summary.scalar("bpp_interval_mean", bpp_mean)
+            tf.summary.scalar("bpp", bpp_mean)
             tf.summary.scalar("learning_rate", lr)
             tf.summary.scalar("grad_norm", grad_norm)
             tf.summary.scalar("steps_per_sec", steps_per_sec)
+            tf.summary.scalar("elapsed_hours", elapsed / 3600.0)
+        with self._writer("train").as_default(step=int(elapsed)):
+            tf.summary.scalar("bpp_vs_seconds", bpp_mean)
         self._append_log({"step": step, "bpp": bpp, "bpp_interval_mean": bpp_mean,
                           "learning_rate": lr, "grad_norm": grad_norm,
-                          "wall_time": time.time()})
+                          "wall_time": time.time(), "elapsed_seconds": elapsed})
 
     def _append_log(self, record):
         """One JSON line in OUTPUT_DIR/train_log.jsonl (training points and evals)."""
@@ -446,11 +476,18 @@ class Trainer:
         self.log(f"eval step {step}: dev bpp {result['bpp']:.4f} over {clips} clips "
                  f"(per target frame: {', '.join(f'{v:.3f}' for v in per_frame)})")
         if self.is_chief:
+            elapsed = self.elapsed_seconds()
             self._append_log({"step": step, "eval_bpp": result["bpp"],
                               "eval_bpp_per_frame": result["bpp_per_frame"],
-                              "eval_clips": clips, "wall_time": time.time()})
+                              "eval_clips": clips, "wall_time": time.time(),
+                              "elapsed_seconds": elapsed})
+            with self._writer("eval").as_default(step=int(elapsed)):
+                tf.summary.scalar("bpp_vs_seconds", result["bpp"])
             with self._writer("eval").as_default(step=step):
                 tf.summary.scalar("bpp", result["bpp"])
+                for i, value in enumerate(result["bpp_per_frame"]):
+                    # Frame numbers count from the first scored frame (target 1).
+                    tf.summary.scalar(f"bpp_target_frame_{i + 1:02d}", value)
                 if self.config.eval_sample_clips > 0:
                     tf.summary.image("context_truth_sample", self._sample_summary(first),
                                      max_outputs=_MAX_SUMMARY_CLIPS)

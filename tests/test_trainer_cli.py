@@ -188,3 +188,13 @@ def test_output_dir_trained_with_other_hparams_is_an_error(data_dir, tmp_path, c
                      PROBLEM, "videoflow_tiny")
     code, err = run_main_in_process([*argv, "--train_steps=99"], capsys)
     assert code == 1 and "No checkpoint in" in err
+
+
+def test_default_eval_frequency_gives_the_demo_an_eval_curve():
+    from t2t_videoflow import registry
+    assert trainer.default_eval_frequency(250000) == 1000      # T2T's default
+    assert trainer.default_eval_frequency(8000) == 1000
+    assert trainer.default_eval_frequency(2) == 1
+    demo_steps = registry.hparams("videoflow_shapes_cpu_demo").train_steps
+    every = trainer.default_eval_frequency(demo_steps)
+    assert (demo_steps, every) == (1000, 200)                 # evals at 200 ... 1000

@@ -25,6 +25,7 @@ from t2t_videoflow import cli, datagen, registry
 # Heavy modules (TensorFlow, the model) load on first use, after the flags are checked.
 tf = cli.lazy_import("tensorflow")
 distribute = cli.lazy_import("t2t_videoflow.distribute")
+pipeline = cli.lazy_import("t2t_videoflow.data.pipeline")
 records = cli.lazy_import("t2t_videoflow.data.records")
 run_dir = cli.lazy_import("t2t_videoflow.run_dir")
 trainer_lib = cli.lazy_import("t2t_videoflow.trainer_lib")
@@ -220,9 +221,25 @@ def _run(strategy):
         log_every_steps=FLAGS.log_every_steps, random_seed=FLAGS.random_seed,
         jit_compile=FLAGS.jit_compile, eval_sample_clips=FLAGS.eval_sample_clips,
         eval_split=problem.split_for_mode("eval", FLAGS.eval_use_test_set))
-    trainer = trainer_lib.Trainer(problem, hparams, config, strategy, log=_say)
+    try:
+        trainer = trainer_lib.Trainer(problem, hparams, config, strategy, log=_say)
+        return _run_schedule(trainer, FLAGS.schedule, eval_frequency)
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+        # TF's read errors name no file: find the bad record and name it.
+        splits = {"train", config.eval_split}
+        _say(f"{NAME}: reading the data failed; checking every record of "
+             f"{problem.name}'s {' and '.join(sorted(splits))} shards ...")
+        frame_shape = (hparams.frame_height, hparams.frame_width, hparams.frame_channels)
+        files = [f for split in sorted(splits)
+                 for f in problem.data_files(FLAGS.data_dir, split)]
+        bad = pipeline.find_bad_record(files, frame_shape)
+        if bad is None:
+            raise
+        raise bad from e
 
-    schedule = FLAGS.schedule
+
+def _run_schedule(trainer, schedule, eval_frequency):
+    """Runs --schedule with `trainer`; returns the exit code."""
     if schedule == "evaluate":
         step = trainer.restore_for_eval()
         trainer.evaluate(step=step)

@@ -49,6 +49,22 @@ class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss or gradients); the message names the step."""
 
 
+# What a full disk or a read-only output dir raises on a write.
+_WRITE_ERRORS = (tf.errors.PermissionDeniedError, tf.errors.ResourceExhaustedError,
+                 tf.errors.FailedPreconditionError, OSError)
+
+
+def _write_error(path, error, latest=None):
+    """A one-line TrainingError for a failed write of `path`."""
+    reason = (error.message if isinstance(error, tf.errors.OpError)
+              else str(error)).strip().splitlines()
+    reason = reason[0] if reason else type(error).__name__
+    resume = f" from {latest}" if latest else ""
+    return TrainingError(
+        f"Cannot write {path} ({type(error).__name__}: {reason}). Free disk space or "
+        f"make --output_dir writable, then run the same command again to resume{resume}.")
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """What the trainer's flags control beyond the hparams set.
@@ -265,9 +281,34 @@ class Trainer:
             value = self.strategy.experimental_local_results(mean)[0]
             var.assign(tf.cast(value, var.dtype))
 
+    def _check_finite_state(self):
+        """Raises TrainingError if a weight or an Adam slot is not finite, so a poisoned
+        update (finite loss and gradients, overflowing step) is never saved."""
+        variables = list(self.model.variables) + [
+            v for v in self.optimizer.variables() if v.dtype.is_floating]
+        bad = [v.name for v in variables
+               if v.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(v)))]
+        if bad:
+            raise TrainingError(
+                f"Non-finite weights after step {self.step} ({len(bad)} variables, e.g. "
+                f"{bad[0]}). Stopped without saving; the last good checkpoint is "
+                f"{self.manager.latest_checkpoint or 'none'}.")
+
     def save(self):
-        """Writes a checkpoint at the current step (every task must call it)."""
-        path = self.manager.save(checkpoint_number=self.step)
+        """Writes a checkpoint at the current step (every task must call it), after
+        checking that the state is finite.
+
+        Raises:
+          TrainingError: non-finite state, or the checkpoint could not be written (no
+            permission, disk full); the message names the file and what to do.
+        """
+        self._check_finite_state()
+        target = os.path.join(self.manager.directory,
+                              f"{run_dir.CHECKPOINT_NAME}-{self.step}")
+        try:
+            path = self.manager.save(checkpoint_number=self.step)
+        except _WRITE_ERRORS as e:
+            raise _write_error(target, e, self.manager.latest_checkpoint) from None
         if not self.is_chief:
             tf.io.gfile.rmtree(os.path.dirname(path))
             return None
@@ -432,9 +473,12 @@ class Trainer:
 
     def _append_log(self, record):
         """One JSON line in OUTPUT_DIR/train_log.jsonl (training points and evals)."""
-        with tf.io.gfile.GFile(os.path.join(self.config.output_dir, "train_log.jsonl"),
-                               "a") as f:
-            f.write(json.dumps(record) + "\n")
+        path = os.path.join(self.config.output_dir, "train_log.jsonl")
+        try:
+            with tf.io.gfile.GFile(path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except _WRITE_ERRORS as e:
+            raise _write_error(path, e, self.manager.latest_checkpoint) from None
 
     # -- evaluation --------------------------------------------------------------------
     def _eval_bpp(self, video, noise):

@@ -59,3 +59,13 @@ def fake_bair_raw(tmp_path):
     root = tmp_path / "bair_raw"
     ids = write_fake_bair(str(root))
     return str(root), ids
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+    """The `stochastic_shapes_tiny` shards, generated once per test session and shared
+    (read-only) by every test that needs them; tests that damage data copy them."""
+    from t2t_videoflow.datagen import generate_data
+    path = str(tmp_path_factory.mktemp("tiny_data"))
+    generate_data("stochastic_shapes_tiny", path, log=lambda _: None)
+    return path

@@ -12,17 +12,15 @@ import pytest
 import tensorflow as tf
 
 from t2t_videoflow import registry, run_dir, trainer_lib
-from t2t_videoflow.datagen import generate_data
 from t2t_videoflow.schedules import T2TSchedule, learning_rate_at
 
 PROBLEM = "stochastic_shapes_tiny"
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("tiny_data"))
-    generate_data(PROBLEM, path, log=lambda _: None)
-    return path
+@pytest.fixture
+def data_dir(tiny_data_dir):
+    """The session's shared tiny shards (conftest); read only."""
+    return tiny_data_dir
 
 
 def make_trainer(data_dir, output_dir, train_steps=4, overrides="", **config):
@@ -216,6 +214,7 @@ def test_pretrain_steps_switch_conditioning_off_then_on(data_dir, tmp_path):
     assert sorted(trainer._train_steps) == [False, True]  # pylint: disable=protected-access
 
 
+@pytest.mark.slow
 def test_xla_gives_the_same_losses(data_dir, tmp_path):
     plain = make_trainer(data_dir, tmp_path / "plain", train_steps=2)
     plain.restore_or_initialize()

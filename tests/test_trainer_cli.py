@@ -11,17 +11,15 @@ import sys
 import pytest
 
 from t2t_videoflow import trainer, trainer_lib
-from t2t_videoflow.datagen import generate_data
 
 PROBLEM = "stochastic_shapes_tiny"
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("tiny_data"))
-    generate_data(PROBLEM, path, log=lambda _: None)
-    return path
+@pytest.fixture
+def data_dir(tiny_data_dir):
+    """The session's shared tiny shards (conftest); read only."""
+    return tiny_data_dir
 
 
 def command(data_dir, output_dir, *extra):
@@ -43,6 +41,7 @@ def losses(output_dir):
             if "bpp" in r}
 
 
+@pytest.mark.slow
 def test_cli_trains_evaluates_and_resumes_exactly_after_sigkill(data_dir, tmp_path):
     flags = ("--train_steps=5", "--save_checkpoints_steps=2", "--schedule=train")
     straight = tmp_path / "straight"
@@ -75,6 +74,7 @@ def test_cli_trains_evaluates_and_resumes_exactly_after_sigkill(data_dir, tmp_pa
     assert json.loads((killed / "run.json").read_text())["problem"] == PROBLEM
 
 
+@pytest.mark.slow
 def test_mirrored_two_cpus_matches_one_device(data_dir, tmp_path):
     flags = ("--train_steps=3", "--schedule=train", "--hparams=batch_size=4")
     one = run(command(data_dir, tmp_path / "one", "--strategy=one_device", *flags))
@@ -99,6 +99,7 @@ def _free_ports(n):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_on_loopback(data_dir, tmp_path):
     workers = [f"localhost:{p}" for p in _free_ports(2)]
     procs = []

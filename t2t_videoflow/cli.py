@@ -212,10 +212,10 @@ class Tool:
         print(f"{self.name}: error: {' '.join(str(message).split())}", file=sys.stderr)
         return 1
 
-    def main(self, argv, body, runner=None):
-        """Checks the flags, imports TensorFlow quietly, then runs `body()` under
-        `runner(name, argv, body)` (default `errors.run_cli`: user errors become one
-        line and exit code 1).
+    def main(self, argv, body, runner=None, precheck=None):
+        """Checks the flags (and runs `precheck()`, which may raise UsageError), imports
+        TensorFlow quietly, then runs `body()` under `runner(name, argv, body)`
+        (default `errors.run_cli`: user errors become one line and exit code 1).
 
         Returns:
           The exit code.
@@ -224,6 +224,8 @@ class Tool:
             return self.error(f"unexpected arguments {argv[1:]}")
         try:
             self.check_flags()
+            if precheck is not None:
+                precheck()
         except UsageError as e:
             return self.error(e)
         import_tensorflow(show_log=FLAGS.tf_cpp_log)

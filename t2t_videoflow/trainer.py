@@ -145,7 +145,20 @@ def main(argv):
         except RuntimeError as e:
             raise ValueError(str(e)) from e
         return _run(strategy)
-    return TOOL.main(argv, body)
+    return TOOL.main(argv, body, precheck=_check_hparams_early)
+
+
+def _check_hparams_early():
+    """--hparams_set and --hparams, resolved and validated before TensorFlow loads
+    (the built-in sets need no TF); the full check against the problem and an earlier
+    run follows in `resolve_hparams`. Skipped with --t2t_usr_dir (its sets are not
+    registered yet) or without --hparams_set (the run's recorded set is used)."""
+    if not FLAGS.hparams_set or FLAGS.t2t_usr_dir:
+        return
+    try:
+        registry.create_hparams(FLAGS.hparams_set, FLAGS.hparams)
+    except (ValueError, registry.UnknownNameError) as e:
+        raise cli.UsageError(str(e)) from None
 
 
 def generate_data_on_chief(strategy, problem, data_dir, generate, poll_secs=2.0,

@@ -44,6 +44,13 @@ def test_tool_modules_do_not_import_tensorflow():
     ("motion", ["--output_dir={tmp}/run", "--data_dir=D", "--batch=-1"],
      "--batch must be >= 1; got -1."),
     ("trainer", ["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
+    # Hparams sets load without TensorFlow: a bad override fails as fast.
+    ("trainer", ["--data_dir=D", "--output_dir={tmp}/run", "--hparams_set=videoflow_tiny",
+                 "--hparams=temperature=-1"],
+     "Hparam 'temperature'=-1.0 (hparams set 'videoflow_tiny') must be >= 0.0."),
+    ("trainer", ["--data_dir=D", "--output_dir={tmp}/run", "--hparams_set=videoflow_tiny",
+                 "--hparams=depth=1,,coupling=affine"],
+     "Malformed hparams string 'depth=1,,coupling=affine': empty element between commas."),
 ])
 def test_bad_flags_fail_in_about_a_second(tool, args, message, tmp_path):
     result, seconds = console(tool, *[a.format(tmp=tmp_path) for a in args])

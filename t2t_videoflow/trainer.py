@@ -219,8 +219,11 @@ def _run(strategy):
             tfds_data_dir=FLAGS.tfds_data_dir, seed=None, log=_say)
         generate_data_on_chief(strategy, problem, FLAGS.data_dir, generate)
     if distribute.is_chief(strategy):
-        run_dir.save_run(FLAGS.output_dir, hparams, problem.name, hparams_set,
-                         FLAGS.t2t_usr_dir)
+        try:
+            run_dir.save_run(FLAGS.output_dir, hparams, problem.name, hparams_set,
+                             FLAGS.t2t_usr_dir)
+        except trainer_lib.WRITE_ERRORS as e:       # read-only dir, disk full
+            raise trainer_lib.write_error(run_dir.hparams_path(FLAGS.output_dir), e) from None
     _say(f"{NAME}: problem {problem.name}, hparams set {hparams_set}, "
          f"{distribute.strategy_name(strategy)} with "
          f"{strategy.num_replicas_in_sync} replica(s); output in {FLAGS.output_dir}")

@@ -50,11 +50,11 @@ class TrainingError(RuntimeError):
 
 
 # What a full disk or a read-only output dir raises on a write.
-_WRITE_ERRORS = (tf.errors.PermissionDeniedError, tf.errors.ResourceExhaustedError,
+WRITE_ERRORS = (tf.errors.PermissionDeniedError, tf.errors.ResourceExhaustedError,
                  tf.errors.FailedPreconditionError, OSError)
 
 
-def _write_error(path, error, latest=None):
+def write_error(path, error, latest=None):
     """A one-line TrainingError for a failed write of `path`."""
     reason = (error.message if isinstance(error, tf.errors.OpError)
               else str(error)).strip().splitlines()
@@ -307,8 +307,8 @@ class Trainer:
                               f"{run_dir.CHECKPOINT_NAME}-{self.step}")
         try:
             path = self.manager.save(checkpoint_number=self.step)
-        except _WRITE_ERRORS as e:
-            raise _write_error(target, e, self.manager.latest_checkpoint) from None
+        except WRITE_ERRORS as e:
+            raise write_error(target, e, self.manager.latest_checkpoint) from None
         if not self.is_chief:
             tf.io.gfile.rmtree(os.path.dirname(path))
             return None
@@ -477,8 +477,8 @@ class Trainer:
         try:
             with tf.io.gfile.GFile(path, "a") as f:
                 f.write(json.dumps(record) + "\n")
-        except _WRITE_ERRORS as e:
-            raise _write_error(path, e, self.manager.latest_checkpoint) from None
+        except WRITE_ERRORS as e:
+            raise write_error(path, e, self.manager.latest_checkpoint) from None
 
     # -- evaluation --------------------------------------------------------------------
     def _eval_bpp(self, video, noise):

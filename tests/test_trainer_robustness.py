@@ -225,3 +225,17 @@ def test_every_file_goes_through_gfile(tiny_data_dir, tmp_path, capsys, monkeypa
     assert tf.io.gfile.glob(f"{out}/eval/events.out.tfevents.*")
     assert sorted(trainer_lib.train_log(out)) == [1, 2]
     assert os.listdir(tmp_path) == []
+
+
+def test_unwritable_output_dir_at_start_is_one_line(tiny_data_dir, tmp_path, capsys,
+                                                    monkeypatch):
+    """hparams.json is the first write; a read-only or full output dir fails there."""
+    def denied(output_dir, *args):
+        raise tf.errors.PermissionDeniedError(None, None, f"{output_dir}: Permission denied")
+    monkeypatch.setattr(run_dir, "save_run", denied)
+    code, err, _ = run_trainer([f"--data_dir={tiny_data_dir}",
+                                f"--output_dir={tmp_path / 'run'}"], capsys)
+    assert code == 1 and len(err) == 1
+    assert err[0].startswith(f"t2t-videoflow-trainer: error: Cannot write "
+                             f"{tmp_path / 'run' / 'hparams.json'} (PermissionDeniedError: ")
+    assert "make --output_dir writable" in err[0]

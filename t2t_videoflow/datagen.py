@@ -10,30 +10,35 @@ rerun finishes the rest. On bad input the CLI prints one line and exits 1.
 """
 
 import os
-import sys
-
-from absl import app, flags
 
 from t2t_videoflow import cli, registry
-from t2t_videoflow.data.records import DataError
 from t2t_videoflow.hparams_lib import HParamsError
 from t2t_videoflow.usr_dir import UsrDirError, import_usr_dir
 
-FLAGS = cli.FLAGS
-cli.define("string", "problem", None, "Registered problem name (or alias).")
-cli.define("string", "data_dir", None, "Output directory for the shards (created if missing).")
-cli.define("string", "raw_data_dir", None,
-           "Source data, where the problem needs it (BAIR: the unpacked original "
-           "TFRecords; without it BAIR is read from a prepared TFDS dataset).")
-cli.define("string", "tfds_data_dir", None, "TFDS data dir (default: TFDS's default).")
-cli.define("string", "t2t_usr_dir", None,
-           "Python package (or .py file) to import; its decorators register "
-           "more problems and hparams sets.")
-cli.define("integer", "seed", None, "Random seed of generated problems (default: the "
-           "problem's, 429459 as t2t-datagen).")
+# TensorFlow loads with the data code, after the flags are checked.
+records = cli.lazy_import("t2t_videoflow.data.records")
 
-USER_ERRORS = (DataError, HParamsError, UsrDirError, registry.UnknownNameError,
-               registry.RegistrationError, ValueError, OSError)
+NAME = "t2t-videoflow-datagen"
+TOOL = cli.Tool(NAME, __doc__)
+FLAGS = cli.FLAGS
+TOOL.define("string", "problem", None, "Registered problem name (or alias).", required=True)
+TOOL.define("string", "data_dir", None, "Output directory for the shards (created if "
+            "missing).", required=True)
+TOOL.define("string", "raw_data_dir", None,
+            "Source data, where the problem needs it (BAIR: the unpacked original "
+            "TFRecords; without it BAIR is read from a prepared TFDS dataset).")
+TOOL.define("string", "tfds_data_dir", None, "TFDS data dir (default: TFDS's default).")
+TOOL.define("string", "t2t_usr_dir", None,
+            "Python package (or .py file) to import; its decorators register "
+            "more problems and hparams sets.")
+TOOL.define("integer", "seed", None, "Random seed of generated problems (default: the "
+            "problem's, 429459 as t2t-datagen).", minimum=0, maximum=2**32 - 1)
+
+
+def user_errors():
+    """The exceptions this CLI reports as one line (exit code 1)."""
+    return (records.DataError, HParamsError, UsrDirError, registry.UnknownNameError,
+            registry.RegistrationError, ValueError, OSError)
 
 
 def generate_data(problem_name, data_dir, raw_data_dir=None, tfds_data_dir=None,
@@ -55,7 +60,7 @@ def generate_data(problem_name, data_dir, raw_data_dir=None, tfds_data_dir=None,
     if t2t_usr_dir:
         import_usr_dir(t2t_usr_dir)
     if not data_dir:
-        raise DataError("--data_dir is required.")
+        raise records.DataError("--data_dir is required.")
     problem_cls = registry.problem_class(problem_name)
     if seed is None:
         problem = problem_cls()
@@ -75,25 +80,27 @@ def generate_data(problem_name, data_dir, raw_data_dir=None, tfds_data_dir=None,
     return summary
 
 
-def main(argv):
-    if len(argv) > 1:
-        print(f"t2t-videoflow-datagen: error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 1
+def _run_cli(name, argv, body):
+    """Like `errors.run_cli`, without importing the model code."""
     try:
+        code = body()
+    except user_errors() as e:
+        return TOOL.error(e)
+    return 0 if code is None else code
+
+
+def main(argv):
+    """Checks the flags (no TensorFlow yet), then writes the shards."""
+    def body():
         generate_data(FLAGS.problem, FLAGS.data_dir, raw_data_dir=FLAGS.raw_data_dir,
                       tfds_data_dir=FLAGS.tfds_data_dir, t2t_usr_dir=FLAGS.t2t_usr_dir,
                       seed=FLAGS.seed, log=lambda msg: print(msg, flush=True))
-    except USER_ERRORS as e:
-        message = " ".join(str(e).split())
-        print(f"t2t-videoflow-datagen: error: {message}", file=sys.stderr)
-        return 1
-    return 0
+    return TOOL.main(argv, body, runner=_run_cli)
 
 
 def run_main():
     """Console-script entry point."""
-    flags.mark_flags_as_required(["problem", "data_dir"])
-    app.run(main)
+    TOOL.run(main)
 
 
 if __name__ == "__main__":

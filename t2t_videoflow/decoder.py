@@ -27,44 +27,48 @@ not fit the run, bad flag values or input frames) print one
 import os
 import time
 
-from absl import app
 import numpy as np
-import tensorflow as tf
 
-from t2t_videoflow import cli, errors, export_lib, media
-from t2t_videoflow.model import postprocess
+from t2t_videoflow import cli
 
-FLAGS = cli.FLAGS
-cli.define("string", "output_dir", None, "The training output dir (hparams.json, "
-           "checkpoints).")
-cli.define("string", "problem", None, "Problem of the dev clips (default: the run's).")
-cli.define("string", "hparams_set", None, "Hparams set (default: the run's hparams.json).")
-cli.define("string", "hparams", "", "Overrides, 'name=value,name=value'.")
-cli.define("string", "data_dir", None, "Directory of the problem's shards (not needed "
-           "with --input_frames).")
-cli.define("string", "decode_to_file", None, "Directory for the GIFs, grids and .npy "
-           "files (default: OUTPUT_DIR/decode).")
-cli.define("integer", "num_samples", 3, "Samples per conditioning clip.")
-cli.define("float", "temperature", None, "Sampling temperature tau >= 0 (default: the "
-           "hparams set's temperature).")
-cli.define("integer", "num_target_frames", None, "Frames to sample per sample (default: "
-           "the set's video_num_target_frames); 100+ works (progress lines).")
-cli.define("integer", "random_seed", 0, "Seed of the sampling noise (clip i uses "
-           "random_seed + i).")
-cli.define("string", "checkpoint_path", None, "Checkpoint prefix (default: the newest in "
-           "--output_dir).")
-cli.define("string", "input_frames", None, "Condition on these frames instead of dev "
-           "clips: a folder of PNGs or a .npy file.")
-cli.define("integer", "num_clips", 1, "Dev clips to condition on (or the first clips "
-           "of a [N, T, H, W, 3] .npy).")
-cli.define("boolean", "eval_use_test_set", False, "Take clips from the test split.")
-cli.define("integer", "progress_every", 10, "Frames per sampling chunk / progress line.")
-cli.define("float", "gif_fps", 4.0, "Frames per second of the GIFs.")
-cli.define("boolean", "jit_compile", False, "Compile the sampling loop with XLA.")
-cli.define("string", "t2t_usr_dir", None, "Python package or file registering more "
-           "problems and hparams sets (default: the run's).")
+# TensorFlow and the model load on first use, after the flags are checked.
+tf = cli.lazy_import("tensorflow")
+export_lib = cli.lazy_import("t2t_videoflow.export_lib")
+media = cli.lazy_import("t2t_videoflow.media")
+model_lib = cli.lazy_import("t2t_videoflow.model")
 
 NAME = "t2t-videoflow-decoder"
+TOOL = cli.Tool(NAME, __doc__)
+FLAGS = cli.FLAGS
+TOOL.define("string", "output_dir", None, "The training output dir (hparams.json, "
+            "checkpoints).", required=True)
+TOOL.define("string", "problem", None, "Problem of the dev clips (default: the run's).")
+TOOL.define("string", "hparams_set", None, "Hparams set (default: the run's hparams.json).")
+TOOL.define("string", "hparams", "", "Overrides, 'name=value,name=value'.")
+TOOL.define("string", "data_dir", None, "Directory of the problem's shards (not needed "
+            "with --input_frames).")
+TOOL.define("string", "decode_to_file", None, "Directory for the GIFs, grids and .npy "
+            "files (default: OUTPUT_DIR/decode).")
+TOOL.define("integer", "num_samples", 3, "Samples per conditioning clip.", minimum=1)
+TOOL.define("float", "temperature", None, "Sampling temperature tau >= 0 (default: the "
+            "hparams set's temperature).", minimum=0)
+TOOL.define("integer", "num_target_frames", None, "Frames to sample per sample (default: "
+            "the set's video_num_target_frames); 100+ works (progress lines).", minimum=1)
+TOOL.define("integer", "random_seed", 0, "Seed of the sampling noise (clip i uses "
+            "random_seed + i).", minimum=0, maximum=cli.MAX_SEED)
+TOOL.define("string", "checkpoint_path", None, "Checkpoint prefix (default: the newest in "
+            "--output_dir).")
+TOOL.define("string", "input_frames", None, "Condition on these frames instead of dev "
+            "clips: a folder of PNGs or a .npy file.")
+TOOL.define("integer", "num_clips", 1, "Dev clips to condition on (or the first clips "
+            "of a [N, T, H, W, 3] .npy).", minimum=1)
+TOOL.define("boolean", "eval_use_test_set", False, "Take clips from the test split.")
+TOOL.define("integer", "progress_every", 10, "Frames per sampling chunk / progress line.",
+            minimum=1)
+TOOL.define("float", "gif_fps", 4.0, "Frames per second of the GIFs.", above=0)
+TOOL.define("boolean", "jit_compile", False, "Compile the sampling loop with XLA.")
+TOOL.define("string", "t2t_usr_dir", None, "Python package or file registering more "
+            "problems and hparams sets (default: the run's).")
 
 
 def dev_clips(problem, hparams, data_dir, num_clips, use_test_set=False):
@@ -96,7 +100,7 @@ class Sampler:
 
     def _chunk(self, carry, start, count, temperature, seed):
         frames, _, carry = self.model.generate(carry, start, count, temperature, seed)
-        return postprocess(frames), carry
+        return model_lib.postprocess(frames), carry
 
     def sample(self, context, num_frames, temperature, seed, chunk=10, log=None):
         """uint8 `[B, num_frames, H, W, 3]` after uint8 `context [B, C, H, W, 3]`.
@@ -195,19 +199,21 @@ def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
 
 
 def main(argv):
+    """Checks the flags (no TensorFlow yet), then samples."""
     def body():
-        decode(FLAGS.output_dir, FLAGS.decode_to_file, FLAGS.problem, FLAGS.hparams_set,
-               FLAGS.hparams, FLAGS.data_dir, FLAGS.num_samples, FLAGS.temperature,
-               FLAGS.num_target_frames, FLAGS.random_seed, FLAGS.checkpoint_path,
-               FLAGS.input_frames, FLAGS.num_clips, FLAGS.eval_use_test_set,
-               FLAGS.progress_every, FLAGS.gif_fps, FLAGS.jit_compile, FLAGS.t2t_usr_dir,
+        v = TOOL.value
+        decode(v("output_dir"), v("decode_to_file"), v("problem"), v("hparams_set"),
+               v("hparams"), v("data_dir"), v("num_samples"), v("temperature"),
+               v("num_target_frames"), v("random_seed"), v("checkpoint_path"),
+               v("input_frames"), v("num_clips"), v("eval_use_test_set"),
+               v("progress_every"), v("gif_fps"), v("jit_compile"), v("t2t_usr_dir"),
                log=lambda message: print(message, flush=True))
-    return errors.run_cli(NAME, argv, body)
+    return TOOL.main(argv, body)
 
 
 def run_main():
     """Console-script entry point."""
-    app.run(main)
+    TOOL.run(main)
 
 
 if __name__ == "__main__":

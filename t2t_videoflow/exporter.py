@@ -18,25 +18,26 @@ and exit with status 1.
 
 import os
 
-from absl import app
+from t2t_videoflow import cli
 
-from t2t_videoflow import cli, errors, export_lib
-
-FLAGS = cli.FLAGS
-cli.define("string", "output_dir", None, "The training output dir (hparams.json, "
-           "checkpoints).")
-cli.define("string", "checkpoint_path", None, "Checkpoint prefix to export (default: the "
-           "newest in --output_dir).")
-cli.define("string", "export_dir", None, "Base dir of the exports (default: "
-           "OUTPUT_DIR/export).")
-cli.define("string", "problem", None, "Problem to check the hparams against (default: "
-           "the run's, from run.json).")
-cli.define("string", "hparams_set", None, "Hparams set (default: the run's hparams.json).")
-cli.define("string", "hparams", "", "Overrides, 'name=value,name=value'.")
-cli.define("string", "t2t_usr_dir", None, "Python package or file registering more "
-           "problems and hparams sets (default: the run's).")
+# TensorFlow and the model load on first use, after the flags are checked.
+export_lib = cli.lazy_import("t2t_videoflow.export_lib")
 
 NAME = "t2t-videoflow-exporter"
+TOOL = cli.Tool(NAME, __doc__)
+FLAGS = cli.FLAGS
+TOOL.define("string", "output_dir", None, "The training output dir (hparams.json, "
+            "checkpoints).", required=True)
+TOOL.define("string", "checkpoint_path", None, "Checkpoint prefix to export (default: the "
+            "newest in --output_dir).")
+TOOL.define("string", "export_dir", None, "Base dir of the exports (default: "
+            "OUTPUT_DIR/export).")
+TOOL.define("string", "problem", None, "Problem to check the hparams against (default: "
+            "the run's, from run.json).")
+TOOL.define("string", "hparams_set", None, "Hparams set (default: the run's hparams.json).")
+TOOL.define("string", "hparams", "", "Overrides, 'name=value,name=value'.")
+TOOL.define("string", "t2t_usr_dir", None, "Python package or file registering more "
+            "problems and hparams sets (default: the run's).")
 
 
 def export(output_dir, checkpoint_path=None, export_dir=None, problem_name=None,
@@ -61,16 +62,18 @@ def export(output_dir, checkpoint_path=None, export_dir=None, problem_name=None,
 
 
 def main(argv):
+    """Checks the flags (no TensorFlow yet), then exports."""
     def body():
-        export(FLAGS.output_dir, FLAGS.checkpoint_path, FLAGS.export_dir, FLAGS.problem,
-               FLAGS.hparams_set, FLAGS.hparams, FLAGS.t2t_usr_dir,
+        v = TOOL.value
+        export(v("output_dir"), v("checkpoint_path"), v("export_dir"), v("problem"),
+               v("hparams_set"), v("hparams"), v("t2t_usr_dir"),
                log=lambda message: print(message, flush=True))
-    return errors.run_cli(NAME, argv, body)
+    return TOOL.main(argv, body)
 
 
 def run_main():
     """Console-script entry point."""
-    app.run(main)
+    TOOL.run(main)
 
 
 if __name__ == "__main__":

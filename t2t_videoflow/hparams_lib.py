@@ -22,6 +22,7 @@ never writes them.
 
 import difflib
 import json
+import math
 import re
 
 _SCALAR_TYPES = {"bool": bool, "int": int, "float": float, "str": str}
@@ -152,6 +153,9 @@ def _split_overrides(text):
     if depth != 0:
         raise HParamsError(f"Malformed hparams string {text!r}: unbalanced '['.")
     pieces.append(text[start:])
+    if len(pieces) > 1 and any(not piece.strip() for piece in pieces):
+        raise HParamsError(f"Malformed hparams string {text!r}: empty element between "
+                           "commas.")
     for piece in pieces:
         if not piece.strip():
             continue
@@ -337,3 +341,127 @@ class HParams:
             raise HParamsError(f"Hparams file {path} does not exist.")
         with tf.io.gfile.GFile(path, "r") as f:
             return cls.from_json(f.read())
+
+
+# -- validation -------------------------------------------------------------------------
+# What the model, the trainer and the problems accept for each hparam of the VideoFlow
+# sets. The name tables repeat the model's (`tests/test_hparams_lib.py` checks they
+# agree) so that checking needs no TensorFlow.
+CHOICES = {
+    "coupling": ("affine", "additive"),                          # flow/coupling.COUPLINGS
+    "activation": ("relu", "gatu"),                              # layers/coupling_network
+    "latent_activation": ("relu", "gatu"),
+    "top_prior": ("single_conv", "normal"),                      # model.TOP_PRIORS
+    "gen_mode": ("conditional", "unconditional"),                # model.GEN_MODES
+    "level_scale": ("prev_level", "prev_step", "normal"),        # prior/pointwise
+    "latent_dist_encoder": ("conv3d_net", "conv_net", "conv_lstm", "pointwise"),
+    "latent_architecture": ("single_conv", "glow_nn", "glow_resnet"),
+    "learning_rate_schedule": ("legacy", "constant*linear_warmup",  # schedules.SCHEDULES
+                               "constant*linear_warmup*linear_decay"),
+}
+
+# (low, high, low_inclusive, high_inclusive); None = unbounded. Ints and floats.
+_INF = float("inf")
+RANGES = {
+    "n_levels": (1, None, True, True),
+    "depth": (1, None, True, True),
+    "coupling_width": (1, None, True, True),
+    "coupling_dropout": (0.0, 1.0, True, False),
+    "init_batch_size": (1, None, True, True),
+    "temperature": (0.0, None, True, True),
+    "batch_size": (1, None, True, True),
+    "learning_rate_constant": (0.0, None, True, True),
+    "clip_grad_norm": (0.0, None, True, True),
+    "learning_rate": (0.0, None, True, True),
+    "learning_rate_warmup_steps": (0, None, True, True),
+    "learning_rate_decay_steps": (0, None, True, True),
+    "optimizer_adam_beta1": (0.0, 1.0, True, False),
+    "optimizer_adam_beta2": (0.0, 1.0, True, False),
+    "optimizer_adam_epsilon": (0.0, None, False, True),
+    "video_num_input_frames": (1, None, True, True),
+    "video_num_target_frames": (1, None, True, True),
+    "num_cond_latents": (1, None, True, True),
+    "latent_encoder_depth": (1, None, True, True),
+    "latent_encoder_width": (1, None, True, True),
+    "latent_dropout": (0.0, 1.0, True, False),
+    "latent_pre_output_channels": (1, None, True, True),
+    "latent_noise": (0.0, None, True, True),
+    "pretrain_steps": (-1, None, True, True),
+    "frame_height": (1, None, True, True),
+    "frame_width": (1, None, True, True),
+    "frame_channels": (1, None, True, True),
+    "train_steps": (1, None, True, True),
+}
+
+# Hparams of T2T's sets that no code of this port reads: only T2T's value is accepted,
+# so a run never records a setting that had no effect (REFERENCE 1.1, 5.1, 5.2).
+UNUSED_AT_T2T_DEFAULT = {
+    "n_bits_x": 8,                        # the video model always uses 8 bits
+    "weight_decay": 0.0,                  # glow_hparams; no weight decay is applied
+    "optimizer": "adam",                  # Adam (beta1/beta2/epsilon are read)
+    "initializer": "orthogonal",          # variables get their own initialisers + DDI
+    "initializer_gain": 1.5,
+    "learning_rate_decay_scheme": "none",  # decay comes from learning_rate_schedule
+    "condition_all_levels": True,         # unused anywhere in T2T either
+    "model_input": False,                 # scoring the context frames: not ported
+}
+
+
+def _in_range(value, bounds):
+    low, high, low_incl, high_incl = bounds
+    if low is not None and (value < low or (value == low and not low_incl)):
+        return False
+    if high is not None and (value > high or (value == high and not high_incl)):
+        return False
+    return True
+
+
+def _range_text(bounds):
+    low, high, low_incl, high_incl = bounds
+    parts = []
+    if low is not None:
+        parts.append(f"{'>=' if low_incl else '>'} {low}")
+    if high is not None:
+        parts.append(f"{'<=' if high_incl else '<'} {high}")
+    return " and ".join(parts)
+
+
+def validate(hparams, set_name=None):
+    """Checks every known hparam's value; fields this table does not know are skipped.
+
+    Run once where a set and its overrides are resolved (`registry.create_hparams`),
+    before anything is written, so a bad value never reaches `hparams.json`.
+
+    Raises:
+      HParamsError naming the first bad hparam, its value and what is accepted.
+    """
+    where = f" (hparams set {set_name!r})" if set_name else ""
+    values = hparams.values()
+    for name, value in values.items():
+        if name in UNUSED_AT_T2T_DEFAULT:
+            default = UNUSED_AT_T2T_DEFAULT[name]
+            if value != default:
+                raise HParamsError(
+                    f"Hparam {name!r}={value!r}{where} is not used by this port; only "
+                    f"T2T's default {default!r} is accepted.")
+        elif name in CHOICES:
+            if value not in CHOICES[name]:
+                raise HParamsError(f"Hparam {name!r}={value!r}{where} must be one of "
+                                   f"{', '.join(CHOICES[name])}.")
+        elif name in RANGES:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise HParamsError(f"Hparam {name!r}={value!r}{where} must be finite.")
+            if not _in_range(value, RANGES[name]):
+                raise HParamsError(f"Hparam {name!r}={value!r}{where} must be "
+                                   f"{_range_text(RANGES[name])}.")
+    if "num_train_frames" in values:
+        ntf = values["num_train_frames"]
+        if ntf != -1 and ntf < 1:
+            raise HParamsError(f"Hparam 'num_train_frames'={ntf}{where} must be -1 (the "
+                               "whole clip) or >= 1.")
+    for rate in values.get("latent_dilation_rates", []):
+        if rate < 1:
+            raise HParamsError(f"Hparam 'latent_dilation_rates'="
+                               f"{values['latent_dilation_rates']}{where} must hold "
+                               "rates >= 1.")
+    return hparams

@@ -39,42 +39,51 @@ import math
 import os
 import time
 
-from absl import app
 import numpy as np
-import tensorflow as tf
 
-from t2t_videoflow import cli, errors, export_lib, motion, run_dir
+from t2t_videoflow import cli
 # The decoder defines the flags both tools share (num_clips, num_samples, ...) first;
-# cli.define keeps the first definition, so this tool's own defaults are applied in
-# `main` to the flags not given on the command line.
+# cli.define keeps the first definition, and `TOOL.value` applies this tool's own
+# defaults to the flags not given on the command line.
 from t2t_videoflow.decoder import dev_clips
-from t2t_videoflow.problems.stochastic_shapes import StochasticShapes
+
+# TensorFlow, the model and the problems load on first use, after the flags are checked.
+tf = cli.lazy_import("tensorflow")
+export_lib = cli.lazy_import("t2t_videoflow.export_lib")
+motion = cli.lazy_import("t2t_videoflow.motion")
+run_dir = cli.lazy_import("t2t_videoflow.run_dir")
+stochastic_shapes = cli.lazy_import("t2t_videoflow.problems.stochastic_shapes")
 
 NAME = "t2t-videoflow-motion"
 DEFAULTS = {"num_clips": 16, "num_samples": 8}
 RESULTS_FILE = "motion.json"
 
+TOOL = cli.Tool(NAME, __doc__)
 FLAGS = cli.FLAGS
-cli.define("string", "output_dir", None, "The training output dir (hparams.json, "
-           "checkpoints).")
-cli.define("string", "data_dir", None, "Directory of the problem's shards.")
-cli.define("integer", "num_clips", DEFAULTS["num_clips"], "Dev clips to condition on.")
-cli.define("integer", "num_samples", DEFAULTS["num_samples"], "Samples per clip and "
-           "temperature.")
-cli.define("string", "temperatures", None, "Comma-separated sampling temperatures >= 0 "
-           "(default: the set's temperature and 1.0).")
-cli.define("integer", "num_target_frames", None, "Frames per sample (default: the set's "
-           "video_num_target_frames).")
-cli.define("string", "checkpoint_path", None, "Checkpoint prefix (default: the newest in "
-           "--output_dir).")
-cli.define("integer", "random_seed", 0, "Seed of the sampling and dequantisation noise.")
-cli.define("string", "results_file", None, "JSON file of the results (default: "
-           "OUTPUT_DIR/motion.json).")
-cli.define("boolean", "eval_use_test_set", False, "Take clips from the test split.")
-cli.define("integer", "batch", 8, "Clips per sampling call (batch * num_samples rows).")
-cli.define("string", "problem", None, "Problem of the clips (default: the run's).")
-cli.define("string", "t2t_usr_dir", None, "Python package or file registering more "
-           "problems and hparams sets (default: the run's).")
+TOOL.define("string", "output_dir", None, "The training output dir (hparams.json, "
+            "checkpoints).", required=True)
+TOOL.define("string", "data_dir", None, "Directory of the problem's shards.",
+            required=True)
+TOOL.define("integer", "num_clips", DEFAULTS["num_clips"], "Dev clips to condition on.",
+            minimum=1)
+TOOL.define("integer", "num_samples", DEFAULTS["num_samples"], "Samples per clip and "
+            "temperature.", minimum=1)
+TOOL.define("string", "temperatures", None, "Comma-separated sampling temperatures >= 0 "
+            "(default: the set's temperature and 1.0).")
+TOOL.define("integer", "num_target_frames", None, "Frames per sample (default: the set's "
+            "video_num_target_frames).", minimum=1)
+TOOL.define("string", "checkpoint_path", None, "Checkpoint prefix (default: the newest in "
+            "--output_dir).")
+TOOL.define("integer", "random_seed", 0, "Seed of the sampling and dequantisation noise.",
+            minimum=0, maximum=cli.MAX_SEED)
+TOOL.define("string", "results_file", None, "JSON file of the results (default: "
+            "OUTPUT_DIR/motion.json).")
+TOOL.define("boolean", "eval_use_test_set", False, "Take clips from the test split.")
+TOOL.define("integer", "batch", 8, "Clips per sampling call (batch * num_samples rows).",
+            minimum=1)
+TOOL.define("string", "problem", None, "Problem of the clips (default: the run's).")
+TOOL.define("string", "t2t_usr_dir", None, "Python package or file registering more "
+            "problems and hparams sets (default: the run's).")
 
 
 def parse_temperatures(text):
@@ -175,7 +184,7 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
                                            checkpoint_path=checkpoint_path,
                                            t2t_usr_dir=t2t_usr_dir)
     model, hparams, problem = run["model"], run["hparams"], run["problem"]
-    if not isinstance(problem, StochasticShapes):
+    if not isinstance(problem, stochastic_shapes.StochasticShapes):
         raise ValueError(f"{NAME} analyses stochastic shapes runs; problem "
                          f"{problem.name!r} is not one.")
     if temperatures is None:
@@ -237,25 +246,26 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
     return results
 
 
-def _flag(name):
-    """The flag's value, or this tool's default when it was not given (see imports)."""
-    flag = FLAGS[name]
-    return flag.value if flag.present or name not in DEFAULTS else DEFAULTS[name]
-
-
 def main(argv):
+    """Checks the flags (no TensorFlow yet), then runs the diagnostic."""
+    try:
+        temperatures = parse_temperatures(FLAGS.temperatures)
+    except ValueError as e:
+        return TOOL.error(e)
+
     def body():
-        diagnose(FLAGS.output_dir, FLAGS.data_dir, _flag("num_clips"),
-                 _flag("num_samples"), parse_temperatures(FLAGS.temperatures),
-                 FLAGS.num_target_frames, FLAGS.checkpoint_path, FLAGS.random_seed,
-                 FLAGS.results_file, FLAGS.eval_use_test_set, FLAGS.batch, FLAGS.problem,
-                 FLAGS.t2t_usr_dir, log=lambda message: print(message, flush=True))
-    return errors.run_cli(NAME, argv, body)
+        v = TOOL.value
+        diagnose(v("output_dir"), v("data_dir"), v("num_clips"), v("num_samples"),
+                 temperatures, v("num_target_frames"), v("checkpoint_path"),
+                 v("random_seed"), v("results_file"), v("eval_use_test_set"), v("batch"),
+                 v("problem"), v("t2t_usr_dir"),
+                 log=lambda message: print(message, flush=True))
+    return TOOL.main(argv, body)
 
 
 def run_main():
     """Console-script entry point."""
-    app.run(main)
+    TOOL.run(main)
 
 
 if __name__ == "__main__":

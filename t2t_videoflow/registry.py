@@ -23,7 +23,7 @@ import importlib
 _PROBLEMS = {}   # name -> problem class (or factory)
 _ALIASES = {}    # alias -> canonical problem name
 _HPARAMS = {}    # name -> function returning HParams
-_builtins_loaded = False
+_builtins_loaded = set()   # the kinds ("problems", "hparams") already imported
 
 
 class UnknownNameError(KeyError):
@@ -37,12 +37,14 @@ class RegistrationError(ValueError):
     """A name registered twice, or a bad registration."""
 
 
-def _load_builtins():
-    global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
-        importlib.import_module("t2t_videoflow.problems")
-        importlib.import_module("t2t_videoflow.hparams")
+def _load_builtins(kind=None):
+    """Imports the built-in `t2t_videoflow.problems` and/or `t2t_videoflow.hparams`
+    (`kind`: "problems", "hparams" or None for both). The hparams sets need no
+    TensorFlow, so a CLI can check --hparams_set and --hparams before loading it."""
+    for name in ((kind,) if kind else ("problems", "hparams")):
+        if name not in _builtins_loaded:
+            _builtins_loaded.add(name)
+            importlib.import_module(f"t2t_videoflow.{name}")
 
 
 def _unknown(kind, name, known):
@@ -85,7 +87,7 @@ def register_problem(name=None, aliases=()):
 
 def problem_class(name):
     """The registered class for a problem name or alias."""
-    _load_builtins()
+    _load_builtins("problems")
     canonical = _ALIASES.get(name, name)
     if canonical not in _PROBLEMS:
         raise _unknown("problem", name, list(_PROBLEMS) + list(_ALIASES))
@@ -99,14 +101,14 @@ def problem(name, **kwargs):
 
 def list_problems(include_aliases=False):
     """Sorted registered problem names (optionally with aliases)."""
-    _load_builtins()
+    _load_builtins("problems")
     names = list(_PROBLEMS) + (list(_ALIASES) if include_aliases else [])
     return sorted(names)
 
 
 def problem_aliases():
     """Dict alias -> canonical name."""
-    _load_builtins()
+    _load_builtins("problems")
     return dict(_ALIASES)
 
 
@@ -128,7 +130,7 @@ def register_hparams(name=None):
 
 def hparams(name):
     """A fresh HParams object from the set registered as `name`."""
-    _load_builtins()
+    _load_builtins("hparams")
     if name not in _HPARAMS:
         raise _unknown("hparams set", name, _HPARAMS)
     hp = _HPARAMS[name]()
@@ -141,7 +143,7 @@ def hparams(name):
 
 def list_hparams():
     """Sorted registered hparams set names."""
-    _load_builtins()
+    _load_builtins("hparams")
     return sorted(_HPARAMS)
 
 
@@ -156,11 +158,15 @@ def create_hparams(set_name, overrides="", problem_name=None):
     Returns:
       HParams.
 
+    Every hparam is checked (`hparams_lib.validate`) once the overrides are applied.
+
     Raises:
       UnknownNameError, HParamsError, or ValueError naming the mismatch.
     """
+    from t2t_videoflow.hparams_lib import validate
     hp = hparams(set_name)
     hp.parse(overrides)
+    validate(hp, set_name)
     if problem_name is not None:
         prob = problem(problem_name) if isinstance(problem_name, str) else problem_name
         prob.check_hparams(hp, set_name=set_name)

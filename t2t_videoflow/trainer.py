@@ -18,54 +18,74 @@ and exit with status 1.
 """
 
 import sys
+import time
 
-from absl import app
-import tensorflow as tf
+from t2t_videoflow import cli, datagen, registry
 
-from t2t_videoflow import cli, datagen, distribute, errors, registry, run_dir, trainer_lib
-from t2t_videoflow.data.records import DataError
-from t2t_videoflow.usr_dir import import_usr_dir
-
-FLAGS = cli.FLAGS
-cli.define("string", "problem", None, "Registered problem name, e.g. bair_action_free.")
-cli.define("string", "hparams_set", None, "Registered hparams set, e.g. videoflow_bpp "
-           "(default: the set recorded in --output_dir).")
-cli.define("string", "hparams", "", "Overrides, 'name=value,name=value'.")
-cli.define("string", "data_dir", None, "Directory of the problem's shards.")
-cli.define("string", "output_dir", None, "Checkpoints, summaries and hparams.json.")
-cli.define("integer", "train_steps", None, "Global steps to train to (default: the set's "
-           "train_steps).")
-cli.define("integer", "eval_steps", 100, "Dev batches per evaluation; -1 = whole split.")
-cli.define("integer", "local_eval_frequency", 1000, "Evaluate every this many steps "
-           "(train_and_evaluate).")
-cli.define("enum", "schedule", "train_and_evaluate", "What to run.",
-           enum_values=["train", "train_and_evaluate", "evaluate", "continuous_eval"])
-cli.define("string", "t2t_usr_dir", None, "Python package or file registering more "
-           "problems and hparams sets.")
-cli.define("integer", "random_seed", 0, "Seed of model init, data order and noise.")
-cli.define("boolean", "generate_data", False, "Generate the problem's data into "
-           "--data_dir first (skips shards that already exist).")
-cli.define("integer", "keep_checkpoint_max", 20, "Checkpoints kept.")
-cli.define("integer", "save_checkpoints_steps", 1000, "Checkpoint every this many steps.")
-cli.define("integer", "log_every_steps", 10, "Progress line every this many steps.")
-cli.define("enum", "strategy", "auto",
-           "tf.distribute strategy; auto = multi-worker if TF_CONFIG names several "
-           "workers, mirrored over all GPUs if several, else one device.",
-           enum_values=["auto", "one_device", "mirrored", "multi_worker"])
-cli.define("integer", "num_cpu_devices", None, "Split the CPU into this many logical "
-           "devices (with --strategy=mirrored, for testing without GPUs).")
-cli.define("boolean", "jit_compile", False, "Compile the loss and gradients with XLA.")
-cli.define("boolean", "force_hparams", False, "Overwrite a different hparams.json in "
-           "--output_dir instead of failing.")
-cli.define("boolean", "eval_use_test_set", False, "Evaluate on the test split, not dev.")
-cli.define("integer", "eval_timeout_secs", 3600, "continuous_eval: stop after this long "
-           "without a new checkpoint.")
-cli.define("integer", "eval_sample_clips", 2, "Dev clips sampled for the TensorBoard image "
-           "summary at each evaluation (0: none).")
-cli.define("boolean", "deterministic_ops", False, "tf.config.experimental."
-           "enable_op_determinism() (bitwise reproducible runs; slower).")
+# Heavy modules (TensorFlow, the model) load on first use, after the flags are checked.
+tf = cli.lazy_import("tensorflow")
+distribute = cli.lazy_import("t2t_videoflow.distribute")
+pipeline = cli.lazy_import("t2t_videoflow.data.pipeline")
+records = cli.lazy_import("t2t_videoflow.data.records")
+run_dir = cli.lazy_import("t2t_videoflow.run_dir")
+trainer_lib = cli.lazy_import("t2t_videoflow.trainer_lib")
+usr_dir = cli.lazy_import("t2t_videoflow.usr_dir")
 
 NAME = "t2t-videoflow-trainer"
+TOOL = cli.Tool(NAME, __doc__)
+FLAGS = cli.FLAGS
+TOOL.define("string", "problem", None, "Registered problem name, e.g. bair_action_free "
+            "(default: the problem recorded in --output_dir).")
+TOOL.define("string", "hparams_set", None, "Registered hparams set, e.g. videoflow_bpp "
+            "(default: the set recorded in --output_dir).")
+TOOL.define("string", "hparams", "", "Overrides, 'name=value,name=value'.")
+TOOL.define("string", "data_dir", None, "Directory of the problem's shards.",
+            required=True)
+TOOL.define("string", "output_dir", None, "Checkpoints, summaries and hparams.json.",
+            required=True)
+TOOL.define("integer", "train_steps", None, "Global steps to train to (default: the set's "
+            "train_steps).", minimum=1)
+TOOL.define("integer", "eval_steps", 100, "Dev batches per evaluation; -1 = whole split.",
+            minimum=1, allow=(-1,))
+TOOL.define("integer", "local_eval_frequency", None, "Evaluate every this many steps "
+            "(train_and_evaluate; default: 1000, or train_steps / 5 when that is "
+            "smaller, so a short run still draws an eval curve).", minimum=1)
+TOOL.define("enum", "schedule", "train_and_evaluate", "What to run.",
+            enum_values=["train", "train_and_evaluate", "evaluate", "continuous_eval"])
+TOOL.define("string", "t2t_usr_dir", None, "Python package or file registering more "
+            "problems and hparams sets.")
+TOOL.define("integer", "random_seed", 0, "Seed of model init, data order and noise.",
+            minimum=0, maximum=cli.MAX_SEED)
+TOOL.define("boolean", "generate_data", False, "Generate the problem's data into "
+            "--data_dir first (skips shards that already exist; with several workers "
+            "only the chief generates, the others wait for it).")
+TOOL.define("string", "raw_data_dir", None,
+            "With --generate_data: source data, where the problem needs it (BAIR: the "
+            "unpacked original TFRecords; without it BAIR is read from TFDS).")
+TOOL.define("string", "tfds_data_dir", None, "With --generate_data: TFDS data dir "
+            "(default: TFDS's default).")
+TOOL.define("integer", "keep_checkpoint_max", 20, "Checkpoints kept.", minimum=1)
+TOOL.define("integer", "save_checkpoints_steps", 1000, "Checkpoint every this many steps.",
+            minimum=1)
+TOOL.define("integer", "log_every_steps", 10, "Progress line every this many steps.",
+            minimum=1)
+TOOL.define("enum", "strategy", "auto",
+            "tf.distribute strategy; auto = multi-worker if TF_CONFIG names several "
+            "workers, mirrored over all GPUs if several, else one device.",
+            enum_values=["auto", "one_device", "mirrored", "multi_worker"])
+TOOL.define("integer", "num_cpu_devices", None, "Split the CPU into this many logical "
+            "devices (with --strategy=mirrored, for testing without GPUs).", minimum=1)
+TOOL.define("boolean", "jit_compile", False, "Compile the loss and gradients with XLA.")
+TOOL.define("boolean", "force_hparams", False, "Overwrite a different hparams.json in "
+            "--output_dir instead of failing.")
+TOOL.define("boolean", "eval_use_test_set", False, "Evaluate on the test split, not dev.")
+TOOL.define("integer", "eval_timeout_secs", 3600, "continuous_eval: stop after this long "
+            "without a new checkpoint.", minimum=1)
+TOOL.define("integer", "eval_sample_clips", 2, "Dev clips sampled for the TensorBoard "
+            "image summary at each evaluation (0: none).", minimum=0)
+TOOL.define("boolean", "deterministic_ops", False, "tf.config.experimental."
+            "enable_op_determinism() (bitwise reproducible runs; slower).")
+
 
 
 def _say(message):
@@ -108,7 +128,15 @@ def resolve_hparams(output_dir, hparams_set, overrides, problem, train_steps=Non
     return hparams, hparams_set
 
 
+def default_eval_frequency(train_steps):
+    """Steps between evaluations when --local_eval_frequency is not given: T2T's 1000,
+    or a fifth of the run when that is shorter (the 1,000-step demo evaluates at 200,
+    400, 600, 800 and 1,000: a curve, not one point)."""
+    return max(1, min(1000, train_steps // 5))
+
+
 def main(argv):
+    """Checks the flags (no TensorFlow yet), then trains / evaluates."""
     # The strategy comes first: logical CPU devices must exist before TF starts its
     # devices. RuntimeError there (TF already initialised) is a user-facing error too.
     def body():
@@ -117,37 +145,85 @@ def main(argv):
         except RuntimeError as e:
             raise ValueError(str(e)) from e
         return _run(strategy)
-    return errors.run_cli(NAME, argv, body)
+    return TOOL.main(argv, body, precheck=_check_hparams_early)
+
+
+def _check_hparams_early():
+    """--hparams_set and --hparams, resolved and validated before TensorFlow loads
+    (the built-in sets need no TF); the full check against the problem and an earlier
+    run follows in `resolve_hparams`. Skipped with --t2t_usr_dir (its sets are not
+    registered yet) or without --hparams_set (the run's recorded set is used)."""
+    if not FLAGS.hparams_set or FLAGS.t2t_usr_dir:
+        return
+    try:
+        registry.create_hparams(FLAGS.hparams_set, FLAGS.hparams)
+    except (ValueError, registry.UnknownNameError) as e:
+        raise cli.UsageError(str(e)) from None
+
+
+def generate_data_on_chief(strategy, problem, data_dir, generate, poll_secs=2.0,
+                           timeout_secs=24 * 3600):
+    """Runs `generate()` on the chief only; other workers wait until every shard the
+    problem writes exists in `data_dir` (shards appear under their final name only
+    when complete), so workers never write the same files concurrently.
+
+    Raises:
+      DataError: a non-chief waited `timeout_secs` without seeing all shards.
+    """
+    if distribute.is_chief(strategy):
+        return generate()
+    expected = [p for split in problem.splits for p in problem.shard_paths(data_dir, split)]
+    waited, logged = 0.0, False
+    while not all(tf.io.gfile.exists(p) for p in expected):
+        if not logged:
+            _say(f"{NAME}: waiting for the chief to generate {len(expected)} shards of "
+                 f"{problem.name} in {data_dir}")
+            logged = True
+        if waited >= timeout_secs:
+            raise records.DataError(
+                f"Waited {waited:.0f} s for the chief to generate {problem.name} into "
+                f"{data_dir}; check the chief's log, or generate the data first with "
+                "t2t-videoflow-datagen.")
+        time.sleep(poll_secs)
+        waited += poll_secs
+    return None
+
+
+def _check_output_dir(output_dir):
+    if tf.io.gfile.exists(output_dir) and not tf.io.gfile.isdir(output_dir):
+        raise ValueError(f"--output_dir {output_dir!r} is a file, not a directory; "
+                         "pass a new or existing directory.")
 
 
 def _run(strategy):
     if FLAGS.deterministic_ops:
         tf.config.experimental.enable_op_determinism()
     if FLAGS.t2t_usr_dir:
-        import_usr_dir(FLAGS.t2t_usr_dir)
-    if not FLAGS.output_dir:
-        raise ValueError("--output_dir is required.")
-    if not FLAGS.data_dir:
-        raise DataError("--data_dir is required.")
+        usr_dir.import_usr_dir(FLAGS.t2t_usr_dir)
+    _check_output_dir(FLAGS.output_dir)
     problem_name = FLAGS.problem
     if not problem_name and tf.io.gfile.exists(run_dir.run_info_path(FLAGS.output_dir)):
         problem_name = run_dir.load_run(FLAGS.output_dir)[1].get("problem")
     if not problem_name:
-        raise ValueError("--problem is required.")
+        raise ValueError("--problem is required (no earlier run in --output_dir).")
     problem = registry.problem(problem_name)
     hparams, hparams_set = resolve_hparams(
         FLAGS.output_dir, FLAGS.hparams_set, FLAGS.hparams, problem,
         train_steps=FLAGS.train_steps, force=FLAGS.force_hparams)
-    for name in ("save_checkpoints_steps", "log_every_steps", "local_eval_frequency",
-                 "keep_checkpoint_max"):
-        if getattr(FLAGS, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(FLAGS, name)}.")
+    eval_frequency = FLAGS.local_eval_frequency or default_eval_frequency(
+        hparams.train_steps)
 
     if FLAGS.generate_data:
-        datagen.generate_data(problem_name, FLAGS.data_dir, seed=None, log=_say)
+        generate = lambda: datagen.generate_data(  # noqa: E731
+            problem_name, FLAGS.data_dir, raw_data_dir=FLAGS.raw_data_dir,
+            tfds_data_dir=FLAGS.tfds_data_dir, seed=None, log=_say)
+        generate_data_on_chief(strategy, problem, FLAGS.data_dir, generate)
     if distribute.is_chief(strategy):
-        run_dir.save_run(FLAGS.output_dir, hparams, problem.name, hparams_set,
-                         FLAGS.t2t_usr_dir)
+        try:
+            run_dir.save_run(FLAGS.output_dir, hparams, problem.name, hparams_set,
+                             FLAGS.t2t_usr_dir)
+        except trainer_lib.WRITE_ERRORS as e:       # read-only dir, disk full
+            raise trainer_lib.write_error(run_dir.hparams_path(FLAGS.output_dir), e) from None
     _say(f"{NAME}: problem {problem.name}, hparams set {hparams_set}, "
          f"{distribute.strategy_name(strategy)} with "
          f"{strategy.num_replicas_in_sync} replica(s); output in {FLAGS.output_dir}")
@@ -155,15 +231,31 @@ def _run(strategy):
     config = trainer_lib.TrainConfig(
         output_dir=FLAGS.output_dir, data_dir=FLAGS.data_dir,
         train_steps=hparams.train_steps, eval_steps=FLAGS.eval_steps,
-        local_eval_frequency=FLAGS.local_eval_frequency,
+        local_eval_frequency=eval_frequency,
         save_checkpoints_steps=FLAGS.save_checkpoints_steps,
         keep_checkpoint_max=FLAGS.keep_checkpoint_max,
         log_every_steps=FLAGS.log_every_steps, random_seed=FLAGS.random_seed,
         jit_compile=FLAGS.jit_compile, eval_sample_clips=FLAGS.eval_sample_clips,
         eval_split=problem.split_for_mode("eval", FLAGS.eval_use_test_set))
-    trainer = trainer_lib.Trainer(problem, hparams, config, strategy, log=_say)
+    try:
+        trainer = trainer_lib.Trainer(problem, hparams, config, strategy, log=_say)
+        return _run_schedule(trainer, FLAGS.schedule, eval_frequency)
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+        # TF's read errors name no file: find the bad record and name it.
+        splits = {"train", config.eval_split}
+        _say(f"{NAME}: reading the data failed; checking every record of "
+             f"{problem.name}'s {' and '.join(sorted(splits))} shards ...")
+        frame_shape = (hparams.frame_height, hparams.frame_width, hparams.frame_channels)
+        files = [f for split in sorted(splits)
+                 for f in problem.data_files(FLAGS.data_dir, split)]
+        bad = pipeline.find_bad_record(files, frame_shape)
+        if bad is None:
+            raise
+        raise bad from e
 
-    schedule = FLAGS.schedule
+
+def _run_schedule(trainer, schedule, eval_frequency):
+    """Runs --schedule with `trainer`; returns the exit code."""
     if schedule == "evaluate":
         step = trainer.restore_for_eval()
         trainer.evaluate(step=step)
@@ -174,7 +266,7 @@ def _run(strategy):
     trainer.restore_or_initialize()
     evaluating = schedule == "train_and_evaluate"
     try:
-        trainer.train(eval_every=FLAGS.local_eval_frequency if evaluating else None)
+        trainer.train(eval_every=eval_frequency if evaluating else None)
     except KeyboardInterrupt:
         print(f"{NAME}: interrupted; checkpoint {trainer.manager.latest_checkpoint} saved. "
               "Run the same command to resume.", file=sys.stderr)
@@ -187,7 +279,7 @@ def _run(strategy):
 
 def run_main():
     """Console-script entry point."""
-    app.run(main)
+    TOOL.run(main)
 
 
 if __name__ == "__main__":

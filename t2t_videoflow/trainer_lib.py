@@ -49,6 +49,22 @@ class TrainingError(RuntimeError):
     """Training cannot go on (non-finite loss or gradients); the message names the step."""
 
 
+# What a full disk or a read-only output dir raises on a write.
+WRITE_ERRORS = (tf.errors.PermissionDeniedError, tf.errors.ResourceExhaustedError,
+                 tf.errors.FailedPreconditionError, OSError)
+
+
+def write_error(path, error, latest=None):
+    """A one-line TrainingError for a failed write of `path`."""
+    reason = (error.message if isinstance(error, tf.errors.OpError)
+              else str(error)).strip().splitlines()
+    reason = reason[0] if reason else type(error).__name__
+    resume = f" from {latest}" if latest else ""
+    return TrainingError(
+        f"Cannot write {path} ({type(error).__name__}: {reason}). Free disk space or "
+        f"make --output_dir writable, then run the same command again to resume{resume}.")
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """What the trainer's flags control beyond the hparams set.
@@ -174,6 +190,20 @@ class Trainer:
         self._eval_fn = tf.function(self._eval_bpp, jit_compile=config.jit_compile)
         self._writers = {}
         self.restored_from = None
+        self._clock_base = None      # run seconds before this process (train_log.jsonl)
+        self._clock_start = None     # perf_counter when this process started training
+
+    # -- wall clock --------------------------------------------------------------------
+    def elapsed_seconds(self):
+        """Wall-clock seconds of the run: what `train_log.jsonl` recorded before this
+        process (a resumed run continues its clock) plus this process's training time."""
+        if self._clock_base is None:
+            previous = [r.get("elapsed_seconds", 0.0)
+                        for r in train_log(self.config.output_dir).values()]
+            self._clock_base = max(previous, default=0.0)
+        if self._clock_start is None:
+            return self._clock_base
+        return self._clock_base + time.perf_counter() - self._clock_start
 
     # -- data --------------------------------------------------------------------------
     def _make_train_iterator(self, seed_offset=0):
@@ -220,6 +250,18 @@ class Trainer:
           The global step training continues from.
         """
         latest = run_dir.latest_checkpoint(self.config.output_dir)
+        if latest and not _has_optimizer_state(latest):
+            # A model-only checkpoint (t2t-videoflow-import): fine-tune its weights with
+            # fresh Adam moments from the step in its name. Its actnorms are marked
+            # initialised, and DDI is not run either way.
+            tf.train.Checkpoint(model=self.model).read(latest).assert_existing_objects_matched()
+            self.optimizer.iterations.assign(run_dir.checkpoint_step(latest) or 0)
+            self.restored_from = latest
+            if self.train_iterator is None:
+                self.train_iterator = self._make_train_iterator(seed_offset=self.step)
+            self.log(f"Fine-tuning the model-only checkpoint {latest} (an import) from step "
+                     f"{self.step} with fresh Adam moments; data-dependent init is not run.")
+            return self.step
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             self.restored_from = latest
@@ -251,9 +293,34 @@ class Trainer:
             value = self.strategy.experimental_local_results(mean)[0]
             var.assign(tf.cast(value, var.dtype))
 
+    def _check_finite_state(self):
+        """Raises TrainingError if a weight or an Adam slot is not finite, so a poisoned
+        update (finite loss and gradients, overflowing step) is never saved."""
+        variables = list(self.model.variables) + [
+            v for v in self.optimizer.variables() if v.dtype.is_floating]
+        bad = [v.name for v in variables
+               if v.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(v)))]
+        if bad:
+            raise TrainingError(
+                f"Non-finite weights after step {self.step} ({len(bad)} variables, e.g. "
+                f"{bad[0]}). Stopped without saving; the last good checkpoint is "
+                f"{self.manager.latest_checkpoint or 'none'}.")
+
     def save(self):
-        """Writes a checkpoint at the current step (every task must call it)."""
-        path = self.manager.save(checkpoint_number=self.step)
+        """Writes a checkpoint at the current step (every task must call it), after
+        checking that the state is finite.
+
+        Raises:
+          TrainingError: non-finite state, or the checkpoint could not be written (no
+            permission, disk full); the message names the file and what to do.
+        """
+        self._check_finite_state()
+        target = os.path.join(self.manager.directory,
+                              f"{run_dir.CHECKPOINT_NAME}-{self.step}")
+        try:
+            path = self.manager.save(checkpoint_number=self.step)
+        except WRITE_ERRORS as e:
+            raise write_error(target, e, self.manager.latest_checkpoint) from None
         if not self.is_chief:
             tf.io.gfile.rmtree(os.path.dirname(path))
             return None
@@ -334,8 +401,10 @@ class Trainer:
                  f"batch {self.global_batch} on {self.num_replicas} replica(s), "
                  f"{frames_per_clip} frames per clip.")
         last_saved = start if self.restored_from else None
+        self.elapsed_seconds()                      # reads the clock of earlier processes
         window_start, window_step = time.perf_counter(), start
         run_start = window_start
+        self._clock_start = run_start
         bpp = None
         interval_sum, interval_count = 0.0, 0
         try:
@@ -352,6 +421,7 @@ class Trainer:
                 bpp = loss
                 interval_sum, interval_count = interval_sum + loss, interval_count + 1
                 done = self.step
+                self._write_step_bpp(done, bpp)
                 if done % cfg.log_every_steps == 0 or done == train_steps:
                     now = time.perf_counter()
                     rate = (done - window_step) / max(now - window_start, 1e-9)
@@ -387,24 +457,40 @@ class Trainer:
                 os.path.join(self.config.output_dir, name))
         return self._writers[name]
 
+    def _write_step_bpp(self, step, bpp):
+        """TensorBoard `train/bpp_per_step`: every step's single-batch bpp."""
+        if self.is_chief:
+            with self._writer("train").as_default(step=step):
+                tf.summary.scalar("bpp_per_step", bpp)
+
     def _write_train_log(self, step, bpp, lr, grad_norm, steps_per_sec, bpp_mean):
+        """TensorBoard `train/`: `bpp` is the mean over the steps since the last log
+        point (a smooth curve; every step's value is `bpp_per_step`), `bpp_vs_seconds`
+        the same mean with the run's wall-clock seconds as its x axis; and one
+        `train_log.jsonl` line."""
         if not self.is_chief:
             return
+        elapsed = self.elapsed_seconds()
         with self._writer("train").as_default(step=step):
-            tf.summary.scalar("bpp", bpp)
-            tf.summary.scalar("bpp_interval_mean", bpp_mean)
+            tf.summary.scalar("bpp", bpp_mean)
             tf.summary.scalar("learning_rate", lr)
             tf.summary.scalar("grad_norm", grad_norm)
             tf.summary.scalar("steps_per_sec", steps_per_sec)
+            tf.summary.scalar("elapsed_hours", elapsed / 3600.0)
+        with self._writer("train").as_default(step=int(elapsed)):
+            tf.summary.scalar("bpp_vs_seconds", bpp_mean)
         self._append_log({"step": step, "bpp": bpp, "bpp_interval_mean": bpp_mean,
                           "learning_rate": lr, "grad_norm": grad_norm,
-                          "wall_time": time.time()})
+                          "wall_time": time.time(), "elapsed_seconds": elapsed})
 
     def _append_log(self, record):
         """One JSON line in OUTPUT_DIR/train_log.jsonl (training points and evals)."""
-        with tf.io.gfile.GFile(os.path.join(self.config.output_dir, "train_log.jsonl"),
-                               "a") as f:
-            f.write(json.dumps(record) + "\n")
+        path = os.path.join(self.config.output_dir, "train_log.jsonl")
+        try:
+            with tf.io.gfile.GFile(path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except WRITE_ERRORS as e:
+            raise write_error(path, e, self.manager.latest_checkpoint) from None
 
     # -- evaluation --------------------------------------------------------------------
     def _eval_bpp(self, video, noise):
@@ -446,11 +532,18 @@ class Trainer:
         self.log(f"eval step {step}: dev bpp {result['bpp']:.4f} over {clips} clips "
                  f"(per target frame: {', '.join(f'{v:.3f}' for v in per_frame)})")
         if self.is_chief:
+            elapsed = self.elapsed_seconds()
             self._append_log({"step": step, "eval_bpp": result["bpp"],
                               "eval_bpp_per_frame": result["bpp_per_frame"],
-                              "eval_clips": clips, "wall_time": time.time()})
+                              "eval_clips": clips, "wall_time": time.time(),
+                              "elapsed_seconds": elapsed})
+            with self._writer("eval").as_default(step=int(elapsed)):
+                tf.summary.scalar("bpp_vs_seconds", result["bpp"])
             with self._writer("eval").as_default(step=step):
                 tf.summary.scalar("bpp", result["bpp"])
+                for i, value in enumerate(result["bpp_per_frame"]):
+                    # Frame numbers count from the first scored frame (target 1).
+                    tf.summary.scalar(f"bpp_target_frame_{i + 1:02d}", value)
                 if self.config.eval_sample_clips > 0:
                     tf.summary.image("context_truth_sample", self._sample_summary(first),
                                      max_outputs=_MAX_SUMMARY_CLIPS)
@@ -485,6 +578,12 @@ class Trainer:
         path = run_dir.resolve_checkpoint(self.config.output_dir, checkpoint_path)
         tf.train.Checkpoint(model=self.model).read(path).expect_partial()
         return run_dir.checkpoint_step(path)
+
+
+def _has_optimizer_state(checkpoint_path):
+    """Whether a checkpoint holds the trainer's optimizer (not a model-only import)."""
+    return any(name.startswith("optimizer/")
+               for name, _ in tf.train.list_variables(checkpoint_path))
 
 
 def train_log(output_dir):

@@ -59,3 +59,34 @@ def fake_bair_raw(tmp_path):
     root = tmp_path / "bair_raw"
     ids = write_fake_bair(str(root))
     return str(root), ids
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+    """The `stochastic_shapes_tiny` shards, generated once per test session and shared
+    (read-only) by every test that needs them; tests that damage data copy them."""
+    from t2t_videoflow.datagen import generate_data
+    path = str(tmp_path_factory.mktemp("tiny_data"))
+    generate_data("stochastic_shapes_tiny", path, log=lambda _: None)
+    return path
+
+
+# Slow tests in modules owned elsewhere (marked here so those files need no edit); the
+# test below fails if a name goes stale. Tests in other modules carry
+# `@pytest.mark.slow` themselves.
+SLOW_ELSEWHERE = (
+    "tests/test_model.py::test_paper_config_one_loss_and_gradient_on_cpu",
+    "tests/test_model_xla.py::test_xla_bits_per_pixel_and_sampling_match_eager",
+    "tests/test_multiscale_flow.py::test_paper_size_shapes_and_invertibility",
+    "tests/test_multiscale_flow.py::test_tf_function_and_xla_match_eager[True]",
+    "tests/test_recompute.py::test_mirrored_strategy_two_replicas",
+    "tests/test_recompute.py::test_flow_gradients_under_xla",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Adds the `slow` marker to the tests named in `SLOW_ELSEWHERE` (a name without
+    `[params]` marks every parametrisation)."""
+    for item in items:
+        if item.nodeid in SLOW_ELSEWHERE or item.nodeid.split("[")[0] in SLOW_ELSEWHERE:
+            item.add_marker(pytest.mark.slow)

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from t2t_videoflow import datagen, decoder, media, registry, run_dir
+from t2t_videoflow import decoder, media, registry, run_dir
 
 from inference_testing import (FRAME_SHAPE, PROBLEM, make_run_dir, random_clips,
                                run_cli)
@@ -19,12 +19,11 @@ H, W, _ = FRAME_SHAPE
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, tiny_data_dir):
     output_dir = str(tmp_path_factory.mktemp("run"))
-    data_dir = str(tmp_path_factory.mktemp("data"))
     model, hparams = make_run_dir(output_dir, steps=(3, 7))
-    datagen.generate_data(PROBLEM, data_dir, log=lambda _: None)
-    return dict(output_dir=output_dir, data_dir=data_dir, model=model, hparams=hparams)
+    return dict(output_dir=output_dir, data_dir=tiny_data_dir, model=model,
+                hparams=hparams)
 
 
 def _gif_frames(path):
@@ -86,6 +85,7 @@ def test_decode_dev_clips_writes_gifs_grid_and_model_samples(run, tmp_path, caps
                                           samples[j, k])
 
 
+@pytest.mark.slow
 def test_decode_user_frames_long_run_xla(run, tmp_path):
     """100 frames from a PNG folder, XLA-compiled: one GIF of 3 + 100 frames, a grid
     without ground truth, and the same frames as the model's sampler."""

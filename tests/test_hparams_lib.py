@@ -59,6 +59,8 @@ def test_parse_overrides():
     ("depth=", r"'depth' has an empty value"),
     ("depth=1,depth=2", r"'depth' is given more than once"),
     ("1x=3", r"bad name '1x'"),
+    ("depth=1,,latent_skip=true", r"empty element between commas"),
+    ("depth=1,", r"empty element between commas"),
 ])
 def test_parse_errors_name_the_key(text, pattern):
     hp = _hp()
@@ -108,3 +110,64 @@ def test_add_hparam_rules():
     with pytest.raises(HParamsError, match=r"Unknown hparam 'x'"):
         hp.override_from_dict({"depth": 2, "x": 1})
     assert hp.depth == 24
+
+
+# -- validation of resolved sets ---------------------------------------------------------
+
+def _resolve(overrides, set_name="videoflow_tiny"):
+    from t2t_videoflow import registry
+    return registry.create_hparams(set_name, overrides)
+
+
+@pytest.mark.parametrize("override,pattern", [
+    ("temperature=-1", r"'temperature'=-1\.0 .*must be >= 0\.0"),
+    ("temperature=inf", r"'temperature'=inf .*must be finite"),
+    ("depth=0", r"'depth'=0 .*must be >= 1"),
+    ("batch_size=-2", r"'batch_size'=-2 .*must be >= 1"),
+    ("coupling_dropout=1.0", r"'coupling_dropout'=1\.0 .*must be >= 0\.0 and < 1\.0"),
+    ("optimizer_adam_epsilon=0", r"'optimizer_adam_epsilon'=0\.0 .*must be > 0\.0"),
+    ("coupling=volume", r"'coupling'='volume' .*must be one of affine, additive"),
+    ("learning_rate_schedule=cosine", r"'learning_rate_schedule'='cosine'"),
+    ("num_train_frames=0", r"'num_train_frames'=0 .*-1 \(the whole clip\) or >= 1"),
+    ("latent_dilation_rates=[1,0]", r"'latent_dilation_rates'=\[1, 0\]"),
+    ("weight_decay=1e-6", r"'weight_decay'=1e-06 .*not used by this port; only T2T's "
+                          r"default 0\.0 is accepted"),
+    ("optimizer=sgd", r"'optimizer'='sgd' .*only T2T's default 'adam'"),
+    ("initializer=glorot", r"'initializer'='glorot'"),
+    ("initializer_gain=1.0", r"'initializer_gain'=1\.0"),
+    ("n_bits_x=5", r"'n_bits_x'=5 .*only T2T's default 8"),
+    ("learning_rate_decay_scheme=noam", r"'learning_rate_decay_scheme'='noam'"),
+    ("model_input=true", r"'model_input'=True"),
+])
+def test_resolved_hparams_are_validated(override, pattern):
+    with pytest.raises(HParamsError, match=pattern):
+        _resolve(override)
+
+
+def test_unused_hparams_at_t2t_default_and_every_set_pass():
+    from t2t_videoflow import registry
+    from t2t_videoflow.hparams_lib import UNUSED_AT_T2T_DEFAULT, validate
+    _resolve("weight_decay=0.0,optimizer=adam,n_bits_x=8,initializer_gain=1.5")
+    built_in = [name for name in registry.list_hparams()       # not the tests' own sets
+                if registry._HPARAMS[name].__module__.startswith("t2t_videoflow.hparams")]
+    assert "videoflow_bpp" in built_in and "videoflow_shapes_cpu_demo" in built_in
+    for name in built_in:
+        validate(registry.hparams(name), name)
+    base = registry.hparams("next_frame_glow_hparams")
+    assert {k: base.get(k) for k in UNUSED_AT_T2T_DEFAULT} == UNUSED_AT_T2T_DEFAULT
+
+
+def test_choice_tables_match_the_model():
+    from t2t_videoflow import model, schedules
+    from t2t_videoflow.flow import coupling
+    from t2t_videoflow.hparams_lib import CHOICES
+    from t2t_videoflow.layers import coupling_network
+    from t2t_videoflow.prior import latent_prior, latent_to_dist, pointwise
+    assert set(CHOICES["coupling"]) == set(coupling.COUPLINGS)
+    assert set(CHOICES["activation"]) == set(coupling_network.ACTIVATIONS)
+    assert set(CHOICES["top_prior"]) == set(model.TOP_PRIORS)
+    assert set(CHOICES["gen_mode"]) == set(model.GEN_MODES)
+    assert set(CHOICES["level_scale"]) == set(pointwise.LEVEL_SCALES)
+    assert set(CHOICES["latent_dist_encoder"]) == set(latent_prior.ENCODERS)
+    assert set(CHOICES["latent_architecture"]) == set(latent_to_dist.ARCHITECTURES)
+    assert set(CHOICES["learning_rate_schedule"]) == set(schedules.SCHEDULES)

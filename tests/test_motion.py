@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from t2t_videoflow import datagen, motion, motion_main
+from t2t_videoflow import motion, motion_main
 from t2t_videoflow.problems.stochastic_shapes import (COLOURS, DIRECTIONS, PX_PER_UNIT_64,
                                                       SHAPES, render_video)
 
@@ -314,10 +314,9 @@ def test_empty_histogram_uniformity():
 
 # -- the CLI --------------------------------------------------------------------------
 
-def test_motion_cli_on_a_tiny_run(tmp_path, capsys):
-    output_dir, data_dir = str(tmp_path / "run"), str(tmp_path / "data")
+def test_motion_cli_on_a_tiny_run(tmp_path, capsys, tiny_data_dir):
+    output_dir, data_dir = str(tmp_path / "run"), tiny_data_dir
     make_run_dir(output_dir)
-    datagen.generate_data(PROBLEM, data_dir, log=lambda _: None)
     results_file = str(tmp_path / "out" / "motion.json")
     code = run_cli(motion_main, [f"--output_dir={output_dir}", f"--data_dir={data_dir}",
                                  "--num_clips=3", "--num_samples=2", "--batch=2",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_videoflow import run_dir, t2t_import
+from t2t_videoflow import run_dir, t2t_import, t2t_import_lib
 from t2t_videoflow.model import T2T_BODY_SCOPE
 from t2t_videoflow.run_dir import RunDirError
 
@@ -30,7 +30,7 @@ def t2t_run(tmp_path_factory):
 def test_import_writes_a_run_the_port_restores_with_t2t_numbers(t2t_run, tmp_path):
     model, _, source = t2t_run
     out = str(tmp_path / "run")
-    path = t2t_import.import_t2t_checkpoint(
+    path = t2t_import_lib.import_t2t_checkpoint(
         os.path.dirname(source), PROBLEM, HPARAMS_SET, out, import_global_step=True,
         log=lambda m: None)
     assert run_dir.checkpoint_step(path) == 1234
@@ -55,11 +55,11 @@ def test_import_writes_a_run_the_port_restores_with_t2t_numbers(t2t_run, tmp_pat
 def test_import_step_defaults_to_zero_and_never_overwrites_a_run(t2t_run, tmp_path):
     _, _, source = t2t_run
     out = str(tmp_path / "run")
-    path = t2t_import.import_t2t_checkpoint(source, PROBLEM, HPARAMS_SET, out,
+    path = t2t_import_lib.import_t2t_checkpoint(source, PROBLEM, HPARAMS_SET, out,
                                             log=lambda m: None)
     assert run_dir.checkpoint_step(path) == 0
     with pytest.raises(RunDirError, match="already holds a run"):
-        t2t_import.import_t2t_checkpoint(source, PROBLEM, HPARAMS_SET, out,
+        t2t_import_lib.import_t2t_checkpoint(source, PROBLEM, HPARAMS_SET, out,
                                          log=lambda m: None)
 
 
@@ -69,7 +69,7 @@ def test_a_checkpoint_of_another_model_writes_nothing(t2t_run, tmp_path):
     _, _, source = t2t_run
     out = str(tmp_path / "run")
     with pytest.raises(ValueError, match="Shape mismatch for " + T2T_BODY_SCOPE):
-        t2t_import.import_t2t_checkpoint(source, PROBLEM, HPARAMS_SET, out,
+        t2t_import_lib.import_t2t_checkpoint(source, PROBLEM, HPARAMS_SET, out,
                                          overrides="coupling_width=24", log=lambda m: None)
     assert not tf.io.gfile.exists(out) or not tf.io.gfile.listdir(out)
 
@@ -92,3 +92,36 @@ def test_cli_errors_are_one_line(t2t_run, tmp_path, capsys):
     assert run_cli(t2t_import, [f"--t2t_checkpoint={source}", f"--output_dir={tmp_path / 'd'}",
                                 f"--problem={PROBLEM}", f"--hparams_set={HPARAMS_SET}"]) == 0
     assert "Imported" in capsys.readouterr().out
+
+
+def test_the_trainer_fine_tunes_an_imported_run(t2t_run, tiny_data_dir, tmp_path):
+    """The trainer takes the import's model-only checkpoint: imported weights, fresh
+    Adam moments from the imported step, no data-dependent init; then it checkpoints
+    as usual (with optimizer state) and resumes from its own checkpoints."""
+    from t2t_videoflow import registry, trainer_lib
+    model, _, source = t2t_run
+    out = str(tmp_path / "run")
+    t2t_import_lib.import_t2t_checkpoint(source, PROBLEM, HPARAMS_SET, out,
+                                         import_global_step=True, log=lambda m: None)
+    hparams = registry.create_hparams(HPARAMS_SET, "", PROBLEM)
+    hparams.train_steps = 1236
+    config = trainer_lib.TrainConfig(output_dir=out, data_dir=tiny_data_dir,
+                                     train_steps=1236, eval_steps=1,
+                                     save_checkpoints_steps=1, log_every_steps=1)
+    logs = []
+    trainer = trainer_lib.Trainer(registry.problem(PROBLEM), hparams, config,
+                                  log=logs.append)
+
+    def no_ddi(*args, **kwargs):
+        raise AssertionError("data-dependent init ran over the imported weights")
+    trainer.model.data_init = no_ddi
+    assert trainer.restore_or_initialize() == 1234
+    assert any("Fine-tuning the model-only checkpoint" in line for line in logs)
+    for name, var in model.t2t_variables().items():
+        np.testing.assert_array_equal(trainer.model.t2t_variables()[name].numpy(),
+                                      var.numpy(), err_msg=name)
+    trainer.train()
+    assert trainer.step == 1236
+    latest = run_dir.latest_checkpoint(out)
+    assert run_dir.checkpoint_step(latest) == 1236
+    assert any(n.startswith("optimizer/") for n, _ in tf.train.list_variables(latest))

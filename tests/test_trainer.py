@@ -12,17 +12,15 @@ import pytest
 import tensorflow as tf
 
 from t2t_videoflow import registry, run_dir, trainer_lib
-from t2t_videoflow.datagen import generate_data
 from t2t_videoflow.schedules import T2TSchedule, learning_rate_at
 
 PROBLEM = "stochastic_shapes_tiny"
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("tiny_data"))
-    generate_data(PROBLEM, path, log=lambda _: None)
-    return path
+@pytest.fixture
+def data_dir(tiny_data_dir):
+    """The session's shared tiny shards (conftest); read only."""
+    return tiny_data_dir
 
 
 def make_trainer(data_dir, output_dir, train_steps=4, overrides="", **config):
@@ -102,11 +100,50 @@ def test_train_evaluate_checkpoints_and_tensorboard(data_dir, tmp_path):
                     found.setdefault(value.tag, []).append(event.step)
         return found
     train_tags = tags("train")
-    assert {"bpp", "learning_rate", "grad_norm", "steps_per_sec"} <= set(train_tags)
+    assert {"bpp", "bpp_per_step", "learning_rate", "grad_norm", "steps_per_sec",
+            "elapsed_hours", "bpp_vs_seconds"} <= set(train_tags)
     assert train_tags["bpp"] == [1, 2, 3, 4]
     eval_tags = tags("eval")
     assert eval_tags["bpp"] == [4, 4]
-    assert "context_truth_sample" in eval_tags
+    # One scalar per scored target frame, and the sample strip, at each evaluation.
+    assert eval_tags["bpp_target_frame_01"] == eval_tags["bpp_target_frame_02"] == [4, 4]
+    assert eval_tags["context_truth_sample"] == [4, 4]
+    assert len(eval_tags["bpp_vs_seconds"]) == 2
+
+
+def _scalars(directory, tag):
+    """{step: value} of a scalar tag in the event files under `directory`."""
+    values = {}
+    for path in sorted(glob.glob(os.path.join(str(directory), "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    values[event.step] = float(tf.make_ndarray(value.tensor))
+    return values
+
+
+def test_tensorboard_train_bpp_is_the_interval_mean_and_clock_resumes(data_dir, tmp_path):
+    trainer = make_trainer(data_dir, tmp_path, train_steps=4, log_every_steps=2,
+                           save_checkpoints_steps=4)
+    trainer.restore_or_initialize()
+    trainer.train()
+    per_step = _scalars(tmp_path / "train", "bpp_per_step")
+    mean = _scalars(tmp_path / "train", "bpp")
+    assert sorted(per_step) == [1, 2, 3, 4] and sorted(mean) == [2, 4]
+    assert mean[2] == pytest.approx((per_step[1] + per_step[2]) / 2, rel=1e-6)
+    assert mean[4] == pytest.approx((per_step[3] + per_step[4]) / 2, rel=1e-6)
+    assert per_step[1] != per_step[2]          # the mean is not one step's value
+    first_clock = trainer_lib.train_log(str(tmp_path))[4]["elapsed_seconds"]
+    assert first_clock > 0
+    del trainer
+    # A second process continues the run's clock instead of restarting it at 0.
+    resumed = make_trainer(data_dir, tmp_path, train_steps=6, log_every_steps=2)
+    resumed.restore_or_initialize()
+    resumed.train()
+    records = trainer_lib.train_log(str(tmp_path))
+    assert records[6]["elapsed_seconds"] > first_clock
+    hours = _scalars(tmp_path / "train", "elapsed_hours")
+    assert hours[6] == pytest.approx(records[6]["elapsed_seconds"] / 3600, rel=1e-5)
 
 
 def test_sample_grid_layout():
@@ -177,6 +214,7 @@ def test_pretrain_steps_switch_conditioning_off_then_on(data_dir, tmp_path):
     assert sorted(trainer._train_steps) == [False, True]  # pylint: disable=protected-access
 
 
+@pytest.mark.slow
 def test_xla_gives_the_same_losses(data_dir, tmp_path):
     plain = make_trainer(data_dir, tmp_path / "plain", train_steps=2)
     plain.restore_or_initialize()

@@ -11,17 +11,15 @@ import sys
 import pytest
 
 from t2t_videoflow import trainer, trainer_lib
-from t2t_videoflow.datagen import generate_data
 
 PROBLEM = "stochastic_shapes_tiny"
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("tiny_data"))
-    generate_data(PROBLEM, path, log=lambda _: None)
-    return path
+@pytest.fixture
+def data_dir(tiny_data_dir):
+    """The session's shared tiny shards (conftest); read only."""
+    return tiny_data_dir
 
 
 def command(data_dir, output_dir, *extra):
@@ -43,6 +41,7 @@ def losses(output_dir):
             if "bpp" in r}
 
 
+@pytest.mark.slow
 def test_cli_trains_evaluates_and_resumes_exactly_after_sigkill(data_dir, tmp_path):
     flags = ("--train_steps=5", "--save_checkpoints_steps=2", "--schedule=train")
     straight = tmp_path / "straight"
@@ -75,6 +74,7 @@ def test_cli_trains_evaluates_and_resumes_exactly_after_sigkill(data_dir, tmp_pa
     assert json.loads((killed / "run.json").read_text())["problem"] == PROBLEM
 
 
+@pytest.mark.slow
 def test_mirrored_two_cpus_matches_one_device(data_dir, tmp_path):
     flags = ("--train_steps=3", "--schedule=train", "--hparams=batch_size=4")
     one = run(command(data_dir, tmp_path / "one", "--strategy=one_device", *flags))
@@ -99,6 +99,7 @@ def _free_ports(n):
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_on_loopback(data_dir, tmp_path):
     workers = [f"localhost:{p}" for p in _free_ports(2)]
     procs = []
@@ -146,6 +147,12 @@ def run_main_in_process(argv, capsys):
     ([f"--problem={PROBLEM}", "--hparams_set=videoflow_tiny", "--hparams=depth=two"],
      "depth"),
     ([f"--problem={PROBLEM}", "--hparams_set=videoflow_bpp"], "64x64"),
+    ([f"--problem={PROBLEM}", "--hparams_set=videoflow_tiny", "--hparams=temperature=-1"],
+     "'temperature'=-1.0 (hparams set 'videoflow_tiny') must be >= 0.0"),
+    ([f"--problem={PROBLEM}", "--hparams_set=videoflow_tiny",
+      "--hparams=depth=1,,coupling=affine"], "empty element between commas"),
+    ([f"--problem={PROBLEM}", "--hparams_set=videoflow_tiny", "--hparams=weight_decay=1e-6"],
+     "'weight_decay'=1e-06 (hparams set 'videoflow_tiny') is not used by this port"),
 ])
 def test_bad_names_and_overrides_give_one_line_errors(argv, message, tmp_path, capsys):
     code, err = run_main_in_process(
@@ -154,6 +161,7 @@ def test_bad_names_and_overrides_give_one_line_errors(argv, message, tmp_path, c
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("t2t-videoflow-trainer: error: ")
     assert message in lines[0]
+    assert not (tmp_path / "out").exists()      # refused before anything is written
 
 
 def test_missing_data_dir_is_a_one_line_error(tmp_path, capsys):
@@ -181,3 +189,13 @@ def test_output_dir_trained_with_other_hparams_is_an_error(data_dir, tmp_path, c
                      PROBLEM, "videoflow_tiny")
     code, err = run_main_in_process([*argv, "--train_steps=99"], capsys)
     assert code == 1 and "No checkpoint in" in err
+
+
+def test_default_eval_frequency_gives_the_demo_an_eval_curve():
+    from t2t_videoflow import registry
+    assert trainer.default_eval_frequency(250000) == 1000      # T2T's default
+    assert trainer.default_eval_frequency(8000) == 1000
+    assert trainer.default_eval_frequency(2) == 1
+    demo_steps = registry.hparams("videoflow_shapes_cpu_demo").train_steps
+    every = trainer.default_eval_frequency(demo_steps)
+    assert (demo_steps, every) == (1000, 200)                 # evals at 200 ... 1000

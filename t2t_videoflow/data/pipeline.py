@@ -36,8 +36,8 @@ Elements are dicts of uint8 tensors:
 import numpy as np
 import tensorflow as tf
 
-from t2t_videoflow.data.records import (DataError, iterate_records, parse_frame_record,
-                                        png_shape, scan_tfrecord)
+from t2t_videoflow.data.records import (REGENERATE, DataError, iterate_records,
+                                        parse_frame_record, png_shape, scan_tfrecord)
 
 MODES = ("train", "eval", "predict")
 
@@ -51,15 +51,16 @@ def check_files(files, frame_shape, verify="framing", what=""):
       verify: "none"; "framing" (default: every file non-empty and not truncated, and
         its first record a frame of the right size; ~60k records/s, so ~20 s for all of
         BAIR's 1.3M train records, 1 s for shapes); or "full" (also reads every record,
-        checking checksums and every frame's size). Corrupt payload bytes are otherwise
-        only found while reading, as TF's DataLossError.
+        checking checksums and every frame's size); or "decode" (also decodes every
+        PNG: what `find_bad_record` runs after a read error). Corrupt payload bytes are
+        otherwise only found while reading, as TF's DataLossError.
       what: text naming the expectation in error messages (problem / hparams set).
 
     Raises:
       DataError naming the file.
     """
-    if verify not in ("none", "framing", "full"):
-        raise ValueError(f"verify must be none, framing or full, got {verify!r}.")
+    if verify not in ("none", "framing", "full", "decode"):
+        raise ValueError(f"verify must be none, framing, full or decode, got {verify!r}.")
     if verify == "none":
         return
     expected = tuple(int(d) for d in frame_shape)
@@ -76,8 +77,31 @@ def check_files(files, frame_shape, verify="framing", what=""):
                     f"{path}: frame {i} is {shape[0]}x{shape[1]}x{shape[2]} but "
                     f"{what or 'the problem'} expects {expected[0]}x{expected[1]}x"
                     f"{expected[2]} frames.")
-            if verify != "full":
+            if verify == "decode":
+                try:
+                    tf.io.decode_png(data, channels=expected[2])
+                except tf.errors.InvalidArgumentError as e:
+                    raise DataError(
+                        f"{path}: record {i} holds a corrupt PNG "
+                        f"({e.message.strip().splitlines()[0]}); {REGENERATE}") from None
+            elif verify != "full":
                 break
+
+
+def find_bad_record(files, frame_shape):
+    """Reads every record of `files` and decodes every PNG, to name the cause of a
+    read error that TF reported without a file name.
+
+    Returns:
+      A DataError naming the first bad file and record (checksum mismatch, truncated
+      file, not a frame record, an undecodable PNG, a wrong frame size) and what to
+      do, or None when every record reads and decodes.
+    """
+    try:
+        check_files(files, frame_shape, verify="decode")
+    except DataError as e:
+        return e
+    return None
 
 
 def _parse_frame(serialized):

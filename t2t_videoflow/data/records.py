@@ -30,6 +30,11 @@ class DataError(ValueError):
     """Bad or missing data; the message names the file or the mismatch."""
 
 
+# What to do about a corrupt shard (the end of the messages that name one).
+REGENERATE = ("delete that shard and rerun t2t-videoflow-datagen with the same --problem "
+              "and --data_dir (complete shards are kept), or restore it from a copy.")
+
+
 # ----------------------------------------------------------------------------- PNG
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOR_TYPE = {1: 0, 3: 2, 4: 6}
@@ -182,7 +187,7 @@ def iterate_records(path):
             index += 1
     except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
         raise DataError(f"{path}: corrupt or truncated record after {index} good records "
-                        f"({e.message.splitlines()[0]}).") from None
+                        f"({e.message.splitlines()[0]}); {REGENERATE}") from None
 
 
 # ----------------------------------------------------------------------------- writing

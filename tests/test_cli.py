@@ -1,0 +1,148 @@
+"""The CLIs' shared front end: fast flag checks before TensorFlow, --help, quiet start-up."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from t2t_videoflow import cli, datagen, decoder, exporter, motion_main, t2t_import, trainer
+
+BIN = os.path.dirname(sys.executable)
+TOOLS = {"trainer": trainer, "datagen": datagen, "decoder": decoder,
+         "exporter": exporter, "motion": motion_main, "import": t2t_import}
+# The environment without TF_CPP_MIN_LOG_LEVEL (which would switch the quieting off).
+QUIET_ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+def console(tool, *args, env=None):
+    began = time.perf_counter()
+    result = subprocess.run([os.path.join(BIN, f"t2t-videoflow-{tool}"), *args],
+                            capture_output=True, text=True, timeout=120,
+                            env=env or QUIET_ENV)
+    return result, time.perf_counter() - began
+
+
+def test_tool_modules_do_not_import_tensorflow():
+    code = ("import sys; import t2t_videoflow.trainer, t2t_videoflow.datagen, "
+            "t2t_videoflow.decoder, t2t_videoflow.exporter, t2t_videoflow.motion_main, "
+            "t2t_videoflow.t2t_import; "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("tool,args,message", [
+    ("trainer", ["--data_dir=D"], "--output_dir is required."),
+    ("trainer", ["--data_dir=D", "--output_dir={tmp}/run", "--train_steps=-5"],
+     "--train_steps must be >= 1; got -5."),
+    ("datagen", ["--data_dir=D"], "--problem is required."),
+    ("import", ["--problem=P", "--hparams_set=S", "--output_dir=O"],
+     "--t2t_checkpoint is required."),
+    ("decoder", ["--output_dir={tmp}/run", "--num_samples=0"],
+     "--num_samples must be >= 1; got 0."),
+    ("exporter", [], "--output_dir is required."),
+    ("motion", ["--output_dir={tmp}/run", "--data_dir=D", "--batch=-1"],
+     "--batch must be >= 1; got -1."),
+    ("trainer", ["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
+    # Hparams sets load without TensorFlow: a bad override fails as fast.
+    ("trainer", ["--data_dir=D", "--output_dir={tmp}/run", "--hparams_set=videoflow_tiny",
+                 "--hparams=temperature=-1"],
+     "Hparam 'temperature'=-1.0 (hparams set 'videoflow_tiny') must be >= 0.0."),
+    ("trainer", ["--data_dir=D", "--output_dir={tmp}/run", "--hparams_set=videoflow_tiny",
+                 "--hparams=depth=1,,coupling=affine"],
+     "Malformed hparams string 'depth=1,,coupling=affine': empty element between commas."),
+])
+def test_bad_flags_fail_in_about_a_second(tool, args, message, tmp_path):
+    result, seconds = console(tool, *[a.format(tmp=tmp_path) for a in args])
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"t2t-videoflow-{tool}: error: {message}"]
+    assert seconds < 3.0, seconds            # importing TensorFlow alone takes ~5 s
+    assert not os.listdir(tmp_path)          # nothing written
+
+
+def _in_process(module, argv, capsys):
+    cli.FLAGS.unparse_flags()
+    try:
+        cli.FLAGS(["prog", *argv])
+        code = module.main(["prog"])
+    finally:
+        cli.FLAGS.unparse_flags()
+    return code, capsys.readouterr().err.strip()
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("train_steps", 0, "--train_steps must be >= 1; got 0."),
+    ("eval_steps", 0, "--eval_steps must be -1 or >= 1; got 0."),
+    ("eval_steps", -2, "--eval_steps must be -1 or >= 1; got -2."),
+    ("save_checkpoints_steps", 0, "--save_checkpoints_steps must be >= 1; got 0."),
+    ("log_every_steps", -1, "--log_every_steps must be >= 1; got -1."),
+    ("keep_checkpoint_max", 0, "--keep_checkpoint_max must be >= 1; got 0."),
+    ("local_eval_frequency", 0, "--local_eval_frequency must be >= 1; got 0."),
+    ("num_cpu_devices", 0, "--num_cpu_devices must be >= 1; got 0."),
+    ("eval_sample_clips", -1, "--eval_sample_clips must be >= 0; got -1."),
+    ("random_seed", -3, "--random_seed must be >= 0; got -3."),
+    ("random_seed", 2**31, f"--random_seed must be <= {2**31 - 1}; got {2**31}."),
+    ("eval_timeout_secs", 0, "--eval_timeout_secs must be >= 1; got 0."),
+])
+def test_trainer_refuses_out_of_range_flags_before_writing(flag, value, message, tmp_path,
+                                                           capsys):
+    out = tmp_path / "run"
+    code, err = _in_process(trainer, [f"--data_dir={tmp_path}/data", f"--output_dir={out}",
+                                      "--problem=stochastic_shapes_tiny",
+                                      "--hparams_set=videoflow_tiny", f"--{flag}={value}"],
+                            capsys)
+    assert code == 1
+    assert err == f"t2t-videoflow-trainer: error: {message}"
+    assert not out.exists()
+
+
+def test_eval_steps_minus_one_is_allowed():
+    cli.FLAGS.unparse_flags()
+    try:
+        cli.FLAGS(["prog", "--eval_steps=-1", "--data_dir=D", "--output_dir=O"])
+        trainer.TOOL.check_flags()           # no UsageError
+    finally:
+        cli.FLAGS.unparse_flags()
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_help_lists_the_tools_own_flags(tool):
+    result, _ = console(tool, "--help")
+    assert result.returncode == 0, result.stderr
+    module = TOOLS[tool]
+    for name in module.TOOL.flag_names:
+        assert f"  --{name}" in result.stdout, name
+    assert "Try --helpfull" not in result.stdout
+    assert result.stdout.startswith(module.__doc__.strip().splitlines()[0])
+
+
+def test_tool_defaults_win_over_another_tools_definition():
+    """--num_clips is defined first by the decoder (default 1); motion's own is 16."""
+    cli.FLAGS.unparse_flags()
+    try:
+        cli.FLAGS(["prog"])
+        assert decoder.TOOL.value("num_clips") == 1
+        assert motion_main.TOOL.value("num_clips") == 16
+        cli.FLAGS(["prog", "--num_clips=3"])
+        assert motion_main.TOOL.value("num_clips") == 3
+    finally:
+        cli.FLAGS.unparse_flags()
+
+
+def test_tensorflow_start_up_lines_are_quiet_unless_asked(tmp_path):
+    """The exporter imports TensorFlow (and probes CUDA) before failing on the missing
+    run: stderr is only the error line; --tf_cpp_log brings TF's own lines back."""
+    missing = str(tmp_path / "missing")
+    want = f"t2t-videoflow-exporter: error: "
+    quiet, _ = console("exporter", f"--output_dir={missing}")
+    assert quiet.returncode == 1
+    assert len(quiet.stderr.splitlines()) == 1 and quiet.stderr.startswith(want)
+    loud, _ = console("exporter", f"--output_dir={missing}", "--tf_cpp_log")
+    assert loud.returncode == 1 and want in loud.stderr
+    # On this project's machines (x86, no GPU) TF prints its oneDNN notice at import.
+    if "oneDNN" in loud.stderr or "cuda" in loud.stderr.lower():
+        assert len(loud.stderr.splitlines()) > 1
+    assert "oneDNN" not in quiet.stderr and "cuInit" not in quiet.stderr

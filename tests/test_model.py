@@ -125,33 +125,46 @@ def test_initial_prior_is_previous_latent_or_standard_normal(encoder, skip):
 # -- the loss by hand ------------------------------------------------------------------
 
 
+def _reference_objectives(model, x):
+    """`J_t` assembled by hand, frame by frame, from the flow's parts and the prior
+    layers themselves (an independent check of the engine's batched / looped
+    scoring): `-D ln 256 + sum of the flow levels' log-dets + ln p(z^0) + ln p(z^top)`."""
+    d = float(np.prod(model.frame_shape))
+    n, first = model.num_cond_latents, model.cond_first_frame
+    needed = n + int(first)
+    levels, tops, out = [], [], []
+    level_state = top_state = None
+    for t in range(x.shape[1]):
+        enc = model.flow.encode(x[:, t])
+        mu0, sigma0 = model.level_priors[0](enc.conditions[0])
+        if t < needed:
+            level_loc, level_scale = mu0, sigma0
+            top_loc, top_scale = model.marginal_top_prior(enc.top)
+        else:
+            past_levels = ([levels[0]] if first else []) + levels[-n:]
+            past_tops = ([tops[0]] if first else []) + tops[-n:]
+            level_loc, level_scale, level_state = model.level_cond_priors[0](
+                past_levels, mu0, sigma0=sigma0, state=level_state)
+            top_loc, top_scale, top_state = model.top_cond_prior(past_tops, state=top_state)
+        log_p = (tf.reduce_sum(tfd.Normal(level_loc, level_scale).log_prob(enc.latents[0]),
+                               axis=[1, 2, 3])
+                 + tf.reduce_sum(tfd.Normal(top_loc, top_scale).log_prob(enc.top),
+                                 axis=[1, 2, 3]))
+        out.append(-d * math.log(256.0) + tf.add_n(enc.level_log_dets) + log_p)
+        levels.append(enc.latents[0])
+        tops.append(enc.top)
+    return tf.stack(out, axis=1)
+
+
 def test_loss_equals_hand_assembled_objective():
     video = random_clips(frames=4, seed=5)
     noise = noise_like(video)
     model = perturbed_model(video)
     x = preprocess(video) + noise
     d = 8 * 8 * 3
-    n, num_context = model.num_cond_latents, 1
-    tops, levels, bpp = [], [], []
-    for t in range(video.shape[1]):
-        enc = model.flow.encode(x[:, t])
-        mu0, sigma0 = model.level_priors[0](enc.conditions[0])
-        if t < n:
-            level_loc, level_scale = mu0, sigma0
-            top_loc, top_scale = model.marginal_top_prior(enc.top)
-        else:
-            level_loc, level_scale, _ = model.level_cond_priors[0](levels[-n:], mu0)
-            top_loc, top_scale, _ = model.top_cond_prior(tops[-n:])
-        log_p = (tf.reduce_sum(tfd.Normal(level_loc, level_scale).log_prob(enc.latents[0]),
-                               axis=[1, 2, 3])
-                 + tf.reduce_sum(tfd.Normal(top_loc, top_scale).log_prob(enc.top),
-                                 axis=[1, 2, 3]))
-        log_det = tf.add_n(enc.level_log_dets)
-        objective = -d * math.log(256.0) + log_det + log_p
-        bpp.append(-objective / (d * math.log(2.0)))
-        tops.append(enc.top)
-        levels.append(enc.latents[0])
-    expected = tf.reduce_mean(tf.stack(bpp[num_context:], axis=1))
+    num_context = 1
+    bpp = -_reference_objectives(model, x) / (d * math.log(2.0))
+    expected = tf.reduce_mean(bpp[:, num_context:])
     loss = model.loss(video, num_context, noise=noise, training=False)
     np.testing.assert_allclose(loss, expected, rtol=1e-6)
     assert np.isfinite(float(loss)) and float(loss) > 0.0
@@ -502,36 +515,6 @@ def test_cond_first_frame_keeps_frame_zero_in_the_conditioning_set():
 
 
 # -- the one engine: any number of frames, graph and eager alike -----------------------
-
-
-def _reference_objectives(model, x):
-    """`J_t` assembled frame by frame from the flow and the prior layers themselves
-    (an independent check of the engine's batched / looped scoring)."""
-    d = float(np.prod(model.frame_shape))
-    n, first = model.num_cond_latents, model.cond_first_frame
-    needed = n + int(first)
-    levels, tops, out = [], [], []
-    level_state = top_state = None
-    for t in range(x.shape[1]):
-        enc = model.flow.encode(x[:, t])
-        mu0, sigma0 = model.level_priors[0](enc.conditions[0])
-        if t < needed:
-            level_loc, level_scale = mu0, sigma0
-            top_loc, top_scale = model.marginal_top_prior(enc.top)
-        else:
-            past_levels = ([levels[0]] if first else []) + levels[-n:]
-            past_tops = ([tops[0]] if first else []) + tops[-n:]
-            level_loc, level_scale, level_state = model.level_cond_priors[0](
-                past_levels, mu0, sigma0=sigma0, state=level_state)
-            top_loc, top_scale, top_state = model.top_cond_prior(past_tops, state=top_state)
-        log_p = (tf.reduce_sum(tfd.Normal(level_loc, level_scale).log_prob(enc.latents[0]),
-                               axis=[1, 2, 3])
-                 + tf.reduce_sum(tfd.Normal(top_loc, top_scale).log_prob(enc.top),
-                                 axis=[1, 2, 3]))
-        out.append(-d * math.log(256.0) + enc.log_det + log_p)
-        levels.append(enc.latents[0])
-        tops.append(enc.top)
-    return tf.stack(out, axis=1)
 
 
 ENGINE_CASES = {

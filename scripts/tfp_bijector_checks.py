@@ -115,6 +115,9 @@ SUBJECTS = {
     "FlowStep": (lambda: flowlib.FlowStep(4, coupling_width=8, seed=1), (4, 4, 4), False),
     "FlowLevel": (lambda: flowlib.FlowLevel(4, 2, coupling_width=8, seed=1), (4, 4, 4),
                   False),
+    "FlowChain": (lambda: flowlib.FlowChain([flowlib.Squeeze(),
+                                             flowlib.FlowStep(8, coupling_width=8, seed=1)]),
+                  (4, 4, 2), False),
     "MultiScaleFlow": (lambda: flowlib.MultiScaleFlow((8, 8, 2), 2, 1, coupling_width=8,
                                                       seed=1), (8, 8, 2), False),
 }

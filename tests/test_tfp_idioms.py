@@ -21,8 +21,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from t2t_videoflow.flow import (Actnorm, AdditiveCoupling, AffineCoupling, FlowLevel, FlowStep,
-                                InvertibleConv1x1, MultiScaleFlow, Squeeze)
+from t2t_videoflow.flow import (Actnorm, AdditiveCoupling, AffineCoupling, FlowChain, FlowLevel,
+                                FlowStep, InvertibleConv1x1, MultiScaleFlow, Squeeze)
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -35,6 +35,8 @@ SUBJECTS = {
     "additive_coupling": (lambda: AdditiveCoupling(4, 8), (4, 4, 4), False, True),
     "flow_step": (lambda: FlowStep(4, coupling_width=8, seed=1), (4, 4, 4), False, True),
     "flow_level": (lambda: FlowLevel(4, 2, coupling_width=8, seed=1), (4, 4, 4), False, True),
+    "flow_chain": (lambda: FlowChain([Squeeze(), FlowStep(8, coupling_width=8, seed=1)]),
+                   (4, 4, 2), False, True),
     "multiscale_flow": (lambda: MultiScaleFlow((8, 8, 2), 2, 1, coupling_width=8, seed=1),
                         (8, 8, 2), False, True),
 }
@@ -450,3 +452,21 @@ def test_chain_and_invert_compose():
     np.testing.assert_allclose(chain.forward_log_det_jacobian(x, 3), ldj, rtol=1e-6)
     np.testing.assert_allclose(tfb.Invert(chain).forward(tf.identity(y)), x, atol=2e-5)
     assert chain.forward_event_shape([8, 8, 1]) == [4, 4, 4]
+
+
+def test_flow_chain_recomputes_where_tfb_chain_serves_its_cache():
+    """README's caveat: tfb.Chain caches its own forward/inverse; FlowChain does not."""
+    step = build("flow_step")
+    ours, theirs = FlowChain([Squeeze(), step]), tfb.Chain([step, Squeeze()])
+    x = frames([2, 8, 8, 1], 21)
+    y_ours, y_theirs = ours.forward(x), theirs.forward(x)
+    np.testing.assert_allclose(y_ours, y_theirs, atol=1e-6)
+    perturb(step, 8)
+    want = ours.forward(tf.identity(x))
+    np.testing.assert_allclose(ours.forward(x), want, atol=1e-6)
+    assert theirs.forward(x) is y_theirs  # TFP's composition cache: stale while y lives
+    assert theirs.inverse(y_theirs) is x
+    np.testing.assert_allclose(ours.inverse(y_ours), ours.inverse(tf.identity(y_ours)),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="non-empty list of flow pieces"):
+        FlowChain([tfb.Exp()])

@@ -22,8 +22,12 @@ from t2t_videoflow.layers.conv import LOGSCALE_FACTOR, actnorm_statistics
 class Actnorm(FlowBijector):
     """Per-channel affine bijector with data-dependent initialisation.
 
+    Events `[H, W, C]`, any leading batch dimensions; the Jacobian is constant
+    (`is_constant_jacobian`), so `tfd.TransformedDistribution` over it has a mean.
+    Owns variables: no TFP cache, equal only to itself (`base.StatefulBijector`).
+
     Args:
-      channels: number of channels C of the `[B, H, W, C]` input.
+      channels: number of channels C of the `[*batch, H, W, C]` input.
       logscale_factor: effective log-scale = factor * stored value (T2T: 3).
       validate_args: TFP's flag.
       name: bijector name.

@@ -195,6 +195,10 @@ class FlowBijector(StatefulBijector):
         """No data-dependent parameters here: just the forward pass."""
         return self._forward_frames(x, False)[0]
 
+    def t2t_variables(self):
+        """T2T checkpoint names -> variables (none here)."""
+        return {}
+
     def _forward(self, x):
         return self.forward_and_log_det(x)[0]
 
@@ -244,3 +248,56 @@ class SequentialFlow(FlowBijector):
         return {self.t2t_prefix(i) + name: var
                 for i, piece in enumerate(self.sequence)
                 for name, var in piece.t2t_variables().items()}
+
+    def _forward_event_shape(self, input_shape):
+        for piece in self.sequence:
+            input_shape = piece.forward_event_shape(input_shape)
+        return input_shape
+
+    def _forward_event_shape_tensor(self, input_shape):
+        for piece in self.sequence:
+            input_shape = piece.forward_event_shape_tensor(input_shape)
+        return input_shape
+
+    def _inverse_event_shape(self, output_shape):
+        for piece in reversed(self.sequence):
+            output_shape = piece.inverse_event_shape(output_shape)
+        return output_shape
+
+    def _inverse_event_shape_tensor(self, output_shape):
+        for piece in reversed(self.sequence):
+            output_shape = piece.inverse_event_shape_tensor(output_shape)
+        return output_shape
+
+
+class FlowChain(SequentialFlow):
+    """Flow pieces applied in list order, as one uncached bijector.
+
+        forward:  x -> pieces[0] -> pieces[1] -> ... -> y   (note: `tfb.Chain` applies
+                  its list right to left)
+        inverse:  the pieces' inverses in reverse order
+        log-det:  the sum of the pieces' log-dets
+
+    Use it instead of `tfb.Chain` to compose pieces that own variables: `tfb.Chain`
+    keeps TFP's own cache for its `forward`/`inverse`, so while an output
+    `y = chain.forward(x)` is alive, `chain.forward(x)` and `chain.inverse(y)` return
+    that cached pair even after a variable update (TFP does the same for
+    `tfb.Chain([tfb.Scale(tf.Variable(...))])`). `FlowChain` computes every call.
+
+    Args:
+      pieces: non-empty list of `FlowBijector`s (frame events `[H, W, C]`).
+      validate_args: TFP's flag.
+      name: bijector name.
+    Raises:
+      ValueError: `pieces` empty or not all `FlowBijector`s.
+    """
+
+    def __init__(self, pieces, validate_args=False, name="flow_chain"):
+        parameters = dict(locals())
+        pieces = list(pieces)
+        if not pieces or not all(isinstance(p, FlowBijector) for p in pieces):
+            raise ValueError("FlowChain needs a non-empty list of flow pieces (FlowBijector "
+                             f"instances); got {pieces!r}.")
+        super().__init__(name=name, parameters=parameters, validate_args=validate_args,
+                         is_constant_jacobian=all(p.is_constant_jacobian for p in pieces))
+        self.sequence = pieces

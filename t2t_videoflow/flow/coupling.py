@@ -16,6 +16,9 @@ Additive:
 
 Output: `concat([x1, y2], -1)`.
 
+Events `[H, W, C]`, any leading batch dimensions (log-det `[*batch]`). The Jacobian
+depends on x (not `is_constant_jacobian`; the additive log-det is 0 nonetheless).
+
 The network is a Keras 3 layer; Keras 3 weights are not found by `tf.Module`
 tracking, so the bijector keeps the list of their underlying `tf.Variable`s as an
 attribute (TF-PITFALLS.md), making them part of `trainable_variables` and of any
@@ -64,7 +67,7 @@ class AffineCoupling(_Coupling):
     """`y2 = (x2 + shift) * sigmoid(raw + 2)` with `(shift, raw) = NN(x1)` interleaved.
 
     Args:
-      channels: C (even) of the `[B, H, W, C]` input.
+      channels: C (even) of the `[*batch, H, W, C]` input.
       mid_channels: hidden width of the network (`coupling_width`).
       activation: "relu" or "gatu" (second network layer).
       dropout_rate: `coupling_dropout`, active only with `training=True`.

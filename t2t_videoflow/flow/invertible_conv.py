@@ -44,6 +44,9 @@ def lu_initial_values(channels, seed=None):
 class InvertibleConv1x1(FlowBijector):
     """Channel-mixing 1x1 convolution with an LU-parameterised weight.
 
+    Events `[H, W, C]`, any leading batch dimensions; linear, so
+    `is_constant_jacobian`. The log-det `H W sum(log_s)` is the same for every example.
+
     Args:
       channels: C.
       seed: int seed for the random initial rotation (None: nondeterministic).

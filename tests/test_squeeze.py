@@ -41,5 +41,7 @@ def test_bijector_round_trip_shapes_and_log_det():
 def test_odd_size_is_a_clear_error():
     with pytest.raises(ValueError, match="even height"):
         Squeeze().forward(tf.zeros([1, 5, 4, 3]))
-    with pytest.raises(ValueError, match="rank 4"):
-        Squeeze().forward(tf.zeros([4, 4, 3]))
+    with pytest.raises(ValueError, match="at least 3 dimensions"):
+        Squeeze().forward(tf.zeros([4, 3]))
+    with pytest.raises(ValueError, match="even width"):
+        Squeeze().forward_event_shape([4, 5, 3])

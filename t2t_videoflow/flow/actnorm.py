@@ -22,8 +22,12 @@ from t2t_videoflow.layers.conv import LOGSCALE_FACTOR, actnorm_statistics
 class Actnorm(FlowBijector):
     """Per-channel affine bijector with data-dependent initialisation.
 
+    Events `[H, W, C]`, any leading batch dimensions; the Jacobian is constant
+    (`is_constant_jacobian`), so `tfd.TransformedDistribution` over it has a mean.
+    Owns variables: no TFP cache, equal only to itself (`base.StatefulBijector`).
+
     Args:
-      channels: number of channels C of the `[B, H, W, C]` input.
+      channels: number of channels C of the `[*batch, H, W, C]` input.
       logscale_factor: effective log-scale = factor * stored value (T2T: 3).
       validate_args: TFP's flag.
       name: bijector name.
@@ -32,7 +36,8 @@ class Actnorm(FlowBijector):
     def __init__(self, channels, logscale_factor=LOGSCALE_FACTOR, validate_args=False,
                  name="actnorm"):
         parameters = dict(locals())
-        super().__init__(name=name, parameters=parameters, validate_args=validate_args)
+        super().__init__(name=name, parameters=parameters, validate_args=validate_args,
+                         is_constant_jacobian=True)
         self.channels = int(channels)
         self.logscale_factor = float(logscale_factor)
         with tf.name_scope(self.name):
@@ -45,19 +50,19 @@ class Actnorm(FlowBijector):
         log_scale = tf.cast(self.logs, x.dtype) * self.logscale_factor
         return batch_log_det(hw * tf.reduce_sum(log_scale), x)
 
-    def forward_and_log_det(self, x, training=False):
+    def _forward_frames(self, x, training):
         check_frame_tensor(x, self.channels)
         bias = tf.cast(self.bias, x.dtype)
         scale = tf.exp(tf.cast(self.logs, x.dtype) * self.logscale_factor)
         return (x + bias) * scale, self._log_det(x)
 
-    def inverse_and_log_det(self, y):
+    def _inverse_frames(self, y):
         check_frame_tensor(y, self.channels)
         bias = tf.cast(self.bias, y.dtype)
         inv_scale = tf.exp(-tf.cast(self.logs, y.dtype) * self.logscale_factor)
         return y * inv_scale - bias, -self._log_det(y)
 
-    def data_init(self, x):
+    def _data_init_frames(self, x):
         """Initialises from `x` unless already initialised; returns forward(x)."""
         check_frame_tensor(x, self.channels)
 
@@ -70,7 +75,7 @@ class Actnorm(FlowBijector):
             return tf.constant(True)
 
         tf.cond(self.initialized, lambda: tf.constant(False), initialize)
-        return self.forward_and_log_det(x)[0]
+        return self._forward_frames(x, False)[0]
 
     def t2t_variables(self):
         """T2T names (relative to the flow step) -> variables."""

@@ -16,6 +16,9 @@ Additive:
 
 Output: `concat([x1, y2], -1)`.
 
+Events `[H, W, C]`, any leading batch dimensions (log-det `[*batch]`). The Jacobian
+depends on x (not `is_constant_jacobian`; the additive log-det is 0 nonetheless).
+
 The network is a Keras 3 layer; Keras 3 weights are not found by `tf.Module`
 tracking, so the bijector holds the layer untracked and its `tf.Variable`s in a
 dict (`layers/keras_tracking.py`), making them part of `trainable_variables`, of any
@@ -52,11 +55,11 @@ class _Coupling(FlowBijector):
         half = self.channels // 2
         return x[..., :half], x[..., half:]
 
-    def data_init(self, x):
+    def _data_init_frames(self, x):
         """Initialises the network's actnorms from `x1`; returns forward(x)."""
         check_frame_tensor(x, self.channels)
         self.net(self._halves(x)[0], init=True)
-        return self.forward_and_log_det(x)[0]
+        return self._forward_frames(x, False)[0]
 
     def t2t_variables(self):
         return {f"{self._net_scope}/nn/{k}": v for k, v in self.net.t2t_variables().items()}
@@ -66,7 +69,7 @@ class AffineCoupling(_Coupling):
     """`y2 = (x2 + shift) * sigmoid(raw + 2)` with `(shift, raw) = NN(x1)` interleaved.
 
     Args:
-      channels: C (even) of the `[B, H, W, C]` input.
+      channels: C (even) of the `[*batch, H, W, C]` input.
       mid_channels: hidden width of the network (`coupling_width`).
       activation: "relu" or "gatu" (second network layer).
       dropout_rate: `coupling_dropout`, active only with `training=True`.
@@ -84,7 +87,7 @@ class AffineCoupling(_Coupling):
         h = tf.cast(self.net(tf.cast(x1, tf.float32), training=training), x1.dtype)
         return h[..., 0::2], tf.sigmoid(h[..., 1::2] + AFFINE_SCALE_SHIFT)
 
-    def forward_and_log_det(self, x, training=False):
+    def _forward_frames(self, x, training):
         check_frame_tensor(x, self.channels)
         x1, x2 = self._halves(x)
         shift, scale = self._shift_and_scale(x1, training)
@@ -92,7 +95,7 @@ class AffineCoupling(_Coupling):
         log_det = tf.reduce_sum(tf.math.log(scale), axis=[1, 2, 3])
         return tf.concat([x1, y2], axis=-1), log_det
 
-    def inverse_and_log_det(self, y):
+    def _inverse_frames(self, y):
         check_frame_tensor(y, self.channels)
         y1, y2 = self._halves(y)
         shift, scale = self._shift_and_scale(y1, training=False)
@@ -115,13 +118,13 @@ class AdditiveCoupling(_Coupling):
     def _shift(self, x1, training):
         return tf.cast(self.net(tf.cast(x1, tf.float32), training=training), x1.dtype)
 
-    def forward_and_log_det(self, x, training=False):
+    def _forward_frames(self, x, training):
         check_frame_tensor(x, self.channels)
         x1, x2 = self._halves(x)
         y2 = x2 + self._shift(x1, training)
         return tf.concat([x1, y2], axis=-1), tf.zeros(tf.shape(x)[:1], x.dtype)
 
-    def inverse_and_log_det(self, y):
+    def _inverse_frames(self, y):
         check_frame_tensor(y, self.channels)
         y1, y2 = self._halves(y)
         x2 = y2 - self._shift(y1, training=False)

@@ -26,7 +26,7 @@ def derive_seed(seed, *path):
 
 
 class FlowStep(SequentialFlow):
-    """Actnorm -> invertible 1x1 conv -> coupling on `[B, H, W, channels]`.
+    """Actnorm -> invertible 1x1 conv -> coupling on `[*batch, H, W, channels]`.
 
     Args:
       channels: C (even).
@@ -50,7 +50,7 @@ class FlowStep(SequentialFlow):
 
 
 class FlowLevel(SequentialFlow):
-    """`depth` flow steps on `[B, H, W, channels]` (T2T's `revnet`).
+    """`depth` flow steps on `[*batch, H, W, channels]` (T2T's `revnet`).
 
     Args: as `FlowStep`, plus `depth` (K). Step k's 1x1 conv is seeded with
     `derive_seed(seed, k)`. `t2t_variables()` names are relative to `revnet_{l}/`.

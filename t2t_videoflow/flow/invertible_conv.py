@@ -44,6 +44,9 @@ def lu_initial_values(channels, seed=None):
 class InvertibleConv1x1(FlowBijector):
     """Channel-mixing 1x1 convolution with an LU-parameterised weight.
 
+    Events `[H, W, C]`, any leading batch dimensions; linear, so
+    `is_constant_jacobian`. The log-det `H W sum(log_s)` is the same for every example.
+
     Args:
       channels: C.
       seed: int seed for the random initial rotation (None: nondeterministic).
@@ -53,7 +56,8 @@ class InvertibleConv1x1(FlowBijector):
 
     def __init__(self, channels, seed=None, validate_args=False, name="invertible_1x1"):
         parameters = dict(locals())
-        super().__init__(name=name, parameters=parameters, validate_args=validate_args)
+        super().__init__(name=name, parameters=parameters, validate_args=validate_args,
+                         is_constant_jacobian=True)
         self.channels = int(channels)
         p, l, u, sign_s, log_s = lu_initial_values(self.channels, seed)
         with tf.name_scope(self.name):
@@ -82,11 +86,11 @@ class InvertibleConv1x1(FlowBijector):
         kernel = tf.cast(matrix, x.dtype)[tf.newaxis, tf.newaxis]
         return tf.nn.conv2d(x, kernel, strides=1, padding="VALID")
 
-    def forward_and_log_det(self, x, training=False):
+    def _forward_frames(self, x, training):
         check_frame_tensor(x, self.channels)
         return self._apply(x, self.weight()), self._log_det(x)
 
-    def inverse_and_log_det(self, y):
+    def _inverse_frames(self, y):
         check_frame_tensor(y, self.channels)
         return self._apply(y, tf.linalg.inv(self.weight())), -self._log_det(y)
 

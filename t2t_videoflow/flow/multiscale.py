@@ -18,13 +18,25 @@ each split, the kept half `x1_l` so that any prior (the marginal `ConvLevelPrior
 the video model's conditional priors) can score `z_l` given `x1_l`; `decode` takes
 either the latents or a callable that produces `z_l` from `x1_l` (sampling), because
 `x1_l` is only known once the coarser levels have been decoded.
+
+As a TFP bijector (`forward_min_event_ndims = 3`, `inverse_min_event_ndims = 1`):
+
+    forward (= encode):  x [*batch, H, W, C] -> z [*batch, D],   D = H W C,
+                         z = concat(flatten(z_0), ..., flatten(z_{L-2}), flatten(z_top))
+    inverse (= decode):  z -> x
+    forward log-det:     [*batch], the same `log_det` as `encode`
+
+so `tfd.TransformedDistribution(base, tfb.Invert(flow))` with a base over `[D]` (e.g.
+`tfd.Sample(tfd.Normal(0, 1), [D])`) is a distribution over frames `[H, W, C]`. The
+bijector view has no conditional level priors; the model uses `encode` / `decode`.
 """
 
 import collections
 
+import numpy as np
 import tensorflow as tf
 
-from t2t_videoflow.flow.base import check_frame_tensor
+from t2t_videoflow.flow.base import StatefulBijector, check_frame_tensor, flatten_batch
 from t2t_videoflow.flow.flow_step import FlowLevel, derive_seed
 from t2t_videoflow.flow.recompute import RECOMPUTE_UNITS, level_forward_and_log_det
 from t2t_videoflow.flow.split import merge_channels, split_channels
@@ -43,8 +55,12 @@ FlowEncoding.__doc__ = """Result of `MultiScaleFlow.encode`.
 """
 
 
-class MultiScaleFlow(tf.Module):
+class MultiScaleFlow(StatefulBijector):
     """Glow's multi-scale architecture over `n_levels` levels of `depth` steps.
+
+    Also a `tfb.Bijector` from frames `[*batch, H, W, C]` to flat latents
+    `[*batch, H W C]` (see the module docstring); like the pieces, it never serves
+    cached results and compares equal only to itself.
 
     Args:
       image_shape: `(H, W, C)` of one frame; H and W divisible by 2**n_levels.
@@ -68,7 +84,9 @@ class MultiScaleFlow(tf.Module):
     def __init__(self, image_shape, n_levels, depth, coupling="affine", coupling_width=512,
                  activation="relu", coupling_dropout=0.0, seed=None,
                  memory_efficient_backprop=False, recompute_unit="level", name="flow"):
-        super().__init__(name=name)
+        parameters = dict(locals())
+        super().__init__(forward_min_event_ndims=3, inverse_min_event_ndims=1,
+                         parameters=parameters, name=name)
         if memory_efficient_backprop and coupling_dropout > 0.0:
             raise ValueError(
                 "memory_efficient_backprop does not support coupling_dropout > 0 (got "
@@ -180,3 +198,75 @@ class MultiScaleFlow(tf.Module):
         """T2T names relative to `codec/` -> variables (flow steps only)."""
         return {f"revnet_{l}/{name}": var for l, level in enumerate(self.levels)
                 for name, var in level.t2t_variables().items()}
+
+    # ------------------------------------------------------------------ TFP bijector
+
+    def latent_size(self):
+        """D = H * W * C, the length of the flat latent vector."""
+        height, width, channels = self.image_shape
+        return height * width * channels
+
+    def _flatten_latents(self, latents, top):
+        """`[z_0, ..., z_{L-2}]`, z_top (each `[N, h, w, c]`) -> `[N, D]`."""
+        parts = [tf.reshape(z, [-1, int(np.prod(z.shape[1:]))]) for z in latents + [top]]
+        return tf.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
+
+    def _unflatten_latents(self, z):
+        """`[N, D]` -> (`[z_0, ..., z_{L-2}]`, z_top), inverse of `_flatten_latents`."""
+        levels, top = self.latent_shapes()
+        shapes = levels + [top]
+        parts = tf.split(z, [int(np.prod(s)) for s in shapes], axis=-1)
+        parts = [tf.reshape(p, [-1, *s]) for p, s in zip(parts, shapes)]
+        return parts[:-1], parts[-1]
+
+    def _check_latent_vector(self, z):
+        size = self.latent_size()
+        if z.shape.rank is not None and z.shape.rank >= 1 and z.shape[-1] not in (None, size):
+            raise ValueError(f"z must have shape [..., {size}] (H * W * C latents); got "
+                             f"{z.shape}.")
+
+    def _forward(self, x):
+        flat, unflatten = flatten_batch(x, 3)
+        enc = self.encode(flat)
+        return unflatten(self._flatten_latents(enc.latents, enc.top))
+
+    def _forward_log_det_jacobian(self, x):
+        flat, unflatten = flatten_batch(x, 3)
+        return unflatten(self.encode(flat).log_det)
+
+    def _inverse(self, z):
+        self._check_latent_vector(z)
+        flat, unflatten = flatten_batch(z, 1, name="z")
+        latents, top = self._unflatten_latents(flat)
+        return unflatten(self.decode(top, latents)[0])
+
+    def _inverse_log_det_jacobian(self, z):
+        self._check_latent_vector(z)
+        flat, unflatten = flatten_batch(z, 1, name="z")
+        latents, top = self._unflatten_latents(flat)
+        return unflatten(self.decode(top, latents)[2])
+
+    def _forward_event_shape(self, input_shape):
+        input_shape = tf.TensorShape(input_shape)
+        if input_shape.rank is None:
+            return tf.TensorShape(None)
+        if input_shape.rank < 3 or not input_shape[-3:].is_compatible_with(self.image_shape):
+            raise ValueError(f"{self.name}: frames must have shape [..., "
+                             f"{', '.join(map(str, self.image_shape))}]; got {input_shape}.")
+        return input_shape[:-3].concatenate([self.latent_size()])
+
+    def _forward_event_shape_tensor(self, input_shape):
+        return tf.concat([input_shape[:-3], [self.latent_size()]], axis=0)
+
+    def _inverse_event_shape(self, output_shape):
+        output_shape = tf.TensorShape(output_shape)
+        if output_shape.rank is None:
+            return tf.TensorShape(None)
+        if output_shape.rank < 1 or not output_shape[-1:].is_compatible_with(
+                [self.latent_size()]):
+            raise ValueError(f"{self.name}: latents must have shape [..., "
+                             f"{self.latent_size()}]; got {output_shape}.")
+        return output_shape[:-1].concatenate(self.image_shape)
+
+    def _inverse_event_shape_tensor(self, output_shape):
+        return tf.concat([output_shape[:-1], self.image_shape], axis=0)

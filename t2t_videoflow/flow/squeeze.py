@@ -1,7 +1,7 @@
 """Squeeze by 2 with T2T's channel order (REFERENCE 2.2).
 
-    forward:  [B, H, W, C] -> [B, H/2, W/2, 4C],
-              y[b, h, w, 4c + 2i + j] = x[b, 2h + i, 2w + j, c],   i, j in {0, 1}
+    forward:  [*batch, H, W, C] -> [*batch, H/2, W/2, 4C],
+              y[..., h, w, 4c + 2i + j] = x[..., 2h + i, 2w + j, c],   i, j in {0, 1}
     inverse:  the exact inverse (unsqueeze)
     log-det:  0 (a permutation)
 
@@ -11,6 +11,7 @@ values land in each half at the following split, so it must match T2T.
 """
 
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from t2t_videoflow.flow.base import FlowBijector, check_frame_tensor
 
@@ -43,16 +44,33 @@ def unsqueeze2(y, factor=2):
 class Squeeze(FlowBijector):
     """Space-to-channel squeeze by 2 in T2T's order; log-det 0.
 
+    Events `[H, W, C] -> [H/2, W/2, 4C]`, any leading batch dimensions. A permutation:
+    the Jacobian is constant (`is_constant_jacobian`) with log-det 0. Squeeze owns no
+    variables, so unlike the other pieces it keeps TFP's cache and TFP's
+    argument-based equality (two Squeezes are the same function).
+
     Args:
       validate_args: TFP's flag (shape checks are static and always on).
       name: bijector name.
     Raises (on call):
-      ValueError: input is not rank 4, or height/width is odd.
+      ValueError: input of rank < 3, odd height/width, or (inverse) channels not
+        divisible by 4.
     """
+
+    # Stateless: TFP's default cache and parameter-based equality are correct here.
+    _cache = tfp.bijectors.Bijector.__dict__["_cache"]
 
     def __init__(self, validate_args=False, name="squeeze"):
         parameters = dict(locals())
-        super().__init__(name=name, parameters=parameters, validate_args=validate_args)
+        super().__init__(name=name, parameters=parameters, validate_args=validate_args,
+                         is_constant_jacobian=True)
+
+    def _get_parameterization(self):
+        return self.parameters
+
+    @property
+    def _is_permutation(self):
+        return True
 
     @staticmethod
     def _check_even(x):
@@ -62,30 +80,55 @@ class Squeeze(FlowBijector):
             if size is not None and size % 2:
                 raise ValueError(f"Squeeze needs an even {label}; got shape {x.shape}.")
 
-    def forward_and_log_det(self, x, training=False):
+    def _forward_frames(self, x, training):
         self._check_even(x)
         return squeeze2(x), tf.zeros(tf.shape(x)[:1], x.dtype)
 
-    def inverse_and_log_det(self, y):
+    def _inverse_frames(self, y):
         check_frame_tensor(y)
         if y.shape[-1] is not None and y.shape[-1] % 4:
             raise ValueError(f"Unsqueeze needs channels divisible by 4; got {y.shape}.")
         return unsqueeze2(y), tf.zeros(tf.shape(y)[:1], y.dtype)
 
+    # Event-shape methods receive `[..., H, W, C]` (TFP passes leading batch dims along).
+
+    @staticmethod
+    def _split_shape(shape, label):
+        shape = tf.TensorShape(shape)
+        if shape.rank is None:
+            return None
+        if shape.rank < 3:
+            raise ValueError(f"Squeeze: {label} shape must end in [height, width, "
+                             f"channels]; got {shape}.")
+        return shape[:-3], list(shape[-3:])
+
     def _forward_event_shape(self, input_shape):
-        h, w, c = input_shape
-        return tf.TensorShape([None if h is None else h // 2,
-                               None if w is None else w // 2,
-                               None if c is None else 4 * c])
+        parts = self._split_shape(input_shape, "input")
+        if parts is None:
+            return tf.TensorShape(None)
+        batch, (h, w, c) = parts
+        for size, label in ((h, "height"), (w, "width")):
+            if size is not None and size % 2:
+                raise ValueError(f"Squeeze needs an even {label}; got shape {input_shape}.")
+        return batch.concatenate([None if h is None else h // 2,
+                                  None if w is None else w // 2,
+                                  None if c is None else 4 * c])
 
     def _forward_event_shape_tensor(self, input_shape):
-        return tf.stack([input_shape[0] // 2, input_shape[1] // 2, 4 * input_shape[2]])
+        return tf.concat([input_shape[:-3], [input_shape[-3] // 2, input_shape[-2] // 2,
+                                             4 * input_shape[-1]]], axis=0)
 
     def _inverse_event_shape(self, output_shape):
-        h, w, c = output_shape
-        return tf.TensorShape([None if h is None else 2 * h,
-                               None if w is None else 2 * w,
-                               None if c is None else c // 4])
+        parts = self._split_shape(output_shape, "output")
+        if parts is None:
+            return tf.TensorShape(None)
+        batch, (h, w, c) = parts
+        if c is not None and c % 4:
+            raise ValueError(f"Unsqueeze needs channels divisible by 4; got {output_shape}.")
+        return batch.concatenate([None if h is None else 2 * h,
+                                  None if w is None else 2 * w,
+                                  None if c is None else c // 4])
 
     def _inverse_event_shape_tensor(self, output_shape):
-        return tf.stack([2 * output_shape[0], 2 * output_shape[1], output_shape[2] // 4])
+        return tf.concat([output_shape[:-3], [2 * output_shape[-3], 2 * output_shape[-2],
+                                              output_shape[-1] // 4]], axis=0)

@@ -22,7 +22,7 @@ import tensorflow_probability as tfp
 
 from t2t_videoflow.flow import (Actnorm, AdditiveCoupling, AffineCoupling, FlowChain, FlowLevel,
                                 FlowStep, InvertibleConv1x1, MultiScaleFlow, Squeeze)
-from t2t_videoflow.layers.conv import KERNEL_STDDEV
+from t2t_videoflow.layers.keras_tracking import reseed_random_kernels
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -64,17 +64,9 @@ def couplings(bijector):
 
 
 def reseed_coupling_networks(bijector, seed):
-    """Redraws the networks' random initial kernels from a seeded generator.
-
-    Keras draws them from its global RNG; seeding that here would change the
-    randomness of every later test, so the values are replaced instead (same scale,
-    N(0, KERNEL_STDDEV^2); zero-initialised weights stay zero).
-    """
-    rng = np.random.default_rng(500 + seed)
-    for coupling in couplings(bijector):
-        for weight in coupling.net.trainable_weights:
-            if np.any(weight.numpy() != 0):
-                weight.assign(rng.normal(0.0, KERNEL_STDDEV, weight.shape).astype(np.float32))
+    """Redraws the networks' random initial kernels from `seed` (Keras draws them from
+    its global RNG; seeding that here would change the randomness of later tests)."""
+    reseed_random_kernels([c.net for c in couplings(bijector)], 500 + seed)
 
 
 def build(name, seed=0):

@@ -70,3 +70,17 @@ def write_tf1_checkpoint(path, arrays):
         with tf.compat.v1.Session() as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             return saver.save(sess, path)
+
+
+def assert_quantised(frames, x, edge=1e-3):
+    """uint8 `frames` are T2T's `postprocess` of the float frames `x`, except within
+    `edge` of a bin edge, where float rounding (graph rewrites, XLA) may land on either
+    side: there they may differ by one level."""
+    x = np.where(np.isfinite(x), x, 1.0)
+    v = (np.clip(x, -0.5, 0.5) + 0.5) * 256.0
+    expected = np.clip(v, 0, 255).astype(np.uint8)
+    # (Clipped values sit exactly on the outer edges 0 and 256: not counted.)
+    near = (np.abs(v - np.round(v)) < edge) & (np.round(v) > 0) & (np.round(v) < 256)
+    diff = np.abs(frames.astype(int) - expected.astype(int))
+    assert np.all(diff[~near] == 0), np.argwhere((diff > 0) & ~near)[:5]
+    assert np.all(diff <= 1) and near.mean() < 0.01, (diff.max(), near.mean())

@@ -6,30 +6,33 @@ tensor number of frames (`tf.while_loop`s over time with a fixed-shape carry), s
 trace serves clips and samples of any length.
 
 `ServingModule` is the `tf.Module` that `exporter.py` saves, with these serving
-signatures (all inputs validated in-graph; bad input raises InvalidArgumentError):
+signatures (shapes declared with the model's sizes, so `saved_model_cli show` documents
+them; all inputs validated again in-graph, bad input raises InvalidArgumentError):
 
     bits_per_pixel(frames uint8 [B, T, H, W, 3])  -> {"bits_per_pixel": [B, T - ctx]}
-    sample(context uint8 [B, C, H, W, 3], num_frames int32, temperature float32,
-           seed int32)                           -> {"frames": uint8 [B, num_frames, H, W, 3]}
+    bits_per_pixel_monte_carlo(frames uint8 [B, T, H, W, 3], seed int32 [],
+                               num_draws int32 [])
+                                   -> {"bits_per_pixel", "standard_error": [B, T - ctx]}
+    sample(context uint8 [B, C, H, W, 3], num_frames int32 [], temperature float32 [],
+           seed int32 [])                        -> {"frames": uint8 [B, num_frames, H, W, 3]}
     encode(frames uint8 [B, T, H, W, 3])          -> {"level_0", .., "level_{L-2}", "top"}
-    decode(level_0, .., top float32 [B, T, ...])  -> {"frames": uint8 [B, T, H, W, 3]}
+    decode(level_0, .., top float32 [B, T, h, w, c]) -> {"frames": uint8 [B, T, H, W, 3]}
 
 The model's loops are explicit `tf.while_loop`s, so every `tf.function` here is traced
 with `autograph=False` (AutoGraph cannot convert them and would only warn).
 
 `serving_default` is `sample`. ctx is `video_num_input_frames` (0 in unconditional
-mode, where every frame is scored). The spatial dimensions of every input are
-dynamic in the signatures and checked in the graph, so a wrong frame size gives an
-InvalidArgumentError naming the expected shape (from Python, saved_model_cli and TF
-Serving alike) rather than a signature-binding error.
+mode, where every frame is scored). A wrong frame size is refused when the inputs are
+bound from Python and saved_model_cli (naming the declared shape) and in the graph
+(naming the input and the expected shape) where TF Serving does not check.
 
-Deterministic bits per pixel: the export dequantises with the constant
-`u = 1/512`, the middle of `U[0, 1/256)`, instead of random noise (no seed input).
-The score of a frame then depends only on the frame and its past, not on the batch
-or a seed. It is `VideoFlow.bits_per_pixel(frames, ctx, noise=1/512)`: a point
-evaluation at the bin centres, not the Monte-Carlo eval bpp of REFERENCE 6.2 (random
-`u`), from which it differs by that noise's effect (not measured on a trained model
-here).
+Two bits-per-pixel estimates: `bits_per_pixel` dequantises with the constant
+`u = 1/512`, the middle of `U[0, 1/256)` (a point estimate at the bin centres: the
+score of a frame depends only on the frame and its past, not on the batch or a seed);
+`bits_per_pixel_monte_carlo` is the paper's estimate (REFERENCE 6.2): the mean over
+`num_draws` draws of uniform noise `u` (seeds `[seed, d]`), with its standard error;
+with the same seed its draws are the trainer's `VideoFlow.bits_per_pixel(frames, ctx,
+seed=[seed, d])`.
 
 Not supported: the pointwise prior encoder (its parameters carry a static batch
 dimension, so a served batch size would be fixed); `ExportError` says so.
@@ -65,10 +68,11 @@ def check_exportable(model):
 # ----------------------------------------------------------------------- the SavedModel
 
 
-def _video_spec(name, dtype=tf.uint8):
-    # Unknown rank: a served signature does not check the rank of its inputs, so
-    # `_check_shape` does, in the graph, with a clear message.
-    return tf.TensorSpec(None, dtype, name=name)
+def _video_spec(name, event_shape, dtype=tf.uint8):
+    """`[batch, time, *event_shape]` inputs: the signature shows the known sizes
+    (`saved_model_cli show`: `(-1, -1, 64, 64, 3)`); the graph checks them again with
+    a message naming the input (TF Serving does not check declared shapes)."""
+    return tf.TensorSpec([None, None, *event_shape], dtype, name=name)
 
 
 def _check_shape(x, name, dims):
@@ -109,39 +113,83 @@ class ServingModule(tf.Module):
         # Scoring needs a frame to score and the first conditioned frame's history.
         self.min_context_frames = model.min_context_frames
         self.min_score_frames = max(self._num_context + 1, self.min_context_frames)
-        level_specs = [_video_spec(f"level_{l}", tf.float32)
-                       for l in range(len(model.level_shapes))]
+        frame_shape = model.frame_shape
+        scalar = lambda name, dtype: tf.TensorSpec([], dtype, name=name)
+        # Traced from the model's shapes, so built here rather than as decorators.
+        self.bits_per_pixel = tf.function(
+            self._bits_per_pixel, autograph=False,
+            input_signature=[_video_spec("frames", frame_shape)])
+        self.bits_per_pixel_monte_carlo = tf.function(
+            self._bits_per_pixel_monte_carlo, autograph=False,
+            input_signature=[_video_spec("frames", frame_shape), scalar("seed", tf.int32),
+                             scalar("num_draws", tf.int32)])
+        self.sample = tf.function(
+            self._sample, autograph=False,
+            input_signature=[_video_spec("context", frame_shape),
+                             scalar("num_frames", tf.int32),
+                             scalar("temperature", tf.float32), scalar("seed", tf.int32)])
+        self.encode = tf.function(self._encode, autograph=False,
+                                  input_signature=[_video_spec("frames", frame_shape)])
+        latent_specs = [_video_spec(f"level_{l}", shape, tf.float32)
+                        for l, shape in enumerate(model.level_shapes)]
+        latent_specs.append(_video_spec("top", model.top_shape, tf.float32))
         self.decode = tf.function(self._decode, autograph=False,
-                                  input_signature=level_specs + [_video_spec("top", tf.float32)])
+                                  input_signature=latent_specs)
 
     # -- input checks (in the graph) ---------------------------------------------------
 
     def _checked_video(self, frames, name, min_frames):
         h, w, c = self.model.frame_shape
         frames = _check_shape(frames, name, ["batch", "time", h, w, c])
-        check = tf.debugging.Assert(
-            tf.shape(frames)[1] >= min_frames,
-            [f"{name} needs at least {min_frames} frame(s) along time (dimension 1); "
-             "got shape", tf.shape(frames)], summarize=8)
-        with tf.control_dependencies([check]):
+        checks = [
+            tf.debugging.Assert(
+                tf.shape(frames)[0] >= 1,
+                [f"{name} needs a batch of at least 1 clip (dimension 0); got shape",
+                 tf.shape(frames)], summarize=8),
+            tf.debugging.Assert(
+                tf.shape(frames)[1] >= min_frames,
+                [f"{name} needs at least {min_frames} frame(s) along time (dimension 1); "
+                 "got shape", tf.shape(frames)], summarize=8)]
+        with tf.control_dependencies(checks):
             frames = tf.identity(frames)
         return frames
 
     # -- signatures --------------------------------------------------------------------
 
-    @tf.function(input_signature=[_video_spec("frames")], autograph=False)
-    def bits_per_pixel(self, frames):
-        """uint8 `[B, T, H, W, 3]` -> `{"bits_per_pixel": [B, T - num_context]}`."""
+    def _bits_per_pixel(self, frames):
+        """uint8 `[B, T, H, W, 3]` -> `{"bits_per_pixel": [B, T - num_context]}`: the
+        point estimate at the dequantisation bins' centres (noise 1/512)."""
         frames = self._checked_video(frames, "frames", self.min_score_frames)
         noise = tf.fill(tf.shape(frames), BPP_NOISE)
         return {"bits_per_pixel": self.model.bits_per_pixel(frames, self._num_context,
                                                             noise=noise)}
 
-    @tf.function(input_signature=[
-        _video_spec("context"), tf.TensorSpec(None, tf.int32, name="num_frames"),
-        tf.TensorSpec(None, tf.float32, name="temperature"),
-        tf.TensorSpec(None, tf.int32, name="seed")], autograph=False)
-    def sample(self, context, num_frames, temperature, seed):
+    def _bits_per_pixel_monte_carlo(self, frames, seed, num_draws):
+        """The paper's estimate (REFERENCE 6.2): the mean over `num_draws` draws of
+        uniform dequantisation noise (stateless, seeds `[seed, d]`), with the standard
+        error of that mean. Returns `{"bits_per_pixel", "standard_error"}`, each
+        `[B, T - num_context]` (standard error 0 for one draw)."""
+        frames = self._checked_video(frames, "frames", self.min_score_frames)
+        check = tf.debugging.assert_greater_equal(num_draws, 1,
+                                                  message="num_draws must be >= 1")
+        with tf.control_dependencies([check]):
+            num_draws = tf.identity(num_draws)
+        def body(d, draws):
+            bpp = self.model.bits_per_pixel(frames, self._num_context,
+                                            seed=tf.stack([seed, d]))
+            return d + 1, draws.write(d, bpp)
+
+        draws = tf.TensorArray(tf.float32, size=num_draws, element_shape=[None, None])
+        _, draws = tf.while_loop(lambda d, _: d < num_draws, body, (tf.constant(0), draws))
+        draws = draws.stack()                                   # [num_draws, B, T - ctx]
+        n = tf.cast(num_draws, tf.float32)
+        mean = tf.reduce_mean(draws, axis=0)
+        # Two passes (deviations from the mean): sums of squares of ~8-bit values would
+        # cancel in float32.
+        variance = tf.reduce_sum(tf.square(draws - mean), axis=0) / tf.maximum(n - 1.0, 1.0)
+        return {"bits_per_pixel": mean, "standard_error": tf.sqrt(variance / n)}
+
+    def _sample(self, context, num_frames, temperature, seed):
         """`{"frames": uint8 [B, num_frames, H, W, 3]}` after the context frames."""
         context = self._checked_video(context, "context", self.min_context_frames)
         num_frames = _check_shape(num_frames, "num_frames", [])
@@ -160,8 +208,7 @@ class ServingModule(tf.Module):
         frames, _, _ = self.model.generate(carry, 0, num_frames, temperature, seed)
         return {"frames": postprocess(frames)}
 
-    @tf.function(input_signature=[_video_spec("frames")], autograph=False)
-    def encode(self, frames):
+    def _encode(self, frames):
         """uint8 frames -> `{"level_0", .., "top"}`, each `[B, T, h, w, c]` (no noise)."""
         frames = self._checked_video(frames, "frames", 1)
         latents = self.model.encode(frames)
@@ -197,7 +244,9 @@ class ServingModule(tf.Module):
         traced a second time there and stored twice.
         """
         return {"serving_default": self.sample, "sample": self.sample,
-                "bits_per_pixel": self.bits_per_pixel, "encode": self.encode,
+                "bits_per_pixel": self.bits_per_pixel,
+                "bits_per_pixel_monte_carlo": self.bits_per_pixel_monte_carlo,
+                "encode": self.encode,
                 "decode": self.decode}
 
 
@@ -296,8 +345,7 @@ def export_saved_model(model, hparams, export_base, metadata=None, timestamp=Non
         "level_shapes": [list(s) for s in model.level_shapes],
         "top_shape": list(model.top_shape),
         "bits_per_pixel_noise": BPP_NOISE,
-        "signatures": sorted(["serving_default", "sample", "bits_per_pixel", "encode",
-                              "decode"]),
+        "signatures": sorted(module.signatures()),
     })
     try:
         tf.saved_model.save(module, tmp, signatures=module.signatures())

@@ -69,6 +69,9 @@ def test_round_trip_every_signature_in_fresh_process(run, tmp_path):
         "frames": frames, "context": context,
         "bpp": model.bits_per_pixel(frames, n_in,
                                     noise=tf.fill(frames.shape, BPP_NOISE)).numpy(),
+        # The Monte-Carlo signature's draws d = 0, 1, 2 for seed 7.
+        "bpp_draws": np.stack([model.bits_per_pixel(frames, n_in, seed=[7, d]).numpy()
+                               for d in range(3)]),
         # Float samples (before quantisation): the served uint8 frames must equal their
         # quantisation except where graph rewrites' rounding can flip a bin (below).
         "sample": model.sample_with_log_density(context, 5, 0.7, seed=3)[0].numpy(),
@@ -101,11 +104,20 @@ def test_round_trip_every_signature_in_fresh_process(run, tmp_path):
 
         m = tf.saved_model.load(sys.argv[1])
         s = m.signatures
-        assert sorted(s) == ["bits_per_pixel", "decode", "encode", "sample",
-                             "serving_default"], sorted(s)
+        assert sorted(s) == ["bits_per_pixel", "bits_per_pixel_monte_carlo", "decode",
+                             "encode", "sample", "serving_default"], sorted(s)
         bpp = s["bits_per_pixel"](frames=tf.constant(e["frames"]))["bits_per_pixel"]
         np.testing.assert_allclose(bpp, e["bpp"], rtol=1e-5, atol=1e-5)
         assert bpp.shape == (2, 3)
+        mc = s["bits_per_pixel_monte_carlo"](frames=tf.constant(e["frames"]),
+                                             seed=tf.constant(7), num_draws=tf.constant(3))
+        draws = e["bpp_draws"]
+        np.testing.assert_allclose(mc["bits_per_pixel"], draws.mean(0), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(mc["standard_error"],
+                                   draws.std(0, ddof=1) / np.sqrt(3), rtol=1e-3, atol=1e-5)
+        # The signatures declare the model's sizes (saved_model_cli shows them).
+        spec = s["sample"].structured_input_signature[1]["context"]
+        assert spec.shape.as_list() == [None, None, 16, 16, 3], spec
         for name in ("sample", "serving_default"):
             out = s[name](context=tf.constant(e["context"]), num_frames=tf.constant(5),
                           temperature=tf.constant(0.7), seed=tf.constant(3))["frames"]
@@ -149,6 +161,8 @@ SAMPLE_OK = dict(num_frames=np.int32(2), temperature=np.float32(1.0), seed=np.in
      r"context must have shape \[batch, time, 16, 16, 3\]; got shape.*2 16 16 3"),
     (dict(context=random_clips((1, 0, 16, 16, 3))),
      r"context needs at least 1 frame"),
+    (dict(context=random_clips((0, 2, 16, 16, 3))),
+     r"context needs a batch of at least 1 clip"),
     (dict(temperature=np.float32(-0.5)), r"temperature must be >= 0"),
     (dict(temperature=np.float32(np.nan)), r"temperature must be finite"),
     (dict(temperature=np.float32([1.0, 2.0])), r"temperature"),
@@ -167,6 +181,10 @@ def test_bits_per_pixel_encode_decode_reject_bad_input(loaded):
     assert "frames needs at least 2 frame(s)" in message     # 1 context + 1 scored
     message = _call_error(bpp, frames=random_clips((1, 3, 16, 8, 3)))
     assert "frames must have shape [batch, time, 16, 16, 3]" in message
+    monte_carlo = loaded.signatures["bits_per_pixel_monte_carlo"]
+    message = _call_error(monte_carlo, frames=random_clips((1, 3, *FRAME_SHAPE)),
+                          seed=np.int32(0), num_draws=np.int32(0))
+    assert "num_draws must be >= 1" in message
     message = _call_error(loaded.signatures["encode"],
                           frames=random_clips((1, 2, 32, 32, 3)))
     assert "frames must have shape [batch, time, 16, 16, 3]" in message

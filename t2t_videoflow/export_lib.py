@@ -307,13 +307,44 @@ def _dir_size(path):
                for root, _, names in os.walk(path) for name in names)
 
 
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_abandoned_exports(export_base):
+    """Removes `.tmp-<version>-<pid>` dirs of exports whose process is gone (killed
+    mid-export); an export still running in another process is left alone.
+
+    Returns:
+      The removed paths.
+    """
+    removed = []
+    for name in os.listdir(export_base):
+        parts = name.split("-")
+        if not (name.startswith(".tmp-") and len(parts) == 3 and parts[2].isdigit()):
+            continue
+        if _process_alive(int(parts[2])):
+            continue
+        path = os.path.join(export_base, name)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
 def export_saved_model(model, hparams, export_base, metadata=None, timestamp=None):
     """Writes the serving SavedModel to `export_base/<timestamp>/`, atomically.
 
     The SavedModel is written under a hidden temporary name in `export_base`
     (`.tmp-<timestamp>-<pid>`, ignored by TF Serving, which loads numeric version
     dirs) and renamed when complete; on any error the temporary dir is removed, so
-    no partial export ever appears under a final name. `assets.extra/videoflow.json`
+    no partial export ever appears under a final name. Temporary dirs left by a
+    killed export (its process gone) are removed first. `assets.extra/videoflow.json`
     records the frame shape, context frames, default temperature and `metadata`.
 
     Args:
@@ -327,6 +358,7 @@ def export_saved_model(model, hparams, export_base, metadata=None, timestamp=Non
       The final export path.
     """
     os.makedirs(export_base, exist_ok=True)
+    remove_abandoned_exports(export_base)
     version = int(time.time() if timestamp is None else timestamp)
     while os.path.exists(os.path.join(export_base, str(version))):
         version += 1

@@ -267,3 +267,21 @@ def test_pointwise_encoder_is_refused():
     model, _ = make_model("latent_dist_encoder=pointwise")
     with pytest.raises(export_lib.ExportError, match="pointwise"):
         export_lib.ServingModule(model, 1)
+
+
+def test_a_killed_exports_temporary_dir_is_removed_by_the_next_export(run, tmp_path):
+    """A `.tmp-<version>-<pid>` dir whose process is gone is removed; one of a live
+    process (an export in progress) and other names are left alone."""
+    base = tmp_path / "export"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    abandoned = base / f".tmp-123-{dead.pid}" / "variables"
+    abandoned.mkdir(parents=True)
+    running = base / f".tmp-124-{os.getpid()}"
+    running.mkdir()
+    (base / "notes").mkdir()
+    path = export_lib.export_saved_model(run["model"], run["hparams"], str(base),
+                                         timestamp=200)
+    assert sorted(os.listdir(base)) == sorted(
+        [f".tmp-124-{os.getpid()}", "200", "notes"]), os.listdir(base)
+    assert path.endswith("200")

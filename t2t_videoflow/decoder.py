@@ -132,9 +132,7 @@ def write_clip(out_dir, index, context, ground_truth, samples, fps=4.0):
                                      np.concatenate([context, sample]), fps=fps))
     paths.append(media.write_png(f"{prefix}_grid.png",
                                  media.make_grid(context, ground_truth, samples)))
-    npy = f"{prefix}_samples.npy"
-    np.save(npy, samples)
-    paths.append(npy)
+    paths.append(media.write_npy(f"{prefix}_samples.npy", samples))
     return paths
 
 
@@ -177,7 +175,7 @@ def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
     tau = hparams.temperature if temperature is None else float(temperature)
     k = hparams.video_num_target_frames if num_target_frames is None else num_target_frames
     out_dir = decode_to_file or os.path.join(output_dir, "decode")
-    os.makedirs(out_dir, exist_ok=True)
+    tf.io.gfile.makedirs(out_dir)
     log(f"{NAME}: {run['checkpoint']} (step {run['step']}); {len(contexts)} clip(s) from "
         f"{source}, {contexts.shape[1]} context frame(s); {num_samples} sample(s) of {k} "
         f"frame(s) at temperature {tau:g}")

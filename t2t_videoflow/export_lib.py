@@ -40,7 +40,6 @@ dimension, so a served batch size would be fixed); `ExportError` says so.
 
 import json
 import os
-import shutil
 import time
 
 import tensorflow as tf
@@ -303,8 +302,8 @@ def num_context_frames(hparams):
 
 
 def _dir_size(path):
-    return sum(os.path.getsize(os.path.join(root, name))
-               for root, _, names in os.walk(path) for name in names)
+    return sum(tf.io.gfile.stat(os.path.join(root, name)).length
+               for root, _, names in tf.io.gfile.walk(path) for name in names)
 
 
 def _process_alive(pid):
@@ -325,14 +324,15 @@ def remove_abandoned_exports(export_base):
       The removed paths.
     """
     removed = []
-    for name in os.listdir(export_base):
+    for name in tf.io.gfile.listdir(export_base):
+        name = name.rstrip("/")
         parts = name.split("-")
         if not (name.startswith(".tmp-") and len(parts) == 3 and parts[2].isdigit()):
             continue
         if _process_alive(int(parts[2])):
             continue
         path = os.path.join(export_base, name)
-        shutil.rmtree(path, ignore_errors=True)
+        tf.io.gfile.rmtree(path)
         removed.append(path)
     return removed
 
@@ -354,13 +354,16 @@ def export_saved_model(model, hparams, export_base, metadata=None, timestamp=Non
       metadata: optional dict added to the JSON (problem, checkpoint, ...).
       timestamp: version number (default: the current Unix time; bumped while taken).
 
+    Every file goes through `tf.io.gfile`, so `export_base` may be on any filesystem
+    TensorFlow writes (`gs://...`).
+
     Returns:
       The final export path.
     """
-    os.makedirs(export_base, exist_ok=True)
+    tf.io.gfile.makedirs(export_base)
     remove_abandoned_exports(export_base)
     version = int(time.time() if timestamp is None else timestamp)
-    while os.path.exists(os.path.join(export_base, str(version))):
+    while tf.io.gfile.exists(os.path.join(export_base, str(version))):
         version += 1
     final = os.path.join(export_base, str(version))
     tmp = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
@@ -381,13 +384,13 @@ def export_saved_model(model, hparams, export_base, metadata=None, timestamp=Non
     })
     try:
         tf.saved_model.save(module, tmp, signatures=module.signatures())
-        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
-        with open(os.path.join(tmp, "assets.extra", "videoflow.json"), "w") as f:
+        tf.io.gfile.makedirs(os.path.join(tmp, "assets.extra"))
+        with tf.io.gfile.GFile(os.path.join(tmp, "assets.extra", "videoflow.json"), "w") as f:
             json.dump(info, f, indent=2, sort_keys=True)
-        os.rename(tmp, final)
+        tf.io.gfile.rename(tmp, final)
     finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.rmtree(tmp)
     return final
 
 

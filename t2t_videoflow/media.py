@@ -52,18 +52,32 @@ def gif_bytes(frames, fps=4):
 
 
 def _write_bytes(path, data):
-    """Writes through a temporary name and a rename, so no half-written file remains."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
+    """Writes through a temporary name and a rename, so no half-written file remains;
+    through `tf.io.gfile`, so `path` may be on any filesystem TensorFlow reads
+    (`gs://...`, `ram://...`)."""
+    gfile = _gfile()
+    gfile.makedirs(os.path.dirname(path) or ".")
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "wb") as f:
+        with gfile.GFile(tmp, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
+        gfile.rename(tmp, path, overwrite=True)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if gfile.exists(tmp):
+            gfile.remove(tmp)
     return path
+
+
+def _gfile():
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel  (heavy; writes only)
+    return tf.io.gfile
+
+
+def write_npy(path, array):
+    """Writes `array` as a `.npy` file at `path` (any TF filesystem); returns `path`."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array))
+    return _write_bytes(path, buffer.getvalue())
 
 
 def write_gif(path, frames, fps=4):

@@ -1,5 +1,6 @@
 """Decoder: GIFs, grids and samples from dev clips or user frames; errors; the CLI."""
 
+import io
 import os
 import subprocess
 import sys
@@ -83,6 +84,23 @@ def test_decode_dev_clips_writes_gifs_grid_and_model_samples(run, tmp_path, caps
         for k in range(5):
             np.testing.assert_array_equal(row[:, s0 + k * W:s0 + (k + 1) * W],
                                           samples[j, k])
+
+
+def test_decode_writes_through_tf_filesystems(run, tmp_path):
+    """Every decoder output goes through tf.io.gfile: a ram:// target (as gs://)
+    holds the GIF, the grid and the samples, and nothing is written locally."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(random_clips((2, H, W, 3), seed=3)):
+        Image.fromarray(frame).save(folder / f"f{i:02d}.png")
+    out = "ram://decoder_test/decoded"
+    paths = decoder.decode(run["output_dir"], out, input_frames=str(folder),
+                           num_samples=1, num_target_frames=2, log=lambda _: None)
+    assert sorted(os.path.basename(p) for p in paths) == [
+        "clip000_grid.png", "clip000_sample00.gif", "clip000_samples.npy"]
+    with tf.io.gfile.GFile(out + "/clip000_samples.npy", "rb") as f:
+        assert np.load(io.BytesIO(f.read())).shape == (1, 2, H, W, 3)
+    assert sorted(os.listdir(tmp_path)) == ["frames"]
 
 
 @pytest.mark.slow

@@ -34,6 +34,8 @@ import types
 
 from absl import app, flags
 
+from t2t_videoflow.errors import UsageError
+
 FLAGS = flags.FLAGS
 
 _DEFINERS = {
@@ -47,10 +49,6 @@ _DEFINERS = {
 MAX_SEED = 2**31 - 1
 
 HELP_TOKENS = ("--help", "-help", "-h", "--helpshort", "-helpshort", "-?")
-
-
-class UsageError(ValueError):
-    """A missing or out-of-range flag; the message names the flag."""
 
 
 def define(kind, name, default, help_text, **kwargs):

@@ -12,8 +12,7 @@ rerun finishes the rest. On bad input the CLI prints one line and exits 1.
 import os
 
 from t2t_videoflow import cli, registry
-from t2t_videoflow.hparams_lib import HParamsError
-from t2t_videoflow.usr_dir import UsrDirError, import_usr_dir
+from t2t_videoflow.usr_dir import import_usr_dir
 
 # TensorFlow loads with the data code, after the flags are checked.
 records = cli.lazy_import("t2t_videoflow.data.records")
@@ -33,12 +32,6 @@ TOOL.define("string", "t2t_usr_dir", None,
             "more problems and hparams sets.")
 TOOL.define("integer", "seed", None, "Random seed of generated problems (default: the "
             "problem's, 429459 as t2t-datagen).", minimum=0, maximum=2**32 - 1)
-
-
-def user_errors():
-    """The exceptions this CLI reports as one line (exit code 1)."""
-    return (records.DataError, HParamsError, UsrDirError, registry.UnknownNameError,
-            registry.RegistrationError, ValueError, OSError)
 
 
 def generate_data(problem_name, data_dir, raw_data_dir=None, tfds_data_dir=None,
@@ -80,22 +73,13 @@ def generate_data(problem_name, data_dir, raw_data_dir=None, tfds_data_dir=None,
     return summary
 
 
-def _run_cli(name, argv, body):
-    """Like `errors.run_cli`, without importing the model code."""
-    try:
-        code = body()
-    except user_errors() as e:
-        return TOOL.error(e)
-    return 0 if code is None else code
-
-
 def main(argv):
     """Checks the flags (no TensorFlow yet), then writes the shards."""
     def body():
         generate_data(FLAGS.problem, FLAGS.data_dir, raw_data_dir=FLAGS.raw_data_dir,
                       tfds_data_dir=FLAGS.tfds_data_dir, t2t_usr_dir=FLAGS.t2t_usr_dir,
                       seed=FLAGS.seed, log=lambda msg: print(msg, flush=True))
-    return TOOL.main(argv, body, runner=_run_cli)
+    return TOOL.main(argv, body)
 
 
 def run_main():

@@ -1,20 +1,72 @@
-"""The error types a CLI reports as one line (and exit code 1) instead of a traceback."""
+"""Every error type of the package, and how a CLI reports them.
+
+This module imports nothing of the package (and TensorFlow only when a CLI body
+runs), so any module can raise these and any tool can catch them cheaply. Each
+module re-exports the errors it raises under its own name (`run_dir.RunDirError`).
+
+The errors in `user_errors()` mean bad input or a bad request: a CLI prints them as
+one `NAME: error: ...` line and exits with status 1. Anything else is a bug and keeps
+its traceback.
+"""
 
 import sys
 
-from absl import logging
-import tensorflow as tf
 
-from t2t_videoflow import registry
-from t2t_videoflow.data.records import DataError
-from t2t_videoflow.hparams_lib import HParamsError
-from t2t_videoflow.run_dir import RunDirError
-from t2t_videoflow.trainer_lib import TrainingError
-from t2t_videoflow.usr_dir import UsrDirError
+class UsageError(ValueError):
+    """A missing or out-of-range flag; the message names the flag."""
 
-USER_ERRORS = (DataError, HParamsError, UsrDirError, RunDirError, TrainingError,
-               registry.UnknownNameError, registry.RegistrationError, ValueError, OSError,
-               tf.errors.NotFoundError, tf.errors.InvalidArgumentError)
+
+class RunDirError(ValueError):
+    """An output directory that is missing, incomplete or does not fit the request."""
+
+
+class UsrDirError(ValueError):
+    """The user directory is missing or not importable."""
+
+
+class UnknownNameError(KeyError):
+    """An unknown problem or hparams-set name."""
+
+    def __str__(self):
+        return str(self.args[0])
+
+
+class RegistrationError(ValueError):
+    """A name registered twice, or a bad registration."""
+
+
+class DataError(ValueError):
+    """Bad or missing data; the message names the file or the mismatch."""
+
+
+class MediaError(ValueError):
+    """Frames that cannot be read or written; the message names the file and the problem."""
+
+
+class HParamsError(ValueError):
+    """A bad field name, type or override string."""
+
+
+class ExportError(ValueError):
+    """A model the SavedModel signatures cannot serve."""
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss or gradients); the message names the step."""
+
+
+PACKAGE_ERRORS = (UsageError, RunDirError, UsrDirError, UnknownNameError,
+                  RegistrationError, DataError, MediaError, HParamsError, ExportError,
+                  TrainingError)
+
+
+def user_errors():
+    """The exception types a CLI reports as one line: this package's, TensorFlow's that
+    mean bad input (a missing file, an invalid argument), and, for now, plain
+    `ValueError` / `OSError` (many input checks still raise those)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel  (loaded by then)
+    return PACKAGE_ERRORS + (ValueError, OSError, tf.errors.NotFoundError,
+                             tf.errors.InvalidArgumentError)
 
 
 def one_line(error):
@@ -28,9 +80,9 @@ def one_line(error):
 def run_cli(name, argv, body):
     """Runs a tool's `body()` the way every `t2t-videoflow-*` CLI reports problems.
 
-    Extra positional arguments and the errors in `USER_ERRORS` (ValueError subclasses
-    included: ExportError, MediaError, ...) become one `NAME: error: ...` line on stderr
-    and exit code 1; anything else is a bug and keeps its traceback.
+    Extra positional arguments and the errors in `user_errors()` become one
+    `NAME: error: ...` line on stderr and exit code 1; anything else is a bug and keeps
+    its traceback.
 
     Returns:
       `body()`'s exit code (0 if it returns None), or 1.
@@ -38,10 +90,11 @@ def run_cli(name, argv, body):
     if len(argv) > 1:
         print(f"{name}: error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 1
+    from absl import logging  # pylint: disable=import-outside-toplevel
     logging.set_verbosity(logging.WARNING)   # TF's INFO lines (saver timings) are noise
     try:
         code = body()
-    except USER_ERRORS as e:
+    except user_errors() as e:
         print(f"{name}: error: {one_line(e)}", file=sys.stderr)
         return 1
     return 0 if code is None else code

@@ -47,13 +47,10 @@ import tensorflow as tf
 from t2t_videoflow import registry, run_dir
 from t2t_videoflow.model import postprocess
 from t2t_videoflow.usr_dir import import_usr_dir
+from t2t_videoflow.errors import ExportError
 
 # Dequantisation noise of the exported bits_per_pixel: the middle of U[0, 1/256).
 BPP_NOISE = 1.0 / 512.0
-
-
-class ExportError(ValueError):
-    """A model the SavedModel signatures cannot serve."""
 
 
 def check_exportable(model):

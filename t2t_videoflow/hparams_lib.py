@@ -25,12 +25,10 @@ import json
 import math
 import re
 
+from t2t_videoflow.errors import HParamsError
+
 _SCALAR_TYPES = {"bool": bool, "int": int, "float": float, "str": str}
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class HParamsError(ValueError):
-    """A bad field name, type or override string."""
 
 
 def closest_name(name, known):

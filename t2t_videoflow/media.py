@@ -20,13 +20,11 @@ import os
 import numpy as np
 from PIL import Image
 
+from t2t_videoflow.errors import MediaError
+
 # Gap between the context, ground-truth and sample columns of a grid, in pixels.
 GROUP_GAP = 4
 GAP_VALUE = 255
-
-
-class MediaError(ValueError):
-    """Frames that cannot be read or written; the message names the file and the problem."""
 
 
 def _check_clip(frames, name="frames"):

@@ -20,21 +20,12 @@ closest match.
 import difflib
 import importlib
 
+from t2t_videoflow.errors import RegistrationError, UnknownNameError
+
 _PROBLEMS = {}   # name -> problem class (or factory)
 _ALIASES = {}    # alias -> canonical problem name
 _HPARAMS = {}    # name -> function returning HParams
 _builtins_loaded = set()   # the kinds ("problems", "hparams") already imported
-
-
-class UnknownNameError(KeyError):
-    """An unknown problem or hparams-set name."""
-
-    def __str__(self):
-        return str(self.args[0])
-
-
-class RegistrationError(ValueError):
-    """A name registered twice, or a bad registration."""
 
 
 def _load_builtins(kind=None):

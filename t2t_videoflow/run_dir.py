@@ -21,14 +21,11 @@ import tensorflow as tf
 from t2t_videoflow import registry
 from t2t_videoflow.hparams_lib import HParams
 from t2t_videoflow.model import build_model
+from t2t_videoflow.errors import RunDirError
 
 HPARAMS_FILE = "hparams.json"
 RUN_INFO_FILE = "run.json"
 CHECKPOINT_NAME = "model.ckpt"
-
-
-class RunDirError(ValueError):
-    """An output directory that is missing, incomplete or does not fit the request."""
 
 
 def hparams_path(output_dir):

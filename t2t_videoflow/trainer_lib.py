@@ -40,13 +40,10 @@ import tf_keras
 from t2t_videoflow import distribute, run_dir
 from t2t_videoflow.model import RNG_ALG, build_model
 from t2t_videoflow.schedules import T2TSchedule
+from t2t_videoflow.errors import TrainingError
 
 # Summary image layout: at most this many clips per eval image summary.
 _MAX_SUMMARY_CLIPS = 3
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss or gradients); the message names the step."""
 
 
 # What a full disk or a read-only output dir raises on a write.

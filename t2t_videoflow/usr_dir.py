@@ -10,11 +10,9 @@ import importlib.util
 import os
 import sys
 
+from t2t_videoflow.errors import UsrDirError
+
 _IMPORTED = {}  # realpath -> module
-
-
-class UsrDirError(ValueError):
-    """The user directory is missing or not importable."""
 
 
 def import_usr_dir(usr_dir):

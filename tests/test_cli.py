@@ -146,3 +146,18 @@ def test_tensorflow_start_up_lines_are_quiet_unless_asked(tmp_path):
     if "oneDNN" in loud.stderr or "cuda" in loud.stderr.lower():
         assert len(loud.stderr.splitlines()) > 1
     assert "oneDNN" not in quiet.stderr and "cuInit" not in quiet.stderr
+
+
+def test_errors_module_imports_nothing_of_the_package():
+    """errors.py holds every error class and imports no other package module (nor
+    TensorFlow), so any module can raise its errors and any tool can catch them."""
+    code = ("import sys, t2t_videoflow.errors as e; "
+            "print(sorted(m for m in sys.modules if m.startswith('t2t_videoflow.')), "
+            "'tensorflow' in sys.modules, len(e.PACKAGE_ERRORS))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.strip() == "['t2t_videoflow.errors'] False 10"
+    from t2t_videoflow import errors, export_lib, registry, run_dir
+    assert run_dir.RunDirError is errors.RunDirError
+    assert registry.UnknownNameError is errors.UnknownNameError
+    assert export_lib.ExportError is errors.ExportError

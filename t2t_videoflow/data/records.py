@@ -25,9 +25,7 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-
-class DataError(ValueError):
-    """Bad or missing data; the message names the file or the mismatch."""
+from t2t_videoflow.errors import DataError
 
 
 # What to do about a corrupt shard (the end of the messages that name one).

@@ -48,5 +48,6 @@ setuptools.setup(
         "t2t-videoflow-exporter = t2t_videoflow.exporter:run_main",
         "t2t-videoflow-motion = t2t_videoflow.motion_main:run_main",
         "t2t-videoflow-import = t2t_videoflow.t2t_import:run_main",
+        "t2t-videoflow-eval = t2t_videoflow.evaluate:run_main",
     ]},
 )

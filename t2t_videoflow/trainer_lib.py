@@ -34,13 +34,15 @@ import os
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
 from t2t_videoflow import distribute, run_dir
 from t2t_videoflow.model import RNG_ALG, build_model
 from t2t_videoflow.schedules import T2TSchedule
-from t2t_videoflow.errors import TrainingError
+from t2t_videoflow.errors import DataError, TrainingError, UsageError
+from t2t_videoflow.evaluation import bpp as bpp_lib
 
 # Summary image layout: at most this many clips per eval image summary.
 _MAX_SUMMARY_CLIPS = 3
@@ -184,7 +186,8 @@ class Trainer:
             max_to_keep=config.keep_checkpoint_max, checkpoint_name=run_dir.CHECKPOINT_NAME)
         self._grad_fn = tf.function(self._loss_and_grads, jit_compile=config.jit_compile)
         self._train_steps = {}   # condition flag -> tf.function
-        self._eval_fn = tf.function(self._eval_bpp, jit_compile=config.jit_compile)
+        self._scorer = bpp_lib.Scorer(self.model, self.num_context, self.replica_batch,
+                                      jit_compile=config.jit_compile)
         self._writers = {}
         self.restored_from = None
         self._clock_base = None      # run seconds before this process (train_log.jsonl)
@@ -232,7 +235,7 @@ class Trainer:
         eval_hparams.batch_size = self.replica_batch
         return self.problem.dataset("eval", self.config.data_dir, eval_hparams,
                                     split=self.config.eval_split, deterministic=True,
-                                    seed=self.config.random_seed)
+                                    seed=self.config.random_seed, drop_remainder=False)
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -490,42 +493,43 @@ class Trainer:
             raise write_error(path, e, self.manager.latest_checkpoint) from None
 
     # -- evaluation --------------------------------------------------------------------
-    def _eval_bpp(self, video, noise):
-        return self.model.bits_per_pixel(video, self.num_context, noise=noise,
-                                         training=False)
-
     def evaluate(self, eval_steps=None, step=None):
         """Dev-set bits per pixel with the problem's protocol (REFERENCE 6.2).
 
         Scores every frame after `video_num_input_frames` of each dev clip (BAIR: the 10
-        targets after 3 context frames), averaged over frames and clips. The
-        dequantisation noise of batch k is drawn from (random_seed, k), so evaluating
-        the same weights twice gives the same number.
+        targets after 3 context frames), averaged over frames and clips, with
+        `evaluation.bpp` (the code of `t2t-videoflow-eval --experiment=bpp`): every clip
+        of the split (or of the first `eval_steps` batches), the noise of clip i drawn
+        from (random_seed, i), so evaluating the same weights twice, or with the eval
+        tool, gives the same number.
 
         Returns:
           dict with `bpp` (mean), `bpp_per_frame` (list) and `clips`.
         """
         eval_steps = self.config.eval_steps if eval_steps is None else eval_steps
         step = self.step if step is None else step
-        totals, clips, first = None, 0, None
-        for k, batch in enumerate(self._eval_dataset()):
-            if 0 <= eval_steps <= k:
-                break
-            video = batch["video"]
-            noise = tf.random.stateless_uniform(
-                tf.shape(video), [self.config.random_seed, k], 0.0, 1.0 / 256.0, alg=RNG_ALG)
-            bpp = self._eval_fn(video, noise).numpy()        # [b, T - context]
-            totals = bpp.sum(axis=0) if totals is None else totals + bpp.sum(axis=0)
-            clips += bpp.shape[0]
-            if first is None:
-                first = video
-        if clips == 0:
-            raise ValueError(f"The dev split of {self.problem.name!r} in "
-                             f"{self.config.data_dir!r} holds no full eval batch of "
-                             f"{self.replica_batch} clips.")
-        per_frame = totals / clips
-        result = {"bpp": float(per_frame.mean()), "bpp_per_frame": per_frame.tolist(),
+        first = []
+
+        def batches():
+            for k, batch in enumerate(self._eval_dataset()):
+                if 0 <= eval_steps <= k:
+                    return
+                video = batch["video"].numpy()
+                if not first:
+                    first.append(video)
+                yield video
+
+        try:
+            scored = bpp_lib.score_split(self._scorer, batches(),
+                                         seed=self.config.random_seed)
+        except UsageError:
+            raise DataError(f"The {self.config.eval_split} split of {self.problem.name!r} "
+                            f"in {self.config.data_dir!r} holds no clip.") from None
+        per_frame = np.asarray(scored["bpp_per_frame"])
+        clips = scored["clips"]
+        result = {"bpp": scored["bpp"], "bpp_per_frame": per_frame.tolist(),
                   "clips": clips}
+        first = first[0]
         self.log(f"eval step {step}: dev bpp {result['bpp']:.4f} over {clips} clips "
                  f"(per target frame: {', '.join(f'{v:.3f}' for v in per_frame)})")
         if self.is_chief:

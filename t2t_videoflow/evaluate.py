@@ -1,0 +1,107 @@
+r"""`t2t-videoflow-eval`: the paper's experiments on a trained run, one command each.
+
+    t2t-videoflow-eval --output_dir=RUN --data_dir=DATA --experiment=bpp --num_draws=5
+    t2t-videoflow-eval --output_dir=RUN --data_dir=DATA --experiment=bpp --split=test
+
+Each experiment restores the run's newest checkpoint (or --checkpoint_path), works on
+the whole --split of the run's problem (or its first --max_clips clips), prints a table
+and progress lines, and writes `<experiment>.json` (plus its plots) to --results_dir
+(default OUTPUT_DIR/eval). Experiments (see `t2t_videoflow/evaluation/`):
+
+  bpp                bits per pixel of every target frame given its conditioning
+                     window (paper 5.2), per target index, with the Monte-Carlo
+                     spread over --num_draws dequantisation draws; draw 0 is exactly
+                     the trainer's dev bpp for the same checkpoint and --random_seed.
+
+User errors (missing run dir, checkpoint or data, bad flag values, missing weights
+files) print one `t2t-videoflow-eval: error: ...` line and exit with status 1.
+"""
+
+import os
+
+from t2t_videoflow import cli
+from t2t_videoflow import evaluation
+from t2t_videoflow.errors import UsageError
+
+# TensorFlow and the model load on first use, after the flags are checked.
+context_lib = cli.lazy_import("t2t_videoflow.evaluation.context")
+
+NAME = "t2t-videoflow-eval"
+TOOL = cli.Tool(NAME, __doc__)
+FLAGS = cli.FLAGS
+TOOL.define("string", "output_dir", None, "The training output dir (hparams.json, "
+            "checkpoints).", required=True)
+TOOL.define("string", "experiment", None, "One of: " + ", ".join(evaluation.EXPERIMENTS)
+            + ".", required=True)
+TOOL.define("string", "data_dir", None, "Directory of the problem's shards.")
+TOOL.define("enum", "split", "dev", "Split to evaluate on.", enum_values=["dev", "test"])
+TOOL.define("string", "results_dir", None, "Where the JSON table and plots go (default: "
+            "OUTPUT_DIR/eval).")
+TOOL.define("string", "checkpoint_path", None, "Checkpoint prefix (default: the newest in "
+            "--output_dir).")
+TOOL.define("string", "problem", None, "Problem of the clips (default: the run's).")
+TOOL.define("string", "t2t_usr_dir", None, "Python package or file registering more "
+            "problems and hparams sets (default: the run's).")
+TOOL.define("integer", "random_seed", 0, "Seed of the dequantisation noise and of the "
+            "samples.", minimum=0, maximum=cli.MAX_SEED)
+TOOL.define("integer", "batch_size", 8, "Clips per batch.", minimum=1)
+TOOL.define("integer", "max_clips", 0, "Use only the first this many clips of the split "
+            "(0: all).", minimum=0)
+TOOL.define("integer", "num_draws", 1, "bpp: dequantisation-noise draws (their spread "
+            "is the Monte-Carlo error).", minimum=1)
+TOOL.define("boolean", "jit_compile", False, "Compile the model's passes with XLA.")
+TOOL.define("boolean", "plots", True, "Also write PNG plots (needs matplotlib, the "
+            "`plots` extra).")
+
+
+def evaluate(output_dir, experiment, data_dir=None, split="dev", results_dir=None,
+             checkpoint_path=None, problem_name=None, t2t_usr_dir=None, log=print,
+             **flag_values):
+    """Runs `experiment` on the run in `output_dir`; returns its result dict.
+
+    `flag_values` holds the experiment's options by flag name (`random_seed`,
+    `num_draws`, ...); `max_clips=0` means all.
+    """
+    module = evaluation.experiment(experiment)
+    context = context_lib.load_run(output_dir, data_dir, split, checkpoint_path,
+                                   problem_name, t2t_usr_dir, log=log)
+    results_dir = results_dir or os.path.join(output_dir, "eval")
+    options = {}
+    for keyword, flag in module.OPTIONS.items():
+        if flag in flag_values:
+            value = flag_values[flag]
+            options[keyword] = None if flag == "max_clips" and value == 0 else value
+    log(f"{NAME}: {experiment} on {context.checkpoint} (step {context.step}), "
+        f"{context.problem.name} {split} split")
+    result = module.run(context, results_dir=results_dir, **options)
+    log(module.format_result(result))
+    for path in result.get("files", []):
+        log(f"  wrote {path}")
+    return result
+
+
+def main(argv):
+    """Checks the flags (no TensorFlow yet), then runs the experiment."""
+    def precheck():
+        if TOOL.value("experiment") not in evaluation.EXPERIMENTS:
+            raise UsageError(f"Unknown --experiment {TOOL.value('experiment')!r}; choose "
+                             f"one of {', '.join(evaluation.EXPERIMENTS)}.")
+
+    def body():
+        v = TOOL.value
+        common = ("output_dir", "experiment", "data_dir", "split", "results_dir",
+                  "checkpoint_path", "problem", "t2t_usr_dir")
+        rest = {name: v(name) for name in TOOL.flag_names if name not in common}
+        evaluate(v("output_dir"), v("experiment"), v("data_dir"), v("split"),
+                 v("results_dir"), v("checkpoint_path"), v("problem"), v("t2t_usr_dir"),
+                 log=lambda message: print(message, flush=True), **rest)
+    return TOOL.main(argv, body, precheck=precheck)
+
+
+def run_main():
+    """Console-script entry point."""
+    TOOL.run(main)
+
+
+if __name__ == "__main__":
+    run_main()

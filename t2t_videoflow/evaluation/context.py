@@ -1,0 +1,125 @@
+"""What every experiment of `t2t-videoflow-eval` works on: a restored run and its clips.
+
+`load_run(output_dir, ...)` restores the model of a training run (the newest or a
+given checkpoint) and returns a `RunContext`; `RunContext.clips(num_frames)` reads a
+whole split of the run's problem as uint8 batches `[b, num_frames, H, W, 3]`, in file
+order, without dropping the last partial batch (the trainer's old eval dropped it).
+Experiments take a `RunContext` and plain arguments, so tests can build one from a
+model and in-memory clips (`RunContext.from_arrays`).
+"""
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from t2t_videoflow.errors import DataError, UsageError
+
+
+@dataclasses.dataclass
+class RunContext:
+    """A model with the data it is evaluated on.
+
+    Attributes:
+      model: a restored `VideoFlow`.
+      hparams: the run's hparams (frame counts, temperature).
+      problem: the registered problem (None with in-memory clips).
+      data_dir: the problem's shards (None with in-memory clips).
+      split: "dev" or "test".
+      checkpoint: the checkpoint prefix the weights came from (or a description).
+      step: its global step (None if unknown).
+      arrays: in-memory clips uint8 `[N, T, H, W, 3]` instead of a problem's split.
+      log: progress messages go here.
+    """
+    model: Any
+    hparams: Any
+    problem: Any = None
+    data_dir: Optional[str] = None
+    split: str = "dev"
+    checkpoint: str = ""
+    step: Optional[int] = None
+    arrays: Optional[np.ndarray] = None
+    log: Callable[[str], None] = print
+
+    @classmethod
+    def from_arrays(cls, model, hparams, clips, log=print, checkpoint="in-memory"):
+        """A context over in-memory uint8 clips `[N, T, H, W, 3]` (tests, notebooks)."""
+        clips = np.asarray(clips)
+        if clips.ndim != 5 or clips.dtype != np.uint8:
+            raise DataError(f"clips must be uint8 [N, T, H, W, 3]; got {clips.dtype} "
+                            f"{list(clips.shape)}.")
+        return cls(model=model, hparams=hparams, arrays=clips, log=log,
+                   checkpoint=checkpoint)
+
+    @property
+    def num_context(self):
+        """Frames that condition but are not scored: the set's inputs (0 when
+        unconditional, where every frame is scored)."""
+        if self.hparams.gen_mode != "conditional":
+            return 0
+        return self.hparams.video_num_input_frames
+
+    def frames_per_video(self):
+        """Frames stored per video (None if the problem does not say)."""
+        if self.arrays is not None:
+            return self.arrays.shape[1]
+        return getattr(self.problem, "frames_per_video", None)
+
+    def clips(self, num_frames, batch_size, max_clips=None):
+        """Yields uint8 batches `[b, num_frames, H, W, 3]` of the split's clips (frames
+        0..num_frames-1 of each video), in file order; every clip once, the last batch
+        possibly smaller. `max_clips` stops early."""
+        if num_frames < 1 or batch_size < 1:
+            raise UsageError(f"num_frames and batch_size must be >= 1; got {num_frames}, "
+                             f"{batch_size}.")
+        available = self.frames_per_video()
+        if available is not None and num_frames > available:
+            raise UsageError(f"The experiment needs {num_frames} frames per clip, but "
+                             f"the data has {available} per video.")
+        if self.arrays is not None:
+            clips = self.arrays[:max_clips, :num_frames]
+            for i in range(0, len(clips), batch_size):
+                yield clips[i:i + batch_size]
+            return
+        # The pipeline reads frames 0..n_in+n_tgt-1 of each video; it needs a target.
+        read = max(num_frames, 2)
+        hp = self.hparams.copy()
+        hp.batch_size = batch_size
+        hp.video_num_input_frames, hp.video_num_target_frames = 1, read - 1
+        hp.num_train_frames = -1
+        ds = self.problem.dataset("eval", self.data_dir, hp, split=self.split,
+                                  deterministic=True, drop_remainder=False)
+        seen = 0
+        for batch in ds:
+            video = batch["video"].numpy()[:, :num_frames]
+            if max_clips is not None:
+                video = video[:max_clips - seen]
+            if len(video):
+                yield video
+            seen += len(video)
+            if max_clips is not None and seen >= max_clips:
+                return
+        if seen == 0:
+            raise DataError(f"The {self.split} split of {self.problem.name!r} in "
+                            f"{self.data_dir!r} holds no clip of {num_frames} frames.")
+
+
+def load_run(output_dir, data_dir=None, split="dev", checkpoint_path=None,
+             problem_name=None, t2t_usr_dir=None, log=print):
+    """Restores the run in `output_dir` and returns its `RunContext` (the problem and
+    hparams are the run's; the checkpoint the newest unless given)."""
+    # pylint: disable=import-outside-toplevel  (TensorFlow loads after the flags)
+    from t2t_videoflow import export_lib
+    if split not in ("dev", "test"):
+        raise UsageError(f"--split must be dev or test; got {split!r}.")
+    run = export_lib.restore_for_inference(output_dir, problem_name, None, "",
+                                           checkpoint_path, t2t_usr_dir)
+    problem = run["problem"]
+    if data_dir is None:
+        raise UsageError("--data_dir is required: the directory of the problem's shards.")
+    if split == "test" and "test" not in problem.splits:
+        raise UsageError(f"Problem {problem.name!r} has no test split (splits: "
+                         f"{', '.join(problem.splits)}); use --split=dev.")
+    return RunContext(model=run["model"], hparams=run["hparams"], problem=problem,
+                      data_dir=data_dir, split=split, checkpoint=run["checkpoint"],
+                      step=run["step"], log=log)

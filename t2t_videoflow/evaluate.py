@@ -49,6 +49,22 @@ TOOL.define("integer", "max_clips", 0, "Use only the first this many clips of th
             "(0: all).", minimum=0)
 TOOL.define("integer", "num_draws", 1, "bpp: dequantisation-noise draws (their spread "
             "is the Monte-Carlo error).", minimum=1)
+TOOL.define("string", "temperatures", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0",
+            "temperature_sweep: comma-separated temperatures.")
+TOOL.define("integer", "num_samples", 10, "Samples per test context (the paper uses "
+            "100).", minimum=1)
+TOOL.define("float", "temperature", None, "Sampling temperature (default: the "
+            "experiment's).", minimum=0)
+TOOL.define("integer", "num_frames", None, "Frames per clip or rollout (default: the "
+            "experiment's).", minimum=1)
+TOOL.define("string", "vgg_weights", None, "A local VGG16 weights file (Keras .h5 / "
+            ".weights.h5) for the VGG cosine similarity; never downloaded.")
+TOOL.define("string", "i3d_model", None, "A local I3D SavedModel directory for FVD; never "
+            "downloaded.")
+TOOL.define("integer", "num_interp", 11, "interpolate: interpolation coefficients.",
+            minimum=2)
+TOOL.define("enum", "interp_levels", "all", "interpolate: the latents interpolated.",
+            enum_values=["all", "top", "bottom"])
 TOOL.define("boolean", "jit_compile", False, "Compile the model's passes with XLA.")
 TOOL.define("boolean", "plots", True, "Also write PNG plots (needs matplotlib, the "
             "`plots` extra).")

@@ -55,10 +55,11 @@ BPP_NOISE = 1.0 / 512.0
 
 def check_exportable(model):
     """ExportError for models whose graph functions need a static batch size."""
-    if model.gen_mode == "conditional" and model.latent_dist_encoder == "pointwise":
+    if model.gen_mode == "conditional" and model.top_cond_prior.needs_static_batch:
         raise ExportError(
-            "The pointwise prior encoder is not supported in graph mode / export: its "
-            "parameters carry a static batch dimension. Use VideoFlow.sample.")
+            f"The {model.latent_dist_encoder} prior encoder is not supported in graph "
+            "mode / export: its parameters carry a static batch dimension. Use "
+            "VideoFlow.sample.")
 
 
 # ----------------------------------------------------------------------- the SavedModel

@@ -32,7 +32,7 @@ from t2t_videoflow.flow.multiscale import MultiScaleFlow
 from t2t_videoflow.layers.keras_tracking import (
     keras_layers_in, keras_variables, reseed_random_kernels, untracked)
 from t2t_videoflow.prior.latent_prior import (
-    LevelConditionalPrior, MarginalTopPrior, TopConditionalPrior)
+    MarginalTopPrior, conditional_prior, encoder_class)
 from t2t_videoflow.prior.latent_to_dist import SingleConvDist
 
 tfd = tfp.distributions
@@ -40,7 +40,6 @@ tfd = tfp.distributions
 GEN_MODES = ("conditional", "unconditional")
 TOP_PRIORS = ("single_conv", "normal")
 # Encoders that condition on the previous frame only; the others on the last N.
-_PREVIOUS_FRAME_ENCODERS = ("conv_lstm", "pointwise")
 # A fixed stateless RNG algorithm: TF's default ("auto_select") picks a different
 # generator under XLA, so the same seed gave different samples with jit_compile.
 RNG_ALG = "philox"
@@ -140,8 +139,8 @@ class VideoFlow(tf.Module):
         self.top_prior = top_prior
         self.latent_dist_encoder = latent_dist_encoder
         self.cond_first_frame = bool(cond_first_frame)
-        self.num_cond_latents = (1 if latent_dist_encoder in _PREVIOUS_FRAME_ENCODERS
-                                 else int(num_cond_latents))
+        prior_class = encoder_class(latent_dist_encoder)
+        self.num_cond_latents = prior_class.past_latents(num_cond_latents)
         self.flow = MultiScaleFlow(self.frame_shape, n_levels, depth, coupling,
                                    coupling_width, activation, coupling_dropout, seed=seed,
                                    memory_efficient_backprop=memory_efficient_backprop)
@@ -156,23 +155,25 @@ class VideoFlow(tf.Module):
         marginal_top_prior.build((None, *top_shape))
         level_cond_priors, top_cond_prior = [], None
         if gen_mode == "conditional":
-            prior_kwargs = dict(
-                encoder=latent_dist_encoder, latent_skip=latent_skip,
-                latent_noise=latent_noise, encoder_depth=latent_encoder_depth,
-                encoder_width=latent_encoder_width, activation=latent_activation,
-                latent_dropout=latent_dropout, apply_dilations=latent_apply_dilations,
+            # Every encoder's options; each prior class takes only its own.
+            options = dict(
+                latent_skip=latent_skip, latent_noise=latent_noise,
+                encoder_depth=latent_encoder_depth, encoder_width=latent_encoder_width,
+                activation=latent_activation, latent_dropout=latent_dropout,
+                apply_dilations=latent_apply_dilations,
                 dilation_rates=latent_dilation_rates, architecture=latent_architecture,
                 pre_output_channels=latent_pre_output_channels,
-                coupling_dropout=coupling_dropout)
+                coupling_dropout=coupling_dropout, level_scale=level_scale,
+                learn_top_scale=learn_top_scale)
             n_cond = self.num_cond_latents + int(self.cond_first_frame)
-            batch = batch_size if latent_dist_encoder == "pointwise" else None
+            batch = batch_size if prior_class.needs_static_batch else None
             for l, shape in enumerate(level_shapes):
-                prior = LevelConditionalPrior(level_scale=level_scale,
-                                              name="level_cond_prior", **prior_kwargs)
+                prior = conditional_prior(latent_dist_encoder, "level",
+                                          name="level_cond_prior", **options)
                 prior.build([(batch, *shape)] * n_cond)
                 level_cond_priors.append(prior)
-            top_cond_prior = TopConditionalPrior(
-                learn_top_scale=learn_top_scale, name="top", **prior_kwargs)
+            top_cond_prior = conditional_prior(latent_dist_encoder, "top", name="top",
+                                               **options)
             top_cond_prior.build([(batch, *top_shape)] * n_cond)
         # The Keras 3 prior layers are held untracked; their variables are tracked once,
         # in `prior_variables` (see layers/keras_tracking.py).
@@ -250,11 +251,9 @@ class VideoFlow(tf.Module):
 
     @property
     def _recurrent(self):
-        """Priors that step through time one frame at a time: conv_lstm carries a state,
-        pointwise has parameters with a static batch dimension (no batching over
-        frames)."""
-        return (self.gen_mode == "conditional"
-                and self.latent_dist_encoder in _PREVIOUS_FRAME_ENCODERS)
+        """Priors that step through time one frame at a time (conv_lstm carries a
+        state, pointwise has parameters with a static batch dimension)."""
+        return self.gen_mode == "conditional" and self.top_cond_prior.steps_through_time
 
     def _conditioning_set(self, window, first=None):
         """`[first] + window` (REFERENCE 3.1): the past latents a conditional prior sees."""
@@ -267,29 +266,28 @@ class VideoFlow(tf.Module):
         return self.marginal_top_prior(like)
 
     def _zero_prior_states(self, like_levels, like_top):
-        """conv_lstm zero states `(c, h)` per level and for the top prior; None
-        placeholders (as empty tuples) for pointwise."""
-        def zeros(prior, like):
-            if self.latent_dist_encoder != "conv_lstm":
-                return ()
-            filters = prior.net.cell.filters
-            z = tf.zeros(tf.concat([tf.shape(like)[:-1], [filters]], 0))
-            z = tf.ensure_shape(z, [None, *like.shape[1:-1], filters])
-            return (z, z)
-        return ([zeros(p, z) for p, z in zip(self.level_cond_priors, like_levels)],
-                zeros(self.top_cond_prior, like_top))
+        """The conditional priors' states before the first conditioned frame, per
+        level and for the top (`()` for priors without state)."""
+        return ([p.zero_state(z) for p, z in zip(self.level_cond_priors, like_levels)],
+                self.top_cond_prior.zero_state(like_top))
+
+    @staticmethod
+    def _call_prior(prior, past, mu0=None, sigma0=None, state=(), training=False,
+                    init=False):
+        """`(loc, scale, new_state)` of a conditional prior; `init` (data-dependent
+        init of its actnorms) goes only to priors that have one."""
+        extra = {"init": init} if prior.has_data_init else {}
+        return prior(past, mu0, sigma0=sigma0, state=state, training=training, **extra)
 
     def _conditional_level(self, level, past, mu0, sigma0, state, training, init):
         """`(loc, scale, new_state)` of the conditional level prior."""
-        loc, scale, new_state = self.level_cond_priors[level](
-            past, mu0, sigma0=sigma0, state=state or None, training=training, init=init)
-        return loc, scale, (new_state if new_state is not None else ())
+        return self._call_prior(self.level_cond_priors[level], past, mu0, sigma0, state,
+                                training, init)
 
     def _conditional_top(self, past, state, training, init):
         """`(loc, scale, new_state)` of the conditional top prior."""
-        loc, scale, new_state = self.top_cond_prior(
-            past, state=state or None, training=training, init=init)
-        return loc, scale, (new_state if new_state is not None else ())
+        return self._call_prior(self.top_cond_prior, past, state=state, training=training,
+                                init=init)
 
     # -- the engine: scoring a whole clip (teacher forcing) -------------------------------
 

@@ -8,9 +8,8 @@ import tensorflow as tf
 
 from t2t_videoflow.layers.conv import ZeroConv2D
 from t2t_videoflow.prior import (
-    ENCODERS, ConvLSTMCell, LatentToDist, LevelConditionalPrior, MarginalTopPrior,
-    MergeLevelAndLatent, ScaleGaussianPrior, TemporalLatentToDist, TopConditionalPrior,
-    dilation_factors)
+    ENCODERS, ConvLSTMCell, LatentToDist, MarginalTopPrior, MergeLevelAndLatent,
+    ScaleGaussianPrior, TemporalLatentToDist, conditional_prior, dilation_factors)
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 TINY = dict(encoder_depth=1, encoder_width=8, pre_output_channels=8)
@@ -24,6 +23,11 @@ def _perturb(layer, seed=0, std=0.05):
     rng = np.random.default_rng(seed)
     for v in layer.trainable_variables:
         v.assign(v + rng.normal(0.0, std, v.shape).astype(np.float32))
+
+
+def _init(prior):
+    """`init=True` for priors with data-dependent init (their `call` takes it)."""
+    return {"init": True} if prior.has_data_init else {}
 
 
 def _latents(encoder, n=2, shape=(3, 8, 8, 4)):
@@ -66,36 +70,36 @@ def test_init_distribution(encoder, skip):
     mu0 = _randn(3, 8, 8, 4, seed=99)  # non-zero: it must not leak into the mean
     kwargs = dict(TINY, latent_skip=skip, latent_noise=0.1, latent_dropout=0.1,
                   coupling_dropout=0.1)
-    top = TopConditionalPrior(encoder, **kwargs)
-    level = LevelConditionalPrior(encoder, **kwargs)
+    top = conditional_prior(encoder, "top", **kwargs)
+    level = conditional_prior(encoder, "level", **kwargs)
     expected = latents[-1].numpy() if skip else 0.0
-    for call in (lambda: top(latents, init=True), lambda: top(latents, training=True),
-                 lambda: level(latents, mu0, init=True),
+    for call in (lambda: top(latents, **_init(top)), lambda: top(latents, training=True),
+                 lambda: level(latents, mu0, **_init(level)),
                  lambda: level(latents, mu0, training=True)):
         loc, scale, state = call()
         assert loc.shape == scale.shape == (3, 8, 8, 4)
         # Exact: the noise is on the network input only, the skip uses the clean z.
         np.testing.assert_array_equal(loc.numpy(), expected)
         np.testing.assert_array_equal(scale.numpy(), 1.0)
-        assert (state is None) == (encoder != "conv_lstm")
+        assert (state == ()) == (encoder != "conv_lstm")
 
 
 @pytest.mark.parametrize("skip", [True, False])
 def test_pointwise_init(skip):
     z = _randn(3, 8, 8, 4)
     mu0, sigma0 = _randn(3, 8, 8, 4, seed=1), tf.exp(_randn(3, 8, 8, 4, seed=2))
-    loc, scale, _ = TopConditionalPrior("pointwise", latent_skip=skip)(z)
+    loc, scale, _ = conditional_prior("pointwise", "top", latent_skip=skip)(z)
     np.testing.assert_allclose(loc.numpy(), (2.0 if skip else 1.0) * z.numpy())
     np.testing.assert_array_equal(scale.numpy(), 1.0)
     # Level: mu0 + m z (+ z), the std chosen by level_scale.
     for level_scale, expected_scale in (("prev_level", sigma0.numpy()), ("prev_step", 1.0),
                                         ("normal", 1.0)):
-        prior = LevelConditionalPrior("pointwise", latent_skip=skip, level_scale=level_scale)
+        prior = conditional_prior("pointwise", "level", latent_skip=skip, level_scale=level_scale)
         loc, scale, _ = prior([z], mu0, sigma0)
         np.testing.assert_allclose(loc.numpy(), mu0.numpy() + (2 if skip else 1) * z.numpy(),
                                    rtol=1e-6)
         np.testing.assert_allclose(scale.numpy(), expected_scale, rtol=1e-6)
-    names = LevelConditionalPrior("pointwise", level_scale="normal")
+    names = conditional_prior("pointwise", "level", level_scale="normal")
     names([z], mu0)
     assert {k: tuple(v.shape) for k, v in names.t2t_variables().items()} == {
         "latent_prior/latent_multiplier": (3, 8, 8, 4),
@@ -191,7 +195,7 @@ def test_conv_lstm_cell_matches_equations():
 def test_conv_lstm_prior_state_in_state_out():
     z0, z1 = _randn(2, 4, 4, 3, seed=1), _randn(2, 4, 4, 3, seed=2)
     mu0 = _randn(2, 4, 4, 3, seed=3)
-    prior = LevelConditionalPrior("conv_lstm", encoder_width=5)
+    prior = conditional_prior("conv_lstm", "level", encoder_width=5)
     _, _, state1 = prior(z0, mu0)
     assert state1[1].shape == (2, 4, 4, 5)
     _, _, state2 = prior(z1, mu0, state=state1)
@@ -225,12 +229,12 @@ def test_t2t_variable_names_match_varlist():
     """model_affine_relu_16: 16x16x3, 2 levels, conv3d_net, depth 1, width 8, N = 2."""
     varlist = _varlist()
     body = "next_frame_glow/body/"
-    level = LevelConditionalPrior("conv3d_net", encoder_depth=1, encoder_width=8)
+    level = conditional_prior("conv3d_net", "level", encoder_depth=1, encoder_width=8)
     level([tf.zeros([2, 8, 8, 6])] * 2, tf.zeros([2, 8, 8, 6]))
     got = {k: tuple(v.shape) for k, v in level.t2t_variables().items()}
     assert got == _t2t_subset(varlist, body + "codec/split_0/prior_on_z2/",
                               exclude="level_prior")
-    top = TopConditionalPrior("conv3d_net", encoder_depth=1, encoder_width=8)
+    top = conditional_prior("conv3d_net", "top", encoder_depth=1, encoder_width=8)
     top([tf.zeros([2, 4, 4, 24])] * 2)
     got = {k: tuple(v.shape) for k, v in top.t2t_variables().items()}
     assert got == _t2t_subset(varlist, body + "top/")
@@ -259,7 +263,7 @@ def test_matches_t2t_oracle_numbers():
     load(level_prior, "codec/split_0/prior_on_z2/level_prior/conv2d/")
     mu0 = level_prior(out(2, "split_0/x1"))[..., 0::2]
     latents = [out(0, "z_level0"), out(1, "z_level0")]
-    level = LevelConditionalPrior("conv3d_net", encoder_depth=1, encoder_width=8)
+    level = conditional_prior("conv3d_net", "level", encoder_depth=1, encoder_width=8)
     level(latents, mu0)
     load(level, "codec/split_0/prior_on_z2/")
     loc, scale, _ = level(latents, mu0, training=True)
@@ -268,7 +272,7 @@ def test_matches_t2t_oracle_numbers():
 
     assert bool(data["out_pert/frame2/top_prior/conditional"])
     latents = [out(0, "z_top"), out(1, "z_top")]
-    top = TopConditionalPrior("conv3d_net", encoder_depth=1, encoder_width=8)
+    top = conditional_prior("conv3d_net", "top", encoder_depth=1, encoder_width=8)
     top(latents)
     load(top, "top/")
     loc, scale, _ = top(latents, training=True)
@@ -304,10 +308,10 @@ def test_variable_count_and_gradients(encoder):
     mu0, sigma0 = _randn(3, 8, 8, 4, seed=7), tf.exp(_randn(3, 8, 8, 4, seed=8))
     # pointwise: "prev_step" uses the latent log-scale; with the default "prev_level"
     # it is a trainable variable that (as in T2T) never gets a gradient, see below.
-    prior = LevelConditionalPrior(encoder, encoder_depth=2, encoder_width=4,
+    prior = conditional_prior(encoder, "level", encoder_depth=2, encoder_width=4,
                                   activation="gatu", apply_dilations=True,
                                   level_scale="prev_step")
-    prior(latents, mu0, sigma0, init=True)
+    prior(latents, mu0, sigma0, **_init(prior))
     assert len(prior.trainable_variables) == _expected_count(encoder, n=2, depth=2)
     _perturb(prior)
     weights = [_randn(3, 8, 8, 4, seed=20), _randn(3, 8, 8, 4, seed=21)]
@@ -322,7 +326,7 @@ def test_variable_count_and_gradients(encoder):
 
 def test_pointwise_prev_level_leaves_latent_scale_unused():
     z, mu0, sigma0 = _randn(2, 4, 4, 3), _randn(2, 4, 4, 3, seed=1), tf.ones([2, 4, 4, 3])
-    prior = LevelConditionalPrior("pointwise")
+    prior = conditional_prior("pointwise", "level")
     with tf.GradientTape() as tape:
         loc, scale, _ = prior(z, mu0, sigma0)
         loss = tf.reduce_sum(loc) + tf.reduce_sum(scale)
@@ -335,9 +339,9 @@ def test_pointwise_prev_level_leaves_latent_scale_unused():
 @pytest.mark.parametrize("encoder", ENCODERS)
 def test_top_prior_gradients(encoder):
     latents = _latents(encoder)
-    prior = TopConditionalPrior(encoder, learn_top_scale=True, encoder_depth=1,
+    prior = conditional_prior(encoder, "top", learn_top_scale=True, encoder_depth=1,
                                 encoder_width=4, apply_dilations=True)
-    prior(latents, init=True)
+    prior(latents, **_init(prior))
     _perturb(prior)
     with tf.GradientTape() as tape:
         loc, scale, _ = prior(latents)
@@ -350,9 +354,9 @@ def test_top_prior_gradients(encoder):
 def test_runs_under_tf_function_and_xla(encoder):
     latents = _latents(encoder)
     mu0 = _randn(3, 8, 8, 4, seed=7)
-    prior = LevelConditionalPrior(encoder, encoder_depth=1, encoder_width=4,
+    prior = conditional_prior(encoder, "level", encoder_depth=1, encoder_width=4,
                                   activation="gatu", apply_dilations=True)  # h=8: d in {1,2}
-    prior(latents, mu0, init=True)
+    prior(latents, mu0, **_init(prior))
     _perturb(prior)
     eager = prior(latents, mu0)[:2]
 
@@ -366,8 +370,8 @@ def test_runs_under_tf_function_and_xla(encoder):
 
 def test_latent_noise_only_in_training():
     latents = _latents("conv3d_net")
-    prior = TopConditionalPrior("conv3d_net", latent_noise=0.5, **TINY)
-    prior(latents, init=True)
+    prior = conditional_prior("conv3d_net", "top", latent_noise=0.5, **TINY)
+    prior(latents, **_init(prior))
     _perturb(prior, std=0.2)
     a, b = prior(latents)[0].numpy(), prior(latents)[0].numpy()
     np.testing.assert_array_equal(a, b)
@@ -379,30 +383,30 @@ def test_latent_noise_only_in_training():
 
 def test_errors_list_allowed_names():
     with pytest.raises(ValueError, match="conv3d_net.*conv_net.*conv_lstm.*pointwise"):
-        TopConditionalPrior("transformer")
+        conditional_prior("transformer", "top")
     with pytest.raises(ValueError, match="single_conv.*glow_nn.*glow_resnet"):
-        LevelConditionalPrior("conv_net", architecture="mlp")
+        conditional_prior("conv_net", "level", architecture="mlp")
     with pytest.raises(ValueError, match="prev_level.*prev_step.*normal"):
-        LevelConditionalPrior("pointwise", level_scale="other")
+        conditional_prior("pointwise", "level", level_scale="other")
     with pytest.raises(ValueError, match="single_conv.*glow_nn.*glow_resnet"):
         LatentToDist(architecture="mlp")
     with pytest.raises(ValueError, match="relu.*gatu"):
         TemporalLatentToDist(activation="swish")
     with pytest.raises(ValueError, match="previous latent only"):
-        TopConditionalPrior("pointwise")(_latents("conv3d_net"))
-    prior = TopConditionalPrior("conv3d_net", **TINY)
+        conditional_prior("pointwise", "top")(_latents("conv3d_net"))
+    prior = conditional_prior("conv3d_net", "top", **TINY)
     prior(_latents("conv3d_net"))
     with pytest.raises(ValueError, match="built for 2"):
         prior(_latents("conv3d_net", n=3))
     with pytest.raises(ValueError, match="sigma0"):
-        LevelConditionalPrior("pointwise")(_latents("pointwise"), tf.zeros([3, 8, 8, 4]))
+        conditional_prior("pointwise", "level")(_latents("pointwise"), tf.zeros([3, 8, 8, 4]))
 
 
 def test_get_config_round_trip():
     layers = [
-        TopConditionalPrior("conv_net", learn_top_scale=True, latent_noise=0.1,
+        conditional_prior("conv_net", "top", learn_top_scale=True, latent_noise=0.1,
                             architecture="glow_nn", dilation_rates=(2,), **TINY),
-        LevelConditionalPrior("pointwise", level_scale="normal", latent_skip=False),
+        conditional_prior("pointwise", "level", level_scale="normal", latent_skip=False),
         TemporalLatentToDist(6, 2, 8, "gatu", 0.1, True, (1,)),
         LatentToDist(4, "glow_nn", 3, 8, 16, 0.2),
         ConvLSTMCell(4, 5, 0.5), MarginalTopPrior(), ScaleGaussianPrior(False),
@@ -410,3 +414,30 @@ def test_get_config_round_trip():
     for layer in layers:
         config = layer.get_config()
         assert type(layer).from_config(config).get_config() == config
+
+
+def test_encoder_table_passes_each_class_only_its_own_options():
+    options = dict(encoder_depth=1, encoder_width=4, latent_noise=0.1, activation="gatu",
+                   architecture="glow_nn", level_scale="normal", learn_top_scale=True,
+                   coupling_dropout=0.2, latent_skip=False)
+    owned = {"conv3d_net": {"encoder_depth", "activation", "latent_noise"},
+             "conv_net": {"encoder_depth", "architecture", "coupling_dropout",
+                          "latent_noise"},
+             "conv_lstm": {"encoder_width", "latent_noise"},
+             "pointwise": {"level_scale", "learn_top_scale"}}
+    for name, cls in ENCODERS.items():
+        prior = conditional_prior(name, "level", **options)
+        assert type(prior) is cls and prior.role == "level" and not prior.latent_skip
+        config = prior.get_config()
+        assert owned[name] <= set(config), name
+        foreign = set().union(*owned.values()) - owned[name] - {"encoder_width"}
+        assert not foreign & set(config), (name, foreign & set(config))
+    # How many past latents each needs; which step through time; which take init=.
+    assert [ENCODERS[n].past_latents(3) for n in ENCODERS] == [3, 3, 1, 1]
+    assert [ENCODERS[n].steps_through_time for n in ENCODERS] == [False, False, True, True]
+    assert [ENCODERS[n].has_data_init for n in ENCODERS] == [True, True, False, False]
+    lstm = conditional_prior("conv_lstm", "top", encoder_width=4)
+    with pytest.raises(TypeError, match="init"):
+        lstm(_latents("conv_lstm"), init=True)
+    with pytest.raises(ValueError, match="role"):
+        conditional_prior("conv_net", "middle")

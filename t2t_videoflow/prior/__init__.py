@@ -2,7 +2,8 @@
 
 from t2t_videoflow.prior.conv_lstm import ConvLSTMCell
 from t2t_videoflow.prior.latent_prior import (
-    ENCODERS, LevelConditionalPrior, MarginalTopPrior, TopConditionalPrior)
+    ENCODERS, ConditionalPrior, Conv3dNetPrior, ConvLSTMPrior, ConvNetPrior,
+    MarginalTopPrior, PointwisePrior, conditional_prior, encoder_class)
 from t2t_videoflow.prior.latent_to_dist import (
     ARCHITECTURES, LatentToDist, SingleConvDist, split_mean_logscale)
 from t2t_videoflow.prior.pointwise import (

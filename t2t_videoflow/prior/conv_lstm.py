@@ -61,9 +61,8 @@ class ConvLSTMCell(keras.layers.Layer):
         zeros = tf.zeros_like(x[..., :1]) * tf.zeros([self.filters], x.dtype)
         return zeros, zeros
 
-    def call(self, x, state=None, init=False):
+    def call(self, x, state=None):
         """Returns `(h', (c', h'))`."""
-        del init
         c, h = self.zero_state(x) if state is None else state
         gates = tf.nn.conv2d(tf.concat([x, h], axis=-1), self.kernel, strides=1,
                              padding="SAME") + self.biases
@@ -113,7 +112,7 @@ class ConvLSTMToDist(keras.layers.Layer):
         self.cell.build(input_shape)
         self.head.build((*input_shape[:-1], self.filters))
 
-    def call(self, x, state=None, init=False):
+    def call(self, x, state=None):
         new_h, new_state = self.cell(x, state)
         loc, scale = self.head(new_h)
         return loc, scale, new_state

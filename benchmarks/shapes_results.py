@@ -128,8 +128,8 @@ def sample_grid_gif(path, output_dir, data_dir, num_clips, num_samples, temperat
                     seed, scale=3):
     """Rows: dev clips. Columns: the real clip, then `num_samples` samples. Each cell
     animates context frame(s) then target frames; a 1-px grey border between cells."""
-    from t2t_videoflow import decoder, export_lib, media
-    run = export_lib.restore_for_inference(output_dir, None)
+    from t2t_videoflow import decoder, media, restore
+    run = restore.restore_for_inference(output_dir, None)
     model, hparams, problem = run["model"], run["hparams"], run["problem"]
     contexts, truths = decoder.dev_clips(problem, hparams, data_dir, num_clips)
     k = truths.shape[1]

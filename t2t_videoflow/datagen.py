@@ -13,6 +13,7 @@ import os
 
 from t2t_videoflow import cli, registry
 from t2t_videoflow.usr_dir import import_usr_dir
+from t2t_videoflow.errors import UsageError
 
 # TensorFlow loads with the data code, after the flags are checked.
 records = cli.lazy_import("t2t_videoflow.data.records")
@@ -61,7 +62,7 @@ def generate_data(problem_name, data_dir, raw_data_dir=None, tfds_data_dir=None,
         try:
             problem = problem_cls(seed=seed)
         except TypeError:
-            raise ValueError(f"Problem {problem_name!r} takes no --seed.") from None
+            raise UsageError(f"Problem {problem_name!r} takes no --seed.") from None
     if "://" not in data_dir:
         os.makedirs(data_dir, exist_ok=True)
     log(f"Generating {problem.name} into {data_dir}")

@@ -30,10 +30,12 @@ import time
 import numpy as np
 
 from t2t_videoflow import cli
+from t2t_videoflow.errors import UsageError
 
 # TensorFlow and the model load on first use, after the flags are checked.
 tf = cli.lazy_import("tensorflow")
 export_lib = cli.lazy_import("t2t_videoflow.export_lib")
+restore = cli.lazy_import("t2t_videoflow.restore")
 media = cli.lazy_import("t2t_videoflow.media")
 model_lib = cli.lazy_import("t2t_videoflow.model")
 
@@ -83,7 +85,7 @@ def dev_clips(problem, hparams, data_dir, num_clips, use_test_set=False):
         contexts.append(example["inputs"][0].numpy())
         truths.append(example["targets"][0].numpy())
     if len(contexts) < num_clips:
-        raise ValueError(f"--num_clips={num_clips} but the {split} split of "
+        raise UsageError(f"--num_clips={num_clips} but the {split} split of "
                          f"{problem.name!r} has only {len(contexts)} clip(s).")
     return np.stack(contexts), np.stack(truths)
 
@@ -148,14 +150,14 @@ def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
     for name, value in (("num_samples", num_samples), ("num_clips", num_clips),
                         ("progress_every", progress_every)):
         if value < 1:
-            raise ValueError(f"--{name} must be >= 1; got {value}.")
+            raise UsageError(f"--{name} must be >= 1; got {value}.")
     if num_target_frames is not None and num_target_frames < 1:
-        raise ValueError(f"--num_target_frames must be >= 1; got {num_target_frames}.")
+        raise UsageError(f"--num_target_frames must be >= 1; got {num_target_frames}.")
     if temperature is not None and not temperature >= 0.0:
-        raise ValueError(f"--temperature must be >= 0; got {temperature}.")
+        raise UsageError(f"--temperature must be >= 0; got {temperature}.")
     if gif_fps <= 0:
-        raise ValueError(f"--gif_fps must be > 0; got {gif_fps}.")
-    run = export_lib.restore_for_inference(
+        raise UsageError(f"--gif_fps must be > 0; got {gif_fps}.")
+    run = restore.restore_for_inference(
         output_dir, problem_name, hparams_set, overrides, checkpoint_path, t2t_usr_dir,
         need_problem=input_frames is None)
     model, hparams = run["model"], run["hparams"]
@@ -168,7 +170,7 @@ def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
         source = input_frames
     else:
         if not data_dir:
-            raise ValueError("--data_dir is required (or give --input_frames).")
+            raise UsageError("--data_dir is required (or give --input_frames).")
         contexts, truths = dev_clips(run["problem"], hparams, data_dir, num_clips,
                                      use_test_set)
         source = f"{run['problem'].name} {'test' if use_test_set else 'dev'} clips"

@@ -14,6 +14,7 @@ import json
 import os
 
 import tensorflow as tf
+from t2t_videoflow.errors import UsageError
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 
@@ -26,7 +27,7 @@ def tf_config():
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from e
+        raise UsageError(f"TF_CONFIG is not valid JSON: {e}") from e
 
 
 def num_workers_in_tf_config():
@@ -48,7 +49,7 @@ def split_cpu(num_devices):
 def make_strategy(name="auto", num_cpu_devices=None):
     """Returns the `tf.distribute.Strategy` for `name` (see module docstring)."""
     if name not in STRATEGIES:
-        raise ValueError(f"Unknown strategy {name!r}; known: {', '.join(STRATEGIES)}.")
+        raise UsageError(f"Unknown strategy {name!r}; known: {', '.join(STRATEGIES)}.")
     if name == "auto" and num_workers_in_tf_config() > 1:
         name = "multi_worker"
     if name == "multi_worker":

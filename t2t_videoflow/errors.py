@@ -44,7 +44,17 @@ class MediaError(ValueError):
 
 
 class HParamsError(ValueError):
-    """A bad field name, type or override string."""
+    """A bad field name, type or override string, or hparams that do not fit the
+    problem or the devices."""
+
+
+class FrameError(ValueError):
+    """Frames of the wrong shape, dtype, count or values; the message names the input."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not fit the model (missing, mis-shaped or non-finite
+    variables); the message names the variable."""
 
 
 class ExportError(ValueError):
@@ -56,17 +66,23 @@ class TrainingError(RuntimeError):
 
 
 PACKAGE_ERRORS = (UsageError, RunDirError, UsrDirError, UnknownNameError,
-                  RegistrationError, DataError, MediaError, HParamsError, ExportError,
-                  TrainingError)
+                  RegistrationError, DataError, MediaError, HParamsError, FrameError,
+                  CheckpointError, ExportError, TrainingError)
+
+# Operating-system errors that mean a bad path given by the user (not a bug).
+PATH_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+               FileExistsError)
 
 
 def user_errors():
-    """The exception types a CLI reports as one line: this package's, TensorFlow's that
-    mean bad input (a missing file, an invalid argument), and, for now, plain
-    `ValueError` / `OSError` (many input checks still raise those)."""
+    """The exception types a CLI reports as one line: this package's, the OS errors of
+    a bad path, and TensorFlow's that mean bad input (a missing or unwritable file, an
+    invalid argument). A plain `ValueError` or `OSError` is a bug and keeps its
+    traceback."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel  (loaded by then)
-    return PACKAGE_ERRORS + (ValueError, OSError, tf.errors.NotFoundError,
-                             tf.errors.InvalidArgumentError)
+    return PACKAGE_ERRORS + PATH_ERRORS + (
+        tf.errors.NotFoundError, tf.errors.InvalidArgumentError,
+        tf.errors.PermissionDeniedError, tf.errors.AlreadyExistsError)
 
 
 def one_line(error):

@@ -44,9 +44,7 @@ import time
 
 import tensorflow as tf
 
-from t2t_videoflow import registry, run_dir
 from t2t_videoflow.model import postprocess
-from t2t_videoflow.usr_dir import import_usr_dir
 from t2t_videoflow.errors import ExportError
 
 # Dequantisation noise of the exported bits_per_pixel: the middle of U[0, 1/256).
@@ -248,50 +246,6 @@ class ServingModule(tf.Module):
 
 
 # ------------------------------------------------------- trained runs and SavedModels
-
-
-def restore_for_inference(output_dir, problem_name=None, hparams_set=None, overrides="",
-                          checkpoint_path=None, t2t_usr_dir=None, need_problem=True):
-    """The trained model of a run dir, for the decoder and the exporter.
-
-    Args:
-      output_dir: a training output dir (`run_dir` layout).
-      problem_name: default the run's (`run.json`); checked against the hparams.
-      hparams_set: default the run's `hparams.json` (with `overrides` applied);
-        given, the set is rebuilt from the registry (and must fit the checkpoint).
-      overrides: `name=value,...` applied to the hparams.
-      checkpoint_path: a checkpoint prefix; default the newest in `output_dir`.
-      t2t_usr_dir: imported first; default the run's.
-      need_problem: raise if no problem is known (the exporter can do without).
-
-    Returns:
-      dict with model, hparams, hparams_set, problem (or None), checkpoint, step.
-
-    Raises:
-      RunDirError, UnknownNameError, HParamsError, UsrDirError, ValueError.
-    """
-    if not output_dir:
-        raise run_dir.RunDirError("--output_dir is required.")
-    run_hparams, info = run_dir.load_run(output_dir)
-    usr_dir = t2t_usr_dir or info.get("t2t_usr_dir")
-    if usr_dir:
-        import_usr_dir(usr_dir)
-    if hparams_set:
-        hparams = registry.create_hparams(hparams_set, overrides or "")
-    else:
-        hparams = run_hparams.copy().parse(overrides or "")
-        hparams_set = info.get("hparams_set")
-    problem_name = problem_name or info.get("problem")
-    problem = None
-    if problem_name:
-        problem = registry.problem(problem_name)
-        problem.check_hparams(hparams, set_name=hparams_set)
-    elif need_problem:
-        raise run_dir.RunDirError(f"{output_dir!r} records no problem; pass --problem.")
-    model, hparams, _, path = run_dir.restore_model(
-        output_dir, checkpoint_path, hparams=hparams)
-    return {"model": model, "hparams": hparams, "hparams_set": hparams_set,
-            "problem": problem, "checkpoint": path, "step": run_dir.checkpoint_step(path)}
 
 
 def num_context_frames(hparams):

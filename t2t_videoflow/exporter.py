@@ -22,6 +22,7 @@ from t2t_videoflow import cli
 
 # TensorFlow and the model load on first use, after the flags are checked.
 export_lib = cli.lazy_import("t2t_videoflow.export_lib")
+restore = cli.lazy_import("t2t_videoflow.restore")
 
 NAME = "t2t-videoflow-exporter"
 TOOL = cli.Tool(NAME, __doc__)
@@ -43,7 +44,7 @@ TOOL.define("string", "t2t_usr_dir", None, "Python package or file registering m
 def export(output_dir, checkpoint_path=None, export_dir=None, problem_name=None,
            hparams_set=None, overrides="", t2t_usr_dir=None, log=print):
     """Exports the run in `output_dir`; returns the export path."""
-    run = export_lib.restore_for_inference(
+    run = restore.restore_for_inference(
         output_dir, problem_name, hparams_set, overrides, checkpoint_path, t2t_usr_dir,
         need_problem=False)
     problem = run["problem"]

@@ -34,6 +34,7 @@ from t2t_videoflow.layers.keras_tracking import (
 from t2t_videoflow.prior.latent_prior import (
     MarginalTopPrior, conditional_prior, encoder_class)
 from t2t_videoflow.prior.latent_to_dist import SingleConvDist
+from t2t_videoflow.errors import CheckpointError, FrameError
 
 tfd = tfp.distributions
 
@@ -199,21 +200,21 @@ class VideoFlow(tf.Module):
         expected = f"[batch, time, {h}, {w}, {c}]"
         frames = tf.convert_to_tensor(frames)
         if frames.shape.rank != 5:
-            raise ValueError(f"{name} must have shape {expected}; got {frames.shape}.")
+            raise FrameError(f"{name} must have shape {expected}; got {frames.shape}.")
         if tuple(frames.shape[2:]) != (h, w, c):
-            raise ValueError(f"{name} must have shape {expected}; got {frames.shape}.")
+            raise FrameError(f"{name} must have shape {expected}; got {frames.shape}.")
         if frames.shape[1] is not None and frames.shape[1] < min_frames:
-            raise ValueError(f"{name} needs at least {min_frames} frames along time; "
+            raise FrameError(f"{name} needs at least {min_frames} frames along time; "
                              f"got {frames.shape[1]} (shape {frames.shape}).")
         if frames.dtype != tf.uint8:
             if not frames.dtype.is_floating:
-                raise ValueError(f"{name} must be uint8 (or float in [0, 255]); "
+                raise FrameError(f"{name} must be uint8 (or float in [0, 255]); "
                                  f"got dtype {frames.dtype.name}.")
             # NaN fails both comparisons, so non-finite frames are rejected too.
             if tf.executing_eagerly() and not bool(tf.reduce_all(
                     (frames >= 0.0) & (frames <= 255.0))):
                 lo, hi = float(tf.reduce_min(frames)), float(tf.reduce_max(frames))
-                raise ValueError(f"{name} must hold finite pixel values in [0, 255]; "
+                raise FrameError(f"{name} must hold finite pixel values in [0, 255]; "
                                  f"got values in [{lo}, {hi}].")
         return frames
 
@@ -807,7 +808,7 @@ def load_t2t_weights(model, source, prefix=T2T_BODY_SCOPE, strict=True):
     targets = model.t2t_variables()
     missing = sorted(prefix + k for k in targets if prefix + k not in available)
     if missing and strict:
-        raise ValueError(f"{len(missing)} T2T variables missing from the source, e.g. "
+        raise CheckpointError(f"{len(missing)} T2T variables missing from the source, e.g. "
                          f"{missing[:5]}")
     values = {}
     for name, var in targets.items():
@@ -815,10 +816,10 @@ def load_t2t_weights(model, source, prefix=T2T_BODY_SCOPE, strict=True):
             continue
         value = np.asarray(get(prefix + name))
         if tuple(value.shape) != tuple(var.shape):
-            raise ValueError(f"Shape mismatch for {prefix + name}: checkpoint "
+            raise CheckpointError(f"Shape mismatch for {prefix + name}: checkpoint "
                              f"{value.shape}, model {tuple(var.shape)}.")
         if not np.all(np.isfinite(value)):
-            raise ValueError(f"Non-finite values in {prefix + name}.")
+            raise CheckpointError(f"Non-finite values in {prefix + name}.")
         values[name] = value
     for name, value in values.items():
         targets[name].assign(value)

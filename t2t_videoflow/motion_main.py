@@ -46,10 +46,11 @@ from t2t_videoflow import cli
 # cli.define keeps the first definition, and `TOOL.value` applies this tool's own
 # defaults to the flags not given on the command line.
 from t2t_videoflow.decoder import dev_clips
+from t2t_videoflow.errors import UsageError
 
 # TensorFlow, the model and the problems load on first use, after the flags are checked.
 tf = cli.lazy_import("tensorflow")
-export_lib = cli.lazy_import("t2t_videoflow.export_lib")
+restore = cli.lazy_import("t2t_videoflow.restore")
 motion = cli.lazy_import("t2t_videoflow.motion")
 run_dir = cli.lazy_import("t2t_videoflow.run_dir")
 stochastic_shapes = cli.lazy_import("t2t_videoflow.problems.stochastic_shapes")
@@ -95,10 +96,10 @@ def parse_temperatures(text):
         try:
             value = float(item)
         except ValueError:
-            raise ValueError(f"--temperatures must be comma-separated numbers; got "
+            raise UsageError(f"--temperatures must be comma-separated numbers; got "
                              f"{text!r}.") from None
         if not value >= 0.0 or math.isinf(value):
-            raise ValueError(f"--temperatures must be finite and >= 0; got {item.strip()}.")
+            raise UsageError(f"--temperatures must be finite and >= 0; got {item.strip()}.")
         values.append(value)
     return values
 
@@ -172,20 +173,20 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
     for name, value in (("num_clips", num_clips), ("num_samples", num_samples),
                         ("batch", batch)):
         if value < 1:
-            raise ValueError(f"--{name} must be >= 1; got {value}.")
+            raise UsageError(f"--{name} must be >= 1; got {value}.")
     if num_target_frames is not None and num_target_frames < 1:
-        raise ValueError(f"--num_target_frames must be >= 1; got {num_target_frames}.")
+        raise UsageError(f"--num_target_frames must be >= 1; got {num_target_frames}.")
     for tau in temperatures or ():
         if not tau >= 0.0:
-            raise ValueError(f"--temperatures must be >= 0; got {tau}.")
+            raise UsageError(f"--temperatures must be >= 0; got {tau}.")
     if not data_dir:
-        raise ValueError("--data_dir is required.")
-    run = export_lib.restore_for_inference(output_dir, problem_name,
+        raise UsageError("--data_dir is required.")
+    run = restore.restore_for_inference(output_dir, problem_name,
                                            checkpoint_path=checkpoint_path,
                                            t2t_usr_dir=t2t_usr_dir)
     model, hparams, problem = run["model"], run["hparams"], run["problem"]
     if not isinstance(problem, stochastic_shapes.StochasticShapes):
-        raise ValueError(f"{NAME} analyses stochastic shapes runs; problem "
+        raise UsageError(f"{NAME} analyses stochastic shapes runs; problem "
                          f"{problem.name!r} is not one.")
     if temperatures is None:
         temperatures = sorted({float(hparams.temperature), 1.0})

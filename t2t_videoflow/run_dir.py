@@ -10,18 +10,24 @@
       export/<timestamp>/      SavedModels written by t2t-videoflow-exporter
 
 The checkpoint's `model` node is the `VideoFlow` module, so inference code restores
-only that node: `tf.train.Checkpoint(model=model).read(path).expect_partial()`.
+only that node (`restore.restore_model`).
+
+`resolve_run` is the one place that decides a command's problem, hparams set, hparams
+and user dir from its flags and the directory; trainer, decoder, exporter, eval and
+motion tools all call it. This module describes the directory and does not import the
+model.
 """
 
 import json
 import os
+from typing import Any, NamedTuple, Optional
 
 import tensorflow as tf
 
 from t2t_videoflow import registry
 from t2t_videoflow.hparams_lib import HParams
-from t2t_videoflow.model import build_model
-from t2t_videoflow.errors import RunDirError
+from t2t_videoflow.errors import RunDirError, UsageError
+from t2t_videoflow.usr_dir import import_usr_dir
 
 HPARAMS_FILE = "hparams.json"
 RUN_INFO_FILE = "run.json"
@@ -105,38 +111,61 @@ def checkpoint_step(path):
     return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else None
 
 
-def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=None):
-    """Builds the run's model and restores its weights, for inference.
+class ResolvedRun(NamedTuple):
+    """What a command works with, from its flags and the output dir."""
+    hparams: Any                 # HParams: the set (+ overrides), or the run's own
+    hparams_set: Optional[str]
+    problem: Any                 # the registered problem, or None
+    usr_dir: Optional[str]
+    previous: Any                # the hparams of an earlier run in the dir, or None
+
+
+def resolve_run(output_dir, problem_name=None, hparams_set=None, overrides="",
+                usr_dir=None, need_run=True, from_set=False, need_problem=True):
+    """The problem, hparams set, hparams and user dir of a command on `output_dir`.
+
+    Each defaults to the run's (`run.json`, `hparams.json`); the user dir is imported
+    first, so its problems and sets resolve.
 
     Args:
-      output_dir: a training output dir.
-      checkpoint_path: a specific checkpoint prefix; default the newest.
-      batch_size: static batch for encoders that need one (pointwise); default the
-        run's `batch_size`.
-      hparams: use these instead of the run's `hparams.json`.
+      output_dir: the run's output dir.
+      problem_name, hparams_set, overrides, usr_dir: the command's flags.
+      need_run: the dir must hold a run (decoder, exporter, eval); False for the
+        trainer, which may start one.
+      from_set: build the hparams from the registry's set (+ overrides) even when the
+        run has its own (the trainer; it compares them with `previous` itself).
+        Otherwise the run's `hparams.json` (+ overrides) is used unless `hparams_set`
+        is given.
+      need_problem: raise if no problem is known.
 
     Returns:
-      `(model, hparams, info, checkpoint_path)`.
+      A `ResolvedRun`; the hparams are checked against the problem.
+
+    Raises:
+      RunDirError, UsageError, UnknownNameError, HParamsError, UsrDirError.
     """
-    run_hparams, info = load_run(output_dir)
-    hparams = (hparams or run_hparams).copy()
-    if batch_size is not None:
-        hparams.batch_size = batch_size
-    path = resolve_checkpoint(output_dir, checkpoint_path)
-    frame_shape = (hparams.frame_height, hparams.frame_width, hparams.frame_channels)
-    model = build_model(hparams, frame_shape)
-    status = tf.train.Checkpoint(model=model).read(path).expect_partial()
-    try:
-        status.assert_existing_objects_matched()
-    except AssertionError as e:
-        raise RunDirError(f"Checkpoint {path!r} does not fit the model built from the "
-                          f"run's hparams: {str(e).splitlines()[0]}") from e
-    return model, hparams, info, path
-
-
-def problem_of_run(info, problem_name=None):
-    """The registered problem of a run (or `problem_name` if given)."""
-    name = problem_name or info.get("problem")
-    if not name:
-        raise RunDirError("The output dir records no problem; pass --problem.")
-    return registry.problem(name)
+    if not output_dir:
+        raise UsageError("--output_dir is required.")
+    previous, info = None, {}
+    if need_run or tf.io.gfile.exists(hparams_path(output_dir)):
+        previous, info = load_run(output_dir)
+    usr_dir = usr_dir or info.get("t2t_usr_dir")
+    if usr_dir:
+        import_usr_dir(usr_dir)
+    problem_name = problem_name or info.get("problem")
+    if hparams_set or from_set:
+        hparams_set = hparams_set or info.get("hparams_set")
+        if not hparams_set:
+            raise UsageError("--hparams_set is required (no earlier run in --output_dir).")
+        hparams = registry.create_hparams(hparams_set, overrides or "")
+    else:
+        hparams = previous.copy().parse(overrides or "")
+        hparams_set = info.get("hparams_set")
+    problem = None
+    if problem_name:
+        problem = registry.problem(problem_name)
+        problem.check_hparams(hparams, set_name=hparams_set)
+    elif need_problem:
+        where = "--output_dir records none" if previous else "no earlier run in --output_dir"
+        raise UsageError(f"--problem is required ({where}).")
+    return ResolvedRun(hparams, hparams_set, problem, usr_dir, previous)

@@ -17,6 +17,7 @@ with w = `learning_rate_warmup_steps`, decay_steps = `learning_rate_decay_steps`
 
 import tensorflow as tf
 import tf_keras
+from t2t_videoflow.errors import HParamsError
 
 SCHEDULES = ("legacy", "constant*linear_warmup", "constant*linear_warmup*linear_decay")
 # T2T's `optimizer_correction` for Adam in the legacy schedule.
@@ -27,7 +28,7 @@ def learning_rate_at(step, schedule, learning_rate=0.1, learning_rate_constant=3
                   warmup_steps=100, decay_steps=150000, train_steps=250000):
     """The learning rate at `step` (a scalar tensor or number) as a float32 tensor."""
     if schedule not in SCHEDULES:
-        raise ValueError(f"Unknown learning_rate_schedule {schedule!r}; known: "
+        raise HParamsError(f"Unknown learning_rate_schedule {schedule!r}; known: "
                          f"{', '.join(SCHEDULES)}.")
     step = tf.cast(step, tf.float32)
     w = float(max(warmup_steps, 1))

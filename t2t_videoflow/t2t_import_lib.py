@@ -8,6 +8,7 @@ import tensorflow as tf
 from t2t_videoflow import registry, run_dir
 from t2t_videoflow.model import T2T_BODY_SCOPE, build_model, load_t2t_weights
 from t2t_videoflow.usr_dir import import_usr_dir
+from t2t_videoflow.errors import CheckpointError, UsageError
 
 IMPORT_INFO = "t2t_import.json"
 
@@ -15,7 +16,7 @@ IMPORT_INFO = "t2t_import.json"
 def resolve_t2t_checkpoint(path):
     """A T2T checkpoint prefix from a prefix or a directory (its newest checkpoint)."""
     if not path:
-        raise ValueError("--t2t_checkpoint is required.")
+        raise UsageError("--t2t_checkpoint is required.")
     if tf.io.gfile.isdir(path):
         latest = tf.train.latest_checkpoint(path)
         if latest is None:
@@ -47,9 +48,9 @@ def import_t2t_checkpoint(t2t_checkpoint, problem_name, hparams_set, output_dir,
       HParamsError, ValueError (weights missing, of another shape, non-finite).
     """
     if not output_dir:
-        raise ValueError("--output_dir is required.")
+        raise UsageError("--output_dir is required.")
     if not problem_name or not hparams_set:
-        raise ValueError("--problem and --hparams_set are required (the ones T2T "
+        raise UsageError("--problem and --hparams_set are required (the ones T2T "
                          "trained with).")
     source = resolve_t2t_checkpoint(t2t_checkpoint)
     if (tf.io.gfile.exists(run_dir.hparams_path(output_dir))
@@ -69,7 +70,7 @@ def import_t2t_checkpoint(t2t_checkpoint, problem_name, hparams_set, output_dir,
     step = 0
     if import_global_step:
         if "global_step" not in available:
-            raise ValueError(f"{source!r} has no global_step to import.")
+            raise CheckpointError(f"{source!r} has no global_step to import.")
         step = int(reader.get_tensor("global_step"))
     skipped = sorted(k for k in available
                      if k.startswith(T2T_BODY_SCOPE) and k not in set(names))

@@ -21,6 +21,7 @@ import sys
 import time
 
 from t2t_videoflow import cli, datagen, registry
+from t2t_videoflow.errors import UsageError
 
 # Heavy modules (TensorFlow, the model) load on first use, after the flags are checked.
 tf = cli.lazy_import("tensorflow")
@@ -29,7 +30,6 @@ pipeline = cli.lazy_import("t2t_videoflow.data.pipeline")
 records = cli.lazy_import("t2t_videoflow.data.records")
 run_dir = cli.lazy_import("t2t_videoflow.run_dir")
 trainer_lib = cli.lazy_import("t2t_videoflow.trainer_lib")
-usr_dir = cli.lazy_import("t2t_videoflow.usr_dir")
 
 NAME = "t2t-videoflow-trainer"
 TOOL = cli.Tool(NAME, __doc__)
@@ -92,29 +92,26 @@ def _say(message):
     print(message, flush=True)
 
 
-def resolve_hparams(output_dir, hparams_set, overrides, problem, train_steps=None,
-                    force=False):
-    """The run's hparams: set + overrides + flags, checked against the problem and
+def resolve_run(output_dir, problem_name, hparams_set, overrides, t2t_usr_dir=None,
+                train_steps=None, force=False):
+    """The run to train: `run_dir.resolve_run` (problem, set and user dir default to an
+    earlier run's), hparams = set + overrides + flags, checked against the problem and
     against `output_dir/hparams.json` of an earlier run.
 
     `train_steps` may differ from an earlier run (to extend it); any other difference
     is an error unless `force`.
 
     Returns:
-      (hparams, hparams_set).
+      A `run_dir.ResolvedRun`.
     """
-    previous, info = None, {}
-    if tf.io.gfile.exists(run_dir.hparams_path(output_dir)):
-        previous, info = run_dir.load_run(output_dir)
-    hparams_set = hparams_set or info.get("hparams_set")
-    if not hparams_set:
-        raise ValueError("--hparams_set is required (no earlier run in --output_dir).")
-    hparams = registry.create_hparams(hparams_set, overrides)
+    run = run_dir.resolve_run(output_dir, problem_name, hparams_set, overrides,
+                              t2t_usr_dir, need_run=False, from_set=True)
+    hparams, previous = run.hparams, run.previous
     if train_steps is not None:
         hparams.train_steps = train_steps
     elif previous is not None:
         hparams.train_steps = previous.train_steps
-    problem.check_hparams(hparams, set_name=hparams_set)
+    run.problem.check_hparams(hparams, set_name=run.hparams_set)
     if previous is not None and not force:
         old, new = previous.values(), hparams.values()
         diff = sorted(k for k in set(old) | set(new)
@@ -125,7 +122,7 @@ def resolve_hparams(output_dir, hparams_set, overrides, problem, train_steps=Non
             raise run_dir.RunDirError(
                 f"--output_dir {output_dir!r} was trained with different hparams ({shown}"
                 f"{more}); use a new --output_dir or pass --force_hparams.")
-    return hparams, hparams_set
+    return run
 
 
 def default_eval_frequency(train_steps):
@@ -143,7 +140,7 @@ def main(argv):
         try:
             strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.num_cpu_devices)
         except RuntimeError as e:
-            raise ValueError(str(e)) from e
+            raise UsageError(str(e)) from e
         return _run(strategy)
     return TOOL.main(argv, body, precheck=_check_hparams_early)
 
@@ -191,25 +188,19 @@ def generate_data_on_chief(strategy, problem, data_dir, generate, poll_secs=2.0,
 
 def _check_output_dir(output_dir):
     if tf.io.gfile.exists(output_dir) and not tf.io.gfile.isdir(output_dir):
-        raise ValueError(f"--output_dir {output_dir!r} is a file, not a directory; "
+        raise UsageError(f"--output_dir {output_dir!r} is a file, not a directory; "
                          "pass a new or existing directory.")
 
 
 def _run(strategy):
     if FLAGS.deterministic_ops:
         tf.config.experimental.enable_op_determinism()
-    if FLAGS.t2t_usr_dir:
-        usr_dir.import_usr_dir(FLAGS.t2t_usr_dir)
     _check_output_dir(FLAGS.output_dir)
-    problem_name = FLAGS.problem
-    if not problem_name and tf.io.gfile.exists(run_dir.run_info_path(FLAGS.output_dir)):
-        problem_name = run_dir.load_run(FLAGS.output_dir)[1].get("problem")
-    if not problem_name:
-        raise ValueError("--problem is required (no earlier run in --output_dir).")
-    problem = registry.problem(problem_name)
-    hparams, hparams_set = resolve_hparams(
-        FLAGS.output_dir, FLAGS.hparams_set, FLAGS.hparams, problem,
-        train_steps=FLAGS.train_steps, force=FLAGS.force_hparams)
+    run = resolve_run(FLAGS.output_dir, FLAGS.problem, FLAGS.hparams_set, FLAGS.hparams,
+                      FLAGS.t2t_usr_dir, train_steps=FLAGS.train_steps,
+                      force=FLAGS.force_hparams)
+    problem, hparams, hparams_set = run.problem, run.hparams, run.hparams_set
+    problem_name = problem.name
     eval_frequency = FLAGS.local_eval_frequency or default_eval_frequency(
         hparams.train_steps)
 
@@ -221,7 +212,7 @@ def _run(strategy):
     if distribute.is_chief(strategy):
         try:
             run_dir.save_run(FLAGS.output_dir, hparams, problem.name, hparams_set,
-                             FLAGS.t2t_usr_dir)
+                             run.usr_dir)
         except trainer_lib.WRITE_ERRORS as e:       # read-only dir, disk full
             raise trainer_lib.write_error(run_dir.hparams_path(FLAGS.output_dir), e) from None
     _say(f"{NAME}: problem {problem.name}, hparams set {hparams_set}, "

@@ -41,7 +41,7 @@ import tf_keras
 from t2t_videoflow import distribute, run_dir
 from t2t_videoflow.model import RNG_ALG, build_model
 from t2t_videoflow.schedules import T2TSchedule
-from t2t_videoflow.errors import DataError, TrainingError, UsageError
+from t2t_videoflow.errors import DataError, HParamsError, TrainingError, UsageError
 from t2t_videoflow.evaluation import bpp as bpp_lib
 
 # Summary image layout: at most this many clips per eval image summary.
@@ -141,7 +141,7 @@ class Trainer:
         self.num_replicas = self.strategy.num_replicas_in_sync
         self.global_batch = hparams.batch_size
         if self.global_batch % self.num_replicas:
-            raise ValueError(f"batch_size={self.global_batch} (global) is not divisible by "
+            raise HParamsError(f"batch_size={self.global_batch} (global) is not divisible by "
                              f"the {self.num_replicas} replicas.")
         self.replica_batch = self.global_batch // self.num_replicas
         self.frame_shape = (hparams.frame_height, hparams.frame_width,

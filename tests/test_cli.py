@@ -7,11 +7,13 @@ import time
 
 import pytest
 
-from t2t_videoflow import cli, datagen, decoder, exporter, motion_main, t2t_import, trainer
+from t2t_videoflow import (cli, datagen, decoder, errors, evaluate, exporter, motion_main,
+                           t2t_import, trainer)
 
 BIN = os.path.dirname(sys.executable)
 TOOLS = {"trainer": trainer, "datagen": datagen, "decoder": decoder,
-         "exporter": exporter, "motion": motion_main, "import": t2t_import}
+         "exporter": exporter, "motion": motion_main, "import": t2t_import,
+         "eval": evaluate}
 # The environment without TF_CPP_MIN_LOG_LEVEL (which would switch the quieting off).
 QUIET_ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
@@ -27,7 +29,7 @@ def console(tool, *args, env=None):
 def test_tool_modules_do_not_import_tensorflow():
     code = ("import sys; import t2t_videoflow.trainer, t2t_videoflow.datagen, "
             "t2t_videoflow.decoder, t2t_videoflow.exporter, t2t_videoflow.motion_main, "
-            "t2t_videoflow.t2t_import; "
+            "t2t_videoflow.t2t_import, t2t_videoflow.evaluate; "
             "print(sorted(m for m in ('tensorflow', 'keras', 'tf_keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout
@@ -156,8 +158,35 @@ def test_errors_module_imports_nothing_of_the_package():
             "'tensorflow' in sys.modules, len(e.PACKAGE_ERRORS))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout
-    assert out.strip() == "['t2t_videoflow.errors'] False 10"
+    assert out.strip() == "['t2t_videoflow.errors'] False 12"
     from t2t_videoflow import errors, export_lib, registry, run_dir
     assert run_dir.RunDirError is errors.RunDirError
     assert registry.UnknownNameError is errors.UnknownNameError
     assert export_lib.ExportError is errors.ExportError
+
+
+def test_only_user_errors_become_one_line(capsys):
+    """A bad request (package errors, a bad path) is one line and exit code 1; a plain
+    ValueError / OSError / KeyError is a bug and keeps its traceback."""
+    def raising(error):
+        def body():
+            raise error
+        return body
+
+    for error in (errors.UsageError("--x must be >= 1."), errors.FrameError("bad frames"),
+                  errors.CheckpointError("shape"), FileNotFoundError("no such file: f")):
+        assert errors.run_cli("t2t-videoflow-x", ["prog"], raising(error)) == 1
+        assert capsys.readouterr().err.startswith("t2t-videoflow-x: error: ")
+    for bug in (ValueError("internal"), OSError("internal"), KeyError("k"),
+                TypeError("t")):
+        with pytest.raises(type(bug)):
+            errors.run_cli("t2t-videoflow-x", ["prog"], raising(bug))
+
+
+def test_run_dir_layout_module_does_not_import_the_model():
+    code = ("import sys, t2t_videoflow.run_dir; "
+            "print('t2t_videoflow.model' in sys.modules, 'tensorflow_probability' in "
+            "sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.strip() == "False False"

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_videoflow import export_lib, exporter
+from t2t_videoflow import export_lib, exporter, restore
 from t2t_videoflow.export_lib import BPP_NOISE
 
 from inference_testing import (FRAME_SHAPE, make_model, make_run_dir, random_clips,
@@ -244,8 +244,8 @@ def test_exporter_cli_errors(run, tmp_path, capsys):
 def test_named_checkpoint_is_restored(run):
     """--checkpoint_path picks an older checkpoint (other weights) over the newest."""
     ckpt = os.path.join(run["output_dir"], "model.ckpt-3")
-    older = export_lib.restore_for_inference(run["output_dir"], checkpoint_path=ckpt)
-    newest = export_lib.restore_for_inference(run["output_dir"])
+    older = restore.restore_for_inference(run["output_dir"], checkpoint_path=ckpt)
+    newest = restore.restore_for_inference(run["output_dir"])
     assert (older["step"], newest["step"]) == (3, 7)
     first = lambda r: r["model"].flow.trainable_variables[0].numpy()
     np.testing.assert_allclose(first(older), first(newest) + 1.0, rtol=1e-6)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_videoflow import run_dir, t2t_import, t2t_import_lib
+from t2t_videoflow import restore, run_dir, t2t_import, t2t_import_lib
 from t2t_videoflow.model import T2T_BODY_SCOPE
 from t2t_videoflow.run_dir import RunDirError
 
@@ -34,7 +34,7 @@ def test_import_writes_a_run_the_port_restores_with_t2t_numbers(t2t_run, tmp_pat
         os.path.dirname(source), PROBLEM, HPARAMS_SET, out, import_global_step=True,
         log=lambda m: None)
     assert run_dir.checkpoint_step(path) == 1234
-    restored, hparams, info, _ = run_dir.restore_model(out)
+    restored, hparams, info, _ = restore.restore_model(out)
     assert info["problem"] == PROBLEM and info["hparams_set"] == HPARAMS_SET
     for name, var in model.t2t_variables().items():
         np.testing.assert_array_equal(restored.t2t_variables()[name].numpy(), var.numpy(),

@@ -109,10 +109,10 @@ def load_run(output_dir, data_dir=None, split="dev", checkpoint_path=None,
     """Restores the run in `output_dir` and returns its `RunContext` (the problem and
     hparams are the run's; the checkpoint the newest unless given)."""
     # pylint: disable=import-outside-toplevel  (TensorFlow loads after the flags)
-    from t2t_videoflow import export_lib
+    from t2t_videoflow import restore
     if split not in ("dev", "test"):
         raise UsageError(f"--split must be dev or test; got {split!r}.")
-    run = export_lib.restore_for_inference(output_dir, problem_name, None, "",
+    run = restore.restore_for_inference(output_dir, problem_name, None, "",
                                            checkpoint_path, t2t_usr_dir)
     problem = run["problem"]
     if data_dir is None:

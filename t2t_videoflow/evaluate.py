@@ -12,6 +12,11 @@ and progress lines, and writes `<experiment>.json` (plus its plots) to --results
                      window (paper 5.2), per target index, with the Monte-Carlo
                      spread over --num_draws dequantisation draws; draw 0 is exactly
                      the trainer's dev bpp for the same checkpoint and --random_seed.
+  out_of_sequence    frame t = n+1 .. --num_frames of each clip scored AS IF it came
+                     right after the n context frames (paper 5.4, Fig. 4): mean bpp
+                     and standard error over clips per t, whether the curve rises
+                     monotonically (and the first t where it falls), a plot; t = n+1
+                     is the ordinary bpp of the first target.
 
 User errors (missing run dir, checkpoint or data, bad flag values, missing weights
 files) print one `t2t-videoflow-eval: error: ...` line and exit with status 1.

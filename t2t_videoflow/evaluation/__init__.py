@@ -17,6 +17,7 @@ import importlib
 # --experiment name -> module (imported on first use: TensorFlow loads after the flags).
 EXPERIMENTS = {
     "bpp": "t2t_videoflow.evaluation.bpp",
+    "out_of_sequence": "t2t_videoflow.evaluation.out_of_sequence",
 }
 
 

@@ -17,6 +17,12 @@ and progress lines, and writes `<experiment>.json` (plus its plots) to --results
                      and standard error over clips per t, whether the curve rises
                      monotonically (and the first t where it falls), a plot; t = n+1
                      is the ordinary bpp of the first target.
+  interpolate        latent interpolation between each clip's first input frame and
+                     its last target frame (paper 5.7, T2T nfg_interpolate): both
+                     encoded alone with noise, the standardised level latents and the
+                     top interpolated (--interp_levels all|top|bottom) over
+                     --num_interp coefficients and decoded; a GIF and a PNG strip per
+                     clip, per-coefficient pixel statistics and endpoint errors.
 
 User errors (missing run dir, checkpoint or data, bad flag values, missing weights
 files) print one `t2t-videoflow-eval: error: ...` line and exit with status 1.

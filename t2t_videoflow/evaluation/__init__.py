@@ -18,6 +18,7 @@ import importlib
 EXPERIMENTS = {
     "bpp": "t2t_videoflow.evaluation.bpp",
     "out_of_sequence": "t2t_videoflow.evaluation.out_of_sequence",
+    "interpolate": "t2t_videoflow.evaluation.interpolate",
 }
 
 

@@ -23,6 +23,13 @@ and progress lines, and writes `<experiment>.json` (plus its plots) to --results
                      top interpolated (--interp_levels all|top|bottom) over
                      --num_interp coefficients and decoded; a GIF and a PNG strip per
                      clip, per-coefficient pixel statistics and endpoint errors.
+  long_rollout       --num_samples samples of --num_frames frames (default 100) at
+                     --temperature (default 0.5) after the first clip's context (paper
+                     5.6; --max_clips=0 means one clip here), sampled in chunks with a
+                     progress line each; a GIF per sample, a strip of every k-th frame,
+                     per-frame pixel statistics (mean per channel, contrast,
+                     near-black fraction, frame-to-frame change) against the
+                     context's, and their plot.
 
 User errors (missing run dir, checkpoint or data, bad flag values, missing weights
 files) print one `t2t-videoflow-eval: error: ...` line and exit with status 1.

@@ -19,6 +19,7 @@ EXPERIMENTS = {
     "bpp": "t2t_videoflow.evaluation.bpp",
     "out_of_sequence": "t2t_videoflow.evaluation.out_of_sequence",
     "interpolate": "t2t_videoflow.evaluation.interpolate",
+    "long_rollout": "t2t_videoflow.evaluation.long_rollout",
 }
 
 

@@ -12,6 +12,24 @@ and progress lines, and writes `<experiment>.json` (plus its plots) to --results
                      window (paper 5.2), per target index, with the Monte-Carlo
                      spread over --num_draws dequantisation draws; draw 0 is exactly
                      the trainer's dev bpp for the same checkpoint and --random_seed.
+  out_of_sequence    frame t = n+1 .. --num_frames of each clip scored AS IF it came
+                     right after the n context frames (paper 5.4, Fig. 4): mean bpp
+                     and standard error over clips per t, whether the curve rises
+                     monotonically (and the first t where it falls), a plot; t = n+1
+                     is the ordinary bpp of the first target.
+  interpolate        latent interpolation between each clip's first input frame and
+                     its last target frame (paper 5.7, T2T nfg_interpolate): both
+                     encoded alone with noise, the standardised level latents and the
+                     top interpolated (--interp_levels all|top|bottom) over
+                     --num_interp coefficients and decoded; a GIF and a PNG strip per
+                     clip, per-coefficient pixel statistics and endpoint errors.
+  long_rollout       --num_samples samples of --num_frames frames (default 100) at
+                     --temperature (default 0.5) after the first clip's context (paper
+                     5.6; --max_clips=0 means one clip here), sampled in chunks with a
+                     progress line each; a GIF per sample, a strip of every k-th frame,
+                     per-frame pixel statistics (mean per channel, contrast,
+                     near-black fraction, frame-to-frame change) against the
+                     context's, and their plot.
 
 User errors (missing run dir, checkpoint or data, bad flag values, missing weights
 files) print one `t2t-videoflow-eval: error: ...` line and exit with status 1.

@@ -17,6 +17,9 @@ import importlib
 # --experiment name -> module (imported on first use: TensorFlow loads after the flags).
 EXPERIMENTS = {
     "bpp": "t2t_videoflow.evaluation.bpp",
+    "out_of_sequence": "t2t_videoflow.evaluation.out_of_sequence",
+    "interpolate": "t2t_videoflow.evaluation.interpolate",
+    "long_rollout": "t2t_videoflow.evaluation.long_rollout",
 }
 
 

@@ -43,7 +43,8 @@ def test_readme_commands_use_real_flags_and_names():
     from t2t_videoflow import cli, registry
     tools = {"t2t-videoflow-trainer": "trainer", "t2t-videoflow-datagen": "datagen",
              "t2t-videoflow-decoder": "decoder", "t2t-videoflow-exporter": "exporter",
-             "t2t-videoflow-motion": "motion_main", "t2t-videoflow-import": "t2t_import"}
+             "t2t-videoflow-motion": "motion_main", "t2t-videoflow-import": "t2t_import",
+             "t2t-videoflow-eval": "evaluate"}
     commands = readme_commands()
     assert any(tool == "t2t-videoflow-trainer" and flags.get("problem") == "stochastic_shapes_32"
                and "generate_data" in flags for tool, flags in commands)
@@ -55,3 +56,6 @@ def test_readme_commands_use_real_flags_and_names():
                 registry.problem_class(value)
             if name == "hparams_set":
                 registry.hparams(value)
+            if name == "experiment":
+                from t2t_videoflow import evaluation
+                assert value in evaluation.EXPERIMENTS, f"README: no experiment {value}"

@@ -34,7 +34,7 @@ and progress lines, and writes `<experiment>.json` (plus its plots) to --results
                      (--num_frames, default 16) and videos of their context plus
                      --num_samples sampled futures, from the I3D features of a LOCAL
                      SavedModel (--i3d_model; never downloaded): pooled over all
-                     samples and per draw. T2T has none; optional in the paper.
+                     samples and per draw (T2T has no FVD).
 
 User errors (missing run dir, checkpoint or data, bad flag values, missing weights
 files) print one `t2t-videoflow-eval: error: ...` line and exit with status 1.

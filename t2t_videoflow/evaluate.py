@@ -30,6 +30,11 @@ and progress lines, and writes `<experiment>.json` (plus its plots) to --results
                      per-frame pixel statistics (mean per channel, contrast,
                      near-black fraction, frame-to-frame change) against the
                      context's, and their plot.
+  fvd                Frechet Video Distance between the split's real videos
+                     (--num_frames, default 16) and videos of their context plus
+                     --num_samples sampled futures, from the I3D features of a LOCAL
+                     SavedModel (--i3d_model; never downloaded): pooled over all
+                     samples and per draw (T2T has no FVD).
 
 User errors (missing run dir, checkpoint or data, bad flag values, missing weights
 files) print one `t2t-videoflow-eval: error: ...` line and exit with status 1.

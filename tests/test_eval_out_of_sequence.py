@@ -2,6 +2,7 @@
 context, equal to the model's bpp of [context, x_t] and to the `bpp` experiment at
 t = n+1; the monotonicity rule; the CLI, its files and errors."""
 
+import importlib.util
 import json
 import os
 
@@ -9,9 +10,14 @@ import numpy as np
 import pytest
 
 from t2t_videoflow import evaluate
+from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import bpp, context as context_lib, out_of_sequence as oos
+from t2t_videoflow.evaluation import report
 
 from inference_testing import make_run_dir, random_clips, run_cli
+
+# matplotlib is the optional `plots` extra (CI installs only `test`).
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +116,7 @@ def test_cli_writes_table_json_and_plot(run, tmp_path, capsys):
     code = run_cli(evaluate, [f"--output_dir={run['output_dir']}",
                               "--experiment=out_of_sequence", f"--data_dir={run['data_dir']}",
                               "--max_clips=4", "--num_frames=5", "--batch_size=3",
-                              f"--results_dir={results_dir}"])
+                              f"--plots={HAS_MATPLOTLIB}", f"--results_dir={results_dir}"])
     assert code == 0
     out = capsys.readouterr().out
     assert "mean bpp" in out and "stderr" in out and "of 4 clips" in out
@@ -119,13 +125,25 @@ def test_cli_writes_table_json_and_plot(run, tmp_path, capsys):
     assert saved["frames"] == [2, 3, 4, 5] and saved["clips"] == 4
     assert len(saved["bpp_mean"]) == len(saved["bpp_stderr"]) == 4
     assert all(e > 0 for e in saved["bpp_stderr"])
-    with open(os.path.join(results_dir, "out_of_sequence.png"), "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    if HAS_MATPLOTLIB:
+        with open(os.path.join(results_dir, "out_of_sequence.png"), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_matplotlib_fails_before_scoring(run, tmp_path, monkeypatch):
+    def no_matplotlib():
+        raise UsageError("Plots need matplotlib")
+    monkeypatch.setattr(report, "pyplot", no_matplotlib)
+    monkeypatch.setattr(oos.OutOfSequenceScorer, "__call__",
+                        lambda *args: pytest.fail("scored before the check"))
+    context = quiet_context(run, random_clips((2, 3, 16, 16, 3), seed=1))
+    with pytest.raises(UsageError, match="matplotlib"):
+        oos.run(context, plots=True, results_dir=str(tmp_path))
 
 
 def test_cli_errors_are_one_line(run, tmp_path, capsys):
     base = [f"--output_dir={run['output_dir']}", "--experiment=out_of_sequence",
-            f"--data_dir={run['data_dir']}", f"--results_dir={tmp_path}"]
+            f"--data_dir={run['data_dir']}", f"--results_dir={tmp_path}", "--plots=false"]
     for extra, expected in ((["--num_frames=1"], "leaves no frame to score"),
                             (["--num_frames=6"], "needs 6 frames per clip, but the data "
                                                  "has 5")):

@@ -20,6 +20,7 @@ EXPERIMENTS = {
     "out_of_sequence": "t2t_videoflow.evaluation.out_of_sequence",
     "interpolate": "t2t_videoflow.evaluation.interpolate",
     "long_rollout": "t2t_videoflow.evaluation.long_rollout",
+    "fvd": "t2t_videoflow.evaluation.fvd",
 }
 
 

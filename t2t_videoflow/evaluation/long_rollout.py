@@ -72,6 +72,8 @@ def run(context, seed=0, num_frames=None, temperature=None, num_samples=10,
             raise UsageError(f"--{flag} must be >= 1; got {value}.")
     if not temperature >= 0.0:
         raise UsageError(f"--temperature must be >= 0; got {temperature}.")
+    if plots and results_dir:
+        report.pyplot()   # no matplotlib: say so before the work, not after
     model = context.model
     n = max(context.hparams.video_num_input_frames, model.min_context_frames)
     sampler = decoder.Sampler(model, jit_compile=jit_compile)

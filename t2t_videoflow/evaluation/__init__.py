@@ -17,6 +17,7 @@ import importlib
 # --experiment name -> module (imported on first use: TensorFlow loads after the flags).
 EXPERIMENTS = {
     "bpp": "t2t_videoflow.evaluation.bpp",
+    "temperature_sweep": "t2t_videoflow.evaluation.temperature_sweep",
 }
 
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from t2t_videoflow.data import pipeline
 from t2t_videoflow.data.records import DataError, find_shards, shard_paths
+from t2t_videoflow.errors import HParamsError
 
 
 class VideoProblem:
@@ -78,35 +79,35 @@ class VideoProblem:
         what = f"hparams set {set_name!r}" if set_name else "the hparams"
         hp_shape = (hparams.frame_height, hparams.frame_width, hparams.frame_channels)
         if hp_shape != self.frame_shape:
-            raise ValueError(
+            raise HParamsError(
                 f"{what} is for {hp_shape[0]}x{hp_shape[1]}x{hp_shape[2]} frames but problem "
                 f"{self.name!r} has {self.frame_height}x{self.frame_width}x"
                 f"{self.frame_channels} frames; override frame_height/frame_width or pick "
                 "a matching problem.")
         factor = 2 ** hparams.n_levels
         if self.frame_height % factor or self.frame_width % factor:
-            raise ValueError(
+            raise HParamsError(
                 f"{what}: n_levels={hparams.n_levels} squeezes by {factor}, which does not "
                 f"divide the {self.frame_height}x{self.frame_width} frames of {self.name!r}.")
         n_in, n_tgt = hparams.video_num_input_frames, hparams.video_num_target_frames
         if n_in < 1 or n_tgt < 1:
-            raise ValueError(f"{what}: video_num_input_frames and video_num_target_frames "
+            raise HParamsError(f"{what}: video_num_input_frames and video_num_target_frames "
                              f"must be >= 1, got {n_in} and {n_tgt}.")
         if self.frames_per_video is not None and n_in + n_tgt > self.frames_per_video:
-            raise ValueError(
+            raise HParamsError(
                 f"{what} needs {n_in}+{n_tgt} frames per clip but problem {self.name!r} "
                 f"has {self.frames_per_video} frames per video.")
         ntf = hparams.num_train_frames
         if ntf != -1:
             if not 1 <= ntf <= n_in + n_tgt:
-                raise ValueError(f"{what}: num_train_frames={ntf} must be -1 or in "
+                raise HParamsError(f"{what}: num_train_frames={ntf} must be -1 or in "
                                  f"[1, {n_in + n_tgt}] (the clip length).")
             if hparams.gen_mode == "conditional" and ntf <= n_in:
-                raise ValueError(
+                raise HParamsError(
                     f"{what}: num_train_frames={ntf} leaves no target frame after "
                     f"video_num_input_frames={n_in} conditioning frames.")
         if hparams.batch_size < 1:
-            raise ValueError(f"{what}: batch_size must be >= 1, got {hparams.batch_size}.")
+            raise HParamsError(f"{what}: batch_size must be >= 1, got {hparams.batch_size}.")
 
     # -- data -----------------------------------------------------------------------
     def generate_data(self, data_dir, raw_data_dir=None, log=print, **kwargs):

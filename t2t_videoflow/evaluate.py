@@ -35,6 +35,12 @@ and progress lines, and writes `<experiment>.json` (plus its plots) to --results
                      --num_samples sampled futures, from the I3D features of a LOCAL
                      SavedModel (--i3d_model; never downloaded): pooled over all
                      samples and per draw (T2T has no FVD).
+  temperature_sweep  PSNR, SSIM and (with --vgg_weights, a local VGG16 file) VGG
+                     cosine similarity of --num_samples futures per test context
+                     against the truth, per frame, at each of --temperatures (paper
+                     5.5, appendix C): best-of-N (T2T's reduce_to_best_decode) and
+                     mean over samples, and the best temperature per metric; plots
+                     of each metric per frame and against the temperature.
 
 User errors (missing run dir, checkpoint or data, bad flag values, missing weights
 files) print one `t2t-videoflow-eval: error: ...` line and exit with status 1.

@@ -21,6 +21,7 @@ EXPERIMENTS = {
     "interpolate": "t2t_videoflow.evaluation.interpolate",
     "long_rollout": "t2t_videoflow.evaluation.long_rollout",
     "fvd": "t2t_videoflow.evaluation.fvd",
+    "temperature_sweep": "t2t_videoflow.evaluation.temperature_sweep",
 }
 
 

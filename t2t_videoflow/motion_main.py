@@ -250,7 +250,7 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
 def main(argv):
     """Checks the flags (no TensorFlow yet), then runs the diagnostic."""
     try:
-        temperatures = parse_temperatures(FLAGS.temperatures)
+        temperatures = parse_temperatures(TOOL.value("temperatures"))
     except ValueError as e:
         return TOOL.error(e)
 

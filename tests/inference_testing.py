@@ -50,6 +50,21 @@ def make_run_dir(output_dir, overrides="", steps=(7,)):
     return model, hparams
 
 
+def eval_run(output_dir, data_dir, step=5):
+    """The eval tests' run: a run dir with one checkpoint at `step`, and the tiny
+    problem's data. Returns a dict of output_dir, data_dir, model, hparams."""
+    model, hparams = make_run_dir(output_dir, steps=(step,))
+    return dict(output_dir=output_dir, data_dir=data_dir, model=model, hparams=hparams)
+
+
+def quiet_context(run, clips, model=None, hparams=None):
+    """A `RunContext` over in-memory `clips` for an `eval_run` (its model and hparams
+    unless given), without progress output."""
+    from t2t_videoflow.evaluation import context  # pylint: disable=import-outside-toplevel
+    return context.RunContext.from_arrays(model or run["model"], hparams or run["hparams"],
+                                          clips, log=lambda _: None)
+
+
 def run_cli(module, argv):
     """Runs a CLI's `main` in this process with `argv` flags; returns its exit code."""
     flags = cli.FLAGS

@@ -8,17 +8,14 @@ import numpy as np
 import pytest
 
 from t2t_videoflow import evaluate, registry, trainer_lib
-from t2t_videoflow.evaluation import bpp, context as context_lib
+from t2t_videoflow.evaluation import bpp
 
-from inference_testing import PROBLEM, make_run_dir, random_clips, run_cli
+from inference_testing import PROBLEM, eval_run, quiet_context, random_clips, run_cli
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_data_dir):
-    output_dir = str(tmp_path_factory.mktemp("run"))
-    model, hparams = make_run_dir(output_dir, steps=(5,))
-    return dict(output_dir=output_dir, data_dir=tiny_data_dir, model=model,
-                hparams=hparams)
+    return eval_run(str(tmp_path_factory.mktemp("run")), tiny_data_dir)
 
 
 def test_clip_scores_do_not_depend_on_the_batching(run):
@@ -43,8 +40,7 @@ def test_clip_scores_do_not_depend_on_the_batching(run):
 
 def test_monte_carlo_draws_differ_and_give_a_standard_error(run):
     clips = random_clips((5, 3, 16, 16, 3), seed=2)
-    context = context_lib.RunContext.from_arrays(run["model"], run["hparams"], clips,
-                                                 log=lambda _: None)
+    context = quiet_context(run, clips)
     result = bpp.run(context, seed=0, num_draws=3, batch_size=2)
     assert result["clips"] == 5 and len(result["draws"]) == 3
     assert len(set(result["draws"])) == 3

@@ -11,9 +11,9 @@ import tensorflow as tf
 
 from t2t_videoflow import evaluate
 from t2t_videoflow.errors import UsageError
-from t2t_videoflow.evaluation import context as context_lib, fvd
+from t2t_videoflow.evaluation import fvd
 
-from inference_testing import make_run_dir, random_clips, run_cli
+from inference_testing import eval_run, quiet_context, random_clips, run_cli
 
 
 # -- the Frechet distance ----------------------------------------------------------------
@@ -132,10 +132,7 @@ def test_missing_or_wrong_i3d_model_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_data_dir):
-    output_dir = str(tmp_path_factory.mktemp("run"))
-    model, hparams = make_run_dir(output_dir, steps=(5,))
-    return dict(output_dir=output_dir, data_dir=tiny_data_dir, model=model,
-                hparams=hparams)
+    return eval_run(str(tmp_path_factory.mktemp("run")), tiny_data_dir)
 
 
 def test_fvd_is_of_the_real_clips_and_their_samples(run, i3d_dir):
@@ -143,8 +140,7 @@ def test_fvd_is_of_the_real_clips_and_their_samples(run, i3d_dir):
     index); FVD pools all samples, per draw takes sample s of every clip."""
     model, n = run["model"], run["hparams"].video_num_input_frames
     clips = random_clips((4, 4, 16, 16, 3), seed=13)
-    context = context_lib.RunContext.from_arrays(model, run["hparams"], clips,
-                                                 log=lambda _: None)
+    context = quiet_context(run, clips, model=model)
     i3d = fvd.I3D(i3d_dir)
     result = fvd.run(context, i3d, seed=3, num_samples=2, batch_size=3, temperature=0.5)
     assert result["clips"] == 4 and result["num_frames"] == 4

@@ -12,17 +12,15 @@ from PIL import Image
 
 from t2t_videoflow import evaluate, media
 from t2t_videoflow.errors import UsageError
-from t2t_videoflow.evaluation import bpp, context as context_lib, interpolate
+from t2t_videoflow.evaluation import bpp, interpolate
 
-from inference_testing import assert_quantised, make_run_dir, random_clips, run_cli
+from inference_testing import (assert_quantised, eval_run, quiet_context, random_clips,
+                               run_cli)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_data_dir):
-    output_dir = str(tmp_path_factory.mktemp("run"))
-    model, hparams = make_run_dir(output_dir, steps=(5,))
-    return dict(output_dir=output_dir, data_dir=tiny_data_dir, model=model,
-                hparams=hparams)
+    return eval_run(str(tmp_path_factory.mktemp("run")), tiny_data_dir)
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +104,7 @@ def test_ranked_channel_moves_one_channel_per_example():
 
 def test_run_statistics_and_ranked_option(run):
     clips = random_clips((3, 3, 16, 16, 3), seed=9)
-    context = context_lib.RunContext.from_arrays(run["model"], run["hparams"], clips,
-                                                 log=lambda _: None)
+    context = quiet_context(run, clips)
     result = interpolate.run(context, seed=2, num_interp=4, batch_size=2)
     assert result["clips"] == 3 and result["endpoints"] == [1, 3]
     assert result["alphas"] == pytest.approx([0, 1 / 3, 2 / 3, 1])

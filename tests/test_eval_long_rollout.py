@@ -13,7 +13,7 @@ from t2t_videoflow import decoder, evaluate, media
 from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import context as context_lib, frame_stats, long_rollout
 
-from inference_testing import make_run_dir, random_clips, run_cli
+from inference_testing import eval_run, quiet_context, random_clips, run_cli
 
 # matplotlib is the optional `plots` extra (CI installs only `test`).
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
@@ -21,10 +21,7 @@ HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_data_dir):
-    output_dir = str(tmp_path_factory.mktemp("run"))
-    model, hparams = make_run_dir(output_dir, steps=(5,))
-    return dict(output_dir=output_dir, data_dir=tiny_data_dir, model=model,
-                hparams=hparams)
+    return eval_run(str(tmp_path_factory.mktemp("run")), tiny_data_dir)
 
 
 def test_frame_statistics_on_constructed_frames():
@@ -92,8 +89,7 @@ def test_rollout_is_model_sample_and_statistics_are_of_it(run, tmp_path):
 
 def test_defaults_and_bad_values(run):
     clips = random_clips((2, 1, 16, 16, 3), seed=12)
-    context = context_lib.RunContext.from_arrays(run["model"], run["hparams"], clips,
-                                                 log=lambda _: None)
+    context = quiet_context(run, clips)
     result = long_rollout.run(context, num_frames=25, num_samples=1, plots=False)
     assert result["clips"] == 1 and result["temperature"] == 0.5
     assert result["strip_frames"] == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24]

@@ -14,7 +14,7 @@ from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import bpp, context as context_lib, out_of_sequence as oos
 from t2t_videoflow.evaluation import report
 
-from inference_testing import make_run_dir, random_clips, run_cli
+from inference_testing import eval_run, quiet_context, random_clips, run_cli
 
 # matplotlib is the optional `plots` extra (CI installs only `test`).
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
@@ -22,15 +22,7 @@ HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_data_dir):
-    output_dir = str(tmp_path_factory.mktemp("run"))
-    model, hparams = make_run_dir(output_dir, steps=(5,))
-    return dict(output_dir=output_dir, data_dir=tiny_data_dir, model=model,
-                hparams=hparams)
-
-
-def quiet_context(run, clips):
-    return context_lib.RunContext.from_arrays(run["model"], run["hparams"], clips,
-                                              log=lambda _: None)
+    return eval_run(str(tmp_path_factory.mktemp("run")), tiny_data_dir)
 
 
 @pytest.mark.parametrize("means, errors, expected", [

@@ -10,25 +10,16 @@ import pytest
 
 from t2t_videoflow import evaluate
 from t2t_videoflow.errors import UsageError
-from t2t_videoflow.evaluation import context as context_lib
 from t2t_videoflow.evaluation import metrics, temperature_sweep as sweep_lib
 
-from inference_testing import make_run_dir, run_cli
+from inference_testing import eval_run, quiet_context, run_cli
 
 EXPERIMENT = "--experiment=temperature_sweep"
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_data_dir):
-    output_dir = str(tmp_path_factory.mktemp("run"))
-    model, hparams = make_run_dir(output_dir, steps=(5,))
-    return dict(output_dir=output_dir, data_dir=tiny_data_dir, model=model,
-                hparams=hparams)
-
-
-def in_memory(run, clips):
-    return context_lib.RunContext.from_arrays(run["model"], run["hparams"], clips,
-                                              log=lambda _: None)
+    return eval_run(str(tmp_path_factory.mktemp("run")), tiny_data_dir)
 
 
 def shapes_like_clips(n, seed):
@@ -68,7 +59,7 @@ def test_the_sweep_is_the_protocol_recomputed_by_hand(run):
     per clip the sample with the best frame-averaged value, then the clip mean."""
     clips = shapes_like_clips(4, seed=1)
     model, n_in = run["model"], run["hparams"].video_num_input_frames
-    result = sweep_lib.run(in_memory(run, clips), temperatures="0.6", num_samples=2,
+    result = sweep_lib.run(quiet_context(run, clips), temperatures="0.6", num_samples=2,
                            seed=7, batch_size=3, plots=False)
     row = result["per_temperature"][0]
     psnr = np.zeros([2, 4, 2])
@@ -89,7 +80,7 @@ def test_the_sweep_is_the_protocol_recomputed_by_hand(run):
 
 def test_samples_do_not_depend_on_batching_or_on_the_other_temperatures(run):
     clips = shapes_like_clips(3, seed=2)
-    context = in_memory(run, clips)
+    context = quiet_context(run, clips)
     both = sweep_lib.run(context, temperatures="0.5,1.0", num_samples=2, seed=1,
                          batch_size=1, plots=False)
     alone = sweep_lib.run(context, temperatures="1.0", num_samples=2, seed=1,
@@ -155,7 +146,7 @@ def test_experiment_on_the_tiny_run_writes_json(run, tmp_path):
 def test_plots_one_per_metric_and_a_summary(run, tmp_path):
     pytest.importorskip("matplotlib")   # the `plots` extra
     from PIL import Image
-    result = sweep_lib.run(in_memory(run, shapes_like_clips(2, seed=4)),
+    result = sweep_lib.run(quiet_context(run, shapes_like_clips(2, seed=4)),
                            temperatures="0.5,1", num_samples=2, plots=True,
                            results_dir=str(tmp_path))
     names = sorted(os.path.basename(p) for p in result["files"])
@@ -179,7 +170,7 @@ def vgg_weights(tmp_path_factory):
 
 def test_vgg_similarity_in_the_sweep(run, vgg_weights, tmp_path):
     clips = shapes_like_clips(2, seed=3)
-    result = sweep_lib.run(in_memory(run, clips), temperatures="0,1", num_samples=2,
+    result = sweep_lib.run(quiet_context(run, clips), temperatures="0,1", num_samples=2,
                            vgg_weights=vgg_weights, vgg_input_size=32, plots=False,
                            results_dir=str(tmp_path))
     assert result["metrics"] == ["psnr", "ssim", "vgg"] and result["vgg_skipped"] is None

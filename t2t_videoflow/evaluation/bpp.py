@@ -75,17 +75,25 @@ class Scorer:
     def __call__(self, video, first_index, seed, draw):
         """bpp `[b, T - num_context]` (numpy) of uint8 clips `video [b, T, ...]`, the
         clips numbered `first_index, first_index + 1, ...` in the split."""
-        video = np.asarray(video)
-        b = len(video)
-        if not 0 < b <= self.batch_size:
-            raise ValueError(f"batch of {b} clips; expected 1..{self.batch_size}.")
-        indices = np.arange(first_index, first_index + self.batch_size)
-        if b < self.batch_size:   # pad with copies of the last clip; scores dropped
-            video = np.concatenate([video, np.repeat(video[-1:], self.batch_size - b, 0)])
-            indices[b:] = indices[b - 1]
-        bpp = self._score(tf.constant(video), tf.constant(indices, tf.int64),
-                          tf.constant(seed, tf.int64), tf.constant(draw, tf.int64))
+        video, indices, b = pad_batch(video, first_index, self.batch_size)
+        bpp = self._score(video, indices, tf.constant(seed, tf.int64),
+                          tf.constant(draw, tf.int64))
         return bpp.numpy()[:b]
+
+
+def pad_batch(video, first_index, batch_size):
+    """`(video, clip_indices, b)`: uint8 clips `video [b, T, ...]` numbered from
+    `first_index`, padded to `batch_size` with copies of the last clip (which keep its
+    index, so its noise; their scores are to be dropped), as tensors."""
+    video = np.asarray(video)
+    b = len(video)
+    if not 0 < b <= batch_size:
+        raise ValueError(f"batch of {b} clips; expected 1..{batch_size}.")
+    indices = np.arange(first_index, first_index + batch_size)
+    if b < batch_size:
+        video = np.concatenate([video, np.repeat(video[-1:], batch_size - b, 0)])
+        indices[b:] = indices[b - 1]
+    return tf.constant(video), tf.constant(indices, tf.int64), b
 
 
 def score_split(scorer, batches, seed=0, num_draws=1, log=None, progress_every=10):

@@ -113,19 +113,11 @@ class OutOfSequenceScorer:
         """bpp `[b, T - n]` (numpy) of uint8 clips `video [b, T, ...]` (clips numbered
         `first_index, first_index + 1, ...` in the split): column k scores frame
         n + k (0-based) as frame n."""
-        video = np.asarray(video)
-        b, frames = video.shape[:2]
-        if not 0 < b <= self.batch_size:
-            raise ValueError(f"batch of {b} clips; expected 1..{self.batch_size}.")
+        frames = np.shape(video)[1]
         if frames <= self.num_context:
             raise ValueError(f"clips of {frames} frames; need more than the "
                              f"{self.num_context} context frames.")
-        indices = np.arange(first_index, first_index + self.batch_size)
-        if b < self.batch_size:
-            video = np.concatenate([video, np.repeat(video[-1:], self.batch_size - b, 0)])
-            indices[b:] = indices[b - 1]
-        video = tf.constant(video)
-        indices = tf.constant(indices, tf.int64)
+        video, indices, b = bpp_lib.pad_batch(video, first_index, self.batch_size)
         seed = tf.constant(seed, tf.int64)
         columns = [self._score(video, indices, seed, tf.constant(k, tf.int32)).numpy()
                    for k in range(self.num_context, frames)]

@@ -174,16 +174,9 @@ class Trainer:
         self.num_workers, self.worker_id = distribute.worker_index(self.strategy)
         self.local_replicas = self.num_replicas // self.num_workers
         self.train_iterator = None
-        tracked = {"model": self.model, "optimizer": self.optimizer}
-        if self.num_workers == 1:
-            # The data position is part of the checkpoint (exact resume). With several
-            # workers each has its own pipeline; see `_make_train_iterator`.
-            self.train_iterator = self._make_train_iterator()
-            tracked["data"] = self.train_iterator
-        self.checkpoint = tf.train.Checkpoint(**tracked)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, distribute.worker_dir(config.output_dir, self.strategy),
-            max_to_keep=config.keep_checkpoint_max, checkpoint_name=run_dir.CHECKPOINT_NAME)
+        # The data position is part of the checkpoint (exact resume) on one worker. With
+        # several workers each has its own pipeline; see `_make_train_iterator`.
+        self._track(self._make_train_iterator() if self.num_workers == 1 else None)
         self._grad_fn = tf.function(self._loss_and_grads, jit_compile=config.jit_compile)
         self._train_steps = {}   # condition flag -> tf.function
         self._scorer = bpp_lib.Scorer(self.model, self.num_context, self.replica_batch,
@@ -212,8 +205,10 @@ class Trainer:
 
         Each step takes `local_replicas` consecutive batches, one per local replica, so
         on one worker R replicas see exactly the clips of one global batch on one device.
-        Several workers read disjoint file shards; their iterators are not saved, so on
-        resume they restart with the seed offset by the step (no exact data replay).
+        Several workers each keep their share, by example, of the same seeded stream
+        (`pipeline.make_dataset`): together they see the clips of one worker's global
+        batches. Their iterators are not saved, so on resume they restart with the seed
+        offset by the step (no exact data replay).
         """
         context = tf.distribute.InputContext(
             num_input_pipelines=self.num_workers, input_pipeline_id=self.worker_id,
@@ -243,6 +238,18 @@ class Trainer:
         """The global step: updates applied so far."""
         return int(self.optimizer.iterations.numpy())
 
+    def _track(self, iterator):
+        """(Re)builds the checkpoint and its manager over the model, the optimizer and,
+        if given, the train iterator (then `self.train_iterator`)."""
+        tracked = {"model": self.model, "optimizer": self.optimizer}
+        if iterator is not None:
+            self.train_iterator = tracked["data"] = iterator
+        self.checkpoint = tf.train.Checkpoint(**tracked)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, distribute.worker_dir(self.config.output_dir, self.strategy),
+            max_to_keep=self.config.keep_checkpoint_max,
+            checkpoint_name=run_dir.CHECKPOINT_NAME)
+
     def restore_or_initialize(self):
         """Restores the newest checkpoint of the run, or runs data-dependent init.
 
@@ -261,6 +268,17 @@ class Trainer:
                 self.train_iterator = self._make_train_iterator(seed_offset=self.step)
             self.log(f"Fine-tuning the model-only checkpoint {latest} (an import) from step "
                      f"{self.step} with fresh Adam moments; data-dependent init is not run.")
+            return self.step
+        if latest and self.num_workers == 1 and not _has_node(latest, "data"):
+            # Written by several workers, which save no input position: continue on
+            # this one worker with the pipeline restarted at the step (as they do).
+            tf.train.Checkpoint(model=self.model, optimizer=self.optimizer).restore(
+                latest).assert_existing_objects_matched()
+            self.restored_from = latest
+            self._track(self._make_train_iterator(seed_offset=self.step))
+            self.log(f"Restored {latest} (step {self.step}), written by several workers: "
+                     "it holds no input position, so the data pipeline restarts with a "
+                     "seed offset by the step; data-dependent init is not repeated.")
             return self.step
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
@@ -581,10 +599,15 @@ class Trainer:
         return run_dir.checkpoint_step(path)
 
 
+def _has_node(checkpoint_path, node):
+    """Whether a checkpoint holds the trainer checkpoint's top-level `node`."""
+    return any(name.startswith(f"{node}/")
+               for name, _ in tf.train.list_variables(checkpoint_path))
+
+
 def _has_optimizer_state(checkpoint_path):
     """Whether a checkpoint holds the trainer's optimizer (not a model-only import)."""
-    return any(name.startswith("optimizer/")
-               for name, _ in tf.train.list_variables(checkpoint_path))
+    return _has_node(checkpoint_path, "optimizer")
 
 
 def train_log(output_dir):

@@ -181,6 +181,33 @@ def test_resume_is_exact_and_skips_ddi(data_dir, tmp_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_one_worker_resumes_a_checkpoint_of_several_workers(data_dir, tmp_path):
+    """Several workers save no input position: one worker restores the model and the
+    optimizer, says that the pipeline restarts, and trains on, saving its own."""
+    first = make_trainer(data_dir, tmp_path / "run", train_steps=2)
+    first.restore_or_initialize()
+    first.train()
+    # The checkpoint a multi-worker run writes: model and optimizer only.
+    latest = first.manager.latest_checkpoint
+    weights = [v.numpy() for v in first.model.variables]
+    for suffix in (".index", ".data-00000-of-00001"):
+        os.remove(latest + suffix)
+    tf.train.CheckpointManager(
+        tf.train.Checkpoint(model=first.model, optimizer=first.optimizer),
+        str(tmp_path / "run"), max_to_keep=3, checkpoint_name="model.ckpt").save(2)
+    has_node = trainer_lib._has_node   # pylint: disable=protected-access
+    assert not has_node(latest, "data")
+    del first
+    second = make_trainer(data_dir, tmp_path / "run", train_steps=4)
+    assert second.restore_or_initialize() == 2
+    assert any("written by several workers" in line for line in second.logs)
+    for want, got in zip(weights, second.model.variables):
+        np.testing.assert_array_equal(got.numpy(), want)
+    second.train()
+    assert sorted(losses(tmp_path / "run")) == [1, 2, 3, 4]
+    assert has_node(second.manager.latest_checkpoint, "data")
+
+
 def test_non_finite_loss_stops_without_saving(data_dir, tmp_path):
     trainer = make_trainer(data_dir, tmp_path, train_steps=4)
     trainer.restore_or_initialize()

@@ -124,6 +124,18 @@ def test_two_workers_on_loopback(data_dir, tmp_path):
     assert not (tmp_path / "run" / "workers").exists() or not any(
         (tmp_path / "run" / "workers").rglob("*.index"))
     assert sorted(losses(tmp_path / "run")) == [1, 2]   # written by the chief only
+    # Shard by example: two workers train on the clips (and noise) of one worker's
+    # global batches, so the losses match up to the order of float sums.
+    run(command(data_dir, tmp_path / "one", "--train_steps=2", "--schedule=train",
+                "--hparams=batch_size=4"))
+    want, got = losses(tmp_path / "one"), losses(tmp_path / "run")
+    for step in (1, 2):
+        assert got[step] == pytest.approx(want[step], rel=1e-4), step
+    # One worker continues the two workers' checkpoint (which holds no input position).
+    out = run(command(data_dir, tmp_path / "run", "--train_steps=3", "--schedule=train",
+                      "--hparams=batch_size=4"))
+    assert "written by several workers" in out
+    assert sorted(losses(tmp_path / "run")) == [1, 2, 3]
 
 
 # -- flag errors: one line on stderr, exit code 1 (in process) ---------------------------

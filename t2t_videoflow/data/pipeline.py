@@ -18,7 +18,10 @@ Batching: `hparams.batch_size` is the GLOBAL batch. Without an `input_context` t
 dataset yields global batches (for `strategy.experimental_distribute_dataset` or one
 device). With a `tf.distribute.InputContext` (from
 `strategy.distribute_datasets_from_function`), it yields per-replica batches of
-`batch_size / num_replicas_in_sync` and reads only this pipeline's share of the files.
+`batch_size / num_replicas_in_sync`. With several pipelines (workers) every pipeline
+reads every file and keeps its share by example: per-replica batch i of the common
+stream goes to pipeline (i // local replicas) % pipelines, so n workers train on exactly
+the clips, windows and order of one worker with the same global batch.
 Batches are full (`drop_remainder=True`) by default, as the model reshapes to a fixed
 batch (REFERENCE 4.4).
 
@@ -186,15 +189,20 @@ def make_dataset(problem, hparams, data_dir, mode, split=None, input_context=Non
 
     global_batch = hparams.batch_size
     batch = global_batch
-    shard_clips = None
+    owner = None
     if input_context is not None:
         batch = input_context.get_per_replica_batch_size(global_batch)
         n_pipes, pipe_id = input_context.num_input_pipelines, input_context.input_pipeline_id
         if n_pipes > 1:
-            if len(files) >= n_pipes:
-                files = files[pipe_id::n_pipes]
-            else:
-                shard_clips = (n_pipes, pipe_id)
+            # Shard by example, exactly as one pipeline would have batched them: every
+            # pipeline reads the same (seeded) stream; per-replica batch i of it goes to
+            # pipeline (i // local replicas) % n_pipes, so the replicas of n pipelines see
+            # the clips of one pipeline's global batch, in the same order.
+            if not deterministic:
+                raise ValueError("Several input pipelines need deterministic=True (each "
+                                 "pipeline must see the same example order).")
+            local = max(input_context.num_replicas_in_sync // n_pipes, 1)
+            owner = lambda index: (index // batch // local) % n_pipes == pipe_id  # noqa: E731
 
     ds = tf.data.Dataset.from_tensor_slices(files)
     if training:
@@ -204,11 +212,11 @@ def make_dataset(problem, hparams, data_dir, mode, split=None, input_context=Non
     ds = ds.interleave(lambda f: _clips_from_file(f, clip_len),
                        cycle_length=min(len(files), 8), block_length=1,
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    if shard_clips is not None:
-        ds = ds.shard(*shard_clips)
     if training and shuffle_buffer > 1:
         ds = ds.shuffle(shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
     ds = ds.enumerate()
+    if owner is not None:
+        ds = ds.filter(lambda index, clip: owner(index))
 
     def to_example(index, clip):
         encoded, filename = clip

@@ -101,11 +101,12 @@ def test_cpu_sets():
                        "latent_encoder_depth", "latent_encoder_width",
                        "latent_pre_output_channels", "batch_size", "init_batch_size",
                        "learning_rate_constant", "learning_rate_schedule",
-                       "learning_rate_warmup_steps", "train_steps"}
-    assert cpu.learning_rate_decay_steps == 5000
+                       "learning_rate_warmup_steps", "learning_rate_decay_steps", "train_steps",
+                       "clip_grad_norm"}
+    assert cpu.learning_rate_decay_steps == 6000
     assert (cpu.frame_height, cpu.depth, cpu.coupling, cpu.coupling_width, cpu.batch_size,
-            cpu.learning_rate_constant, cpu.train_steps) == (32, 8, "affine", 64, 16, 2e-4,
-                                                             8000)
+            cpu.learning_rate_constant, cpu.clip_grad_norm, cpu.train_steps) == (
+                32, 8, "affine", 64, 16, 4e-4, 20.0, 16000)
     assert cpu.learning_rate_warmup_steps < cpu.train_steps - cpu.learning_rate_decay_steps
     tiny = registry.create_hparams("videoflow_tiny", problem_name="stochastic_shapes_tiny")
     assert (tiny.frame_height, tiny.n_levels, tiny.depth, tiny.coupling_width,

@@ -94,6 +94,9 @@ TOOL.define("integer", "num_interp", 11, "interpolate: interpolation coefficient
             minimum=2)
 TOOL.define("enum", "interp_levels", "all", "interpolate: the latents interpolated.",
             enum_values=["all", "top", "bottom"])
+TOOL.define("integer", "interp_rank", 0, "interpolate: T2T's channel_interp=ranked: move "
+            "only the k-th most different channel of each latent (0: every channel).",
+            minimum=0)
 TOOL.define("boolean", "jit_compile", False, "Compile the model's passes with XLA.")
 TOOL.define("boolean", "plots", True, "Also write PNG plots (needs matplotlib, the "
             "`plots` extra).")
@@ -115,7 +118,9 @@ def evaluate(output_dir, experiment, data_dir=None, split="dev", results_dir=Non
     for keyword, flag in module.OPTIONS.items():
         if flag in flag_values:
             value = flag_values[flag]
-            options[keyword] = None if flag == "max_clips" and value == 0 else value
+            # 0 means "all" (clips, channels) for these two.
+            none_at_zero = flag in ("max_clips", "interp_rank") and value == 0
+            options[keyword] = None if none_at_zero else value
     log(f"{NAME}: {experiment} on {context.checkpoint} (step {context.step}), "
         f"{context.problem.name} {split} split")
     result = module.run(context, results_dir=results_dir, **options)

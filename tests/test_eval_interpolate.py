@@ -132,6 +132,13 @@ def test_cli_writes_gifs_pngs_and_json(run, tmp_path, capsys):
     with open(os.path.join(results_dir, "interpolate.json")) as f:
         saved = json.load(f)
     assert saved["levels"] == "top" and saved["clips"] == 2 and len(saved["alphas"]) == 4
+    assert saved["rank"] is None                       # --interp_rank=0: every channel
+    assert run_cli(evaluate, [f"--output_dir={run['output_dir']}", "--experiment=interpolate",
+                              f"--data_dir={run['data_dir']}", "--max_clips=1",
+                              "--num_interp=3", "--interp_rank=2",
+                              f"--results_dir={tmp_path / 'ranked'}"]) == 0
+    with open(os.path.join(tmp_path, "ranked", "interpolate.json")) as f:
+        assert json.load(f)["rank"] == 2
     for i in range(2):
         with Image.open(os.path.join(results_dir, "interpolate", f"clip{i:03d}.png")) as im:
             assert im.size == (16 * 6 + 2 * media.GROUP_GAP, 16)
@@ -144,7 +151,9 @@ def test_cli_errors_are_one_line(run, tmp_path, capsys):
             f"--data_dir={run['data_dir']}", f"--results_dir={tmp_path}"]
     for extra, expected in ((["--num_frames=6"], "the data has 5"),
                             (["--num_frames=1"], "two different endpoint frames"),
-                            (["--num_interp=1"], "--num_interp")):
+                            (["--num_interp=1"], "--num_interp"),
+                            (["--interp_rank=-1"], "--interp_rank must be >= 0"),
+                            (["--interp_rank=99"], "rank must be in 1..")):
         assert run_cli(evaluate, base + extra) == 1
         err = capsys.readouterr().err.strip()
         assert err.startswith("t2t-videoflow-eval: error: ") and "\n" not in err, err

@@ -25,8 +25,8 @@ float round-off at bin edges).
 
 T2T's `channel_interp=ranked` (only the `rank_interp`-th channel with the largest
 squared difference, summed over space, is interpolated; the rest stay at `a`) is
-`run(..., rank=k)` from Python; the CLI has no flag for it. T2T ranks over its batch
-of one clip; here each clip is ranked on its own.
+`run(..., rank=k)` (`--interp_rank=k`). T2T ranks over its batch of one clip; here
+each clip is ranked on its own.
 
 Written per clip (results_dir/interpolate/): `clipNNN.gif` (the --num_interp frames)
 and `clipNNN.png` (first endpoint | interpolated frames | last endpoint); the JSON
@@ -50,7 +50,7 @@ from t2t_videoflow.model import postprocess
 NAME = "interpolate"
 OPTIONS = {"seed": "random_seed", "num_interp": "num_interp", "levels": "interp_levels",
            "num_frames": "num_frames", "batch_size": "batch_size",
-           "max_clips": "max_clips"}
+           "max_clips": "max_clips", "rank": "interp_rank"}
 LEVEL_CHOICES = ("all", "top", "bottom")
 
 

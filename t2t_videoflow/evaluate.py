@@ -111,9 +111,6 @@ def evaluate(output_dir, experiment, data_dir=None, split="dev", results_dir=Non
     `num_draws`, ...); `max_clips=0` means all.
     """
     module = evaluation.experiment(experiment)
-    context = context_lib.load_run(output_dir, data_dir, split, checkpoint_path,
-                                   problem_name, t2t_usr_dir, log=log)
-    results_dir = results_dir or os.path.join(output_dir, "eval")
     options = {}
     for keyword, flag in module.OPTIONS.items():
         if flag in flag_values:
@@ -121,6 +118,11 @@ def evaluate(output_dir, experiment, data_dir=None, split="dev", results_dir=Non
             # 0 means "all" (clips, channels) for these two.
             none_at_zero = flag in ("max_clips", "interp_rank") and value == 0
             options[keyword] = None if none_at_zero else value
+    if hasattr(module, "check_options"):     # before the (slow) restore
+        module.check_options(**options)
+    context = context_lib.load_run(output_dir, data_dir, split, checkpoint_path,
+                                   problem_name, t2t_usr_dir, log=log)
+    results_dir = results_dir or os.path.join(output_dir, "eval")
     log(f"{NAME}: {experiment} on {context.checkpoint} (step {context.step}), "
         f"{context.problem.name} {split} split")
     result = module.run(context, results_dir=results_dir, **options)

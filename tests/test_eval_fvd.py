@@ -179,3 +179,11 @@ def test_cli_needs_i3d_model_and_writes_json(run, i3d_dir, tmp_path, capsys):
         saved = json.load(f)
     assert saved["clips"] == 3 and saved["num_frames"] == 5 and saved["fvd"] > 0
     assert saved["i3d_model"] == i3d_dir and saved["i3d_input_size"] == [8, 8]
+
+
+def test_missing_i3d_model_is_reported_before_the_run_is_restored(tmp_path, capsys):
+    """The I3D check runs before the restore: even a missing run dir reports it."""
+    argv = [f"--output_dir={tmp_path / 'no_run'}", "--experiment=fvd",
+            f"--data_dir={tmp_path}", f"--results_dir={tmp_path / 'r'}"]
+    assert run_cli(evaluate, argv) == 1
+    assert "FVD needs a local I3D SavedModel" in capsys.readouterr().err

@@ -6,6 +6,8 @@ Each experiment module defines
     OPTIONS                   {keyword of `run`: flag name} the CLI passes on
     run(context, **options)   -> JSON-able dict (also written to results_dir)
     format_result(result)     -> the table printed by the CLI
+    check_options(**options)  (optional) raises UsageError for options that cannot
+                              work, before the CLI restores the run
 
 and works on a `context.RunContext` (a restored model and its split) through the
 model's public engine (`bits_per_pixel`, `frame_objectives`, `sample`, `encode`,

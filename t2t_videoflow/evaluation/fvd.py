@@ -106,6 +106,21 @@ def frechet_distance_of_features(a, b):
 
 # -- the I3D model ---------------------------------------------------------------------
 
+def check_options(i3d_model=None, **_):
+    """UsageError unless `i3d_model` names a local SavedModel directory (cheap: the CLI
+    calls it before restoring the run)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    if not i3d_model:
+        raise UsageError(f"FVD needs a local I3D SavedModel: pass --i3d_model=DIR "
+                         f"(nothing is downloaded); {HOW_CALLED}.")
+    if not tf.io.gfile.isdir(i3d_model):
+        raise UsageError(f"--i3d_model {i3d_model!r} does not exist (or is not a "
+                         "directory).")
+    if not tf.saved_model.contains_saved_model(i3d_model):
+        raise UsageError(f"--i3d_model {i3d_model!r} holds no SavedModel "
+                         "(saved_model.pb).")
+
+
 class I3D:
     """A local I3D SavedModel as a function: uint8 videos `[B, T, H, W, 3]` -> numpy
     features `[B, F]` (see the module docstring for how it is called).
@@ -118,15 +133,7 @@ class I3D:
     def __init__(self, path):
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
         self._tf = tf
-        if not path:
-            raise UsageError(f"FVD needs a local I3D SavedModel: pass --i3d_model=DIR "
-                             f"(nothing is downloaded); {HOW_CALLED}.")
-        if not tf.io.gfile.isdir(path):
-            raise UsageError(f"--i3d_model {path!r} does not exist (or is not a "
-                             "directory).")
-        if not tf.saved_model.contains_saved_model(path):
-            raise UsageError(f"--i3d_model {path!r} holds no SavedModel "
-                             "(saved_model.pb).")
+        check_options(path)
         self.path = path
         loaded = tf.saved_model.load(path)
         self._loaded = loaded   # keeps the variables alive

@@ -112,11 +112,11 @@ def load_run(output_dir, data_dir=None, split="dev", checkpoint_path=None,
     from t2t_videoflow import restore
     if split not in ("dev", "test"):
         raise UsageError(f"--split must be dev or test; got {split!r}.")
-    run = restore.restore_for_inference(output_dir, problem_name, None, "",
-                                           checkpoint_path, t2t_usr_dir)
-    problem = run["problem"]
     if data_dir is None:
         raise UsageError("--data_dir is required: the directory of the problem's shards.")
+    run = restore.restore_for_inference(output_dir, problem_name, None, "",
+                                        checkpoint_path, t2t_usr_dir)
+    problem = run["problem"]
     if split == "test" and "test" not in problem.splits:
         raise UsageError(f"Problem {problem.name!r} has no test split (splits: "
                          f"{', '.join(problem.splits)}); use --split=dev.")

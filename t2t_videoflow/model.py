@@ -195,7 +195,13 @@ class VideoFlow(tf.Module):
 
     def check_frames(self, frames, min_frames=1, name="frames"):
         """ValueError unless `frames` is `[B, T >= min_frames, H, W, C]` uint8 (or float
-        with values in [0, 255])."""
+        with values in [0, 255]).
+
+        The contract for float frames is pixel values in [0, 255], as uint8 frames hold
+        them. Float frames that look scaled to [0, 1] (every value <= 1 and some value
+        strictly between 0 and 1) are refused: scored as given they would be a
+        near-black video (checked eagerly; traced callers pass uint8).
+        """
         h, w, c = self.frame_shape
         expected = f"[batch, time, {h}, {w}, {c}]"
         frames = tf.convert_to_tensor(frames)
@@ -216,6 +222,13 @@ class VideoFlow(tf.Module):
                 lo, hi = float(tf.reduce_min(frames)), float(tf.reduce_max(frames))
                 raise FrameError(f"{name} must hold finite pixel values in [0, 255]; "
                                  f"got values in [{lo}, {hi}].")
+            if tf.executing_eagerly() and bool(
+                    tf.reduce_max(frames) <= 1.0) and bool(tf.reduce_any(
+                        (frames > 0.0) & (frames < 1.0))):
+                raise FrameError(
+                    f"{name} looks like float pixels scaled to [0, 1] (max "
+                    f"{float(tf.reduce_max(frames)):.4g}); the model takes pixel values "
+                    f"in [0, 255]: pass uint8 frames or multiply the floats by 255.")
         return frames
 
     # -- the latent-prior engine: conditioning rules ---------------------------------

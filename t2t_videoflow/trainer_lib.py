@@ -58,10 +58,13 @@ def write_error(path, error, latest=None):
     reason = (error.message if isinstance(error, tf.errors.OpError)
               else str(error)).strip().splitlines()
     reason = reason[0] if reason else type(error).__name__
+    kept = (f" The last checkpoint, {latest}, is intact (checkpoints are written "
+            f"under a temporary name and renamed when complete)." if latest else "")
     resume = f" from {latest}" if latest else ""
     return TrainingError(
-        f"Cannot write {path} ({type(error).__name__}: {reason}). Free disk space or "
-        f"make --output_dir writable, then run the same command again to resume{resume}.")
+        f"Cannot write {path} ({type(error).__name__}: {reason}).{kept} Free disk space "
+        f"or make --output_dir writable, then run the same command again to "
+        f"resume{resume}.")
 
 
 @dataclasses.dataclass

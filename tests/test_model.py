@@ -416,6 +416,16 @@ def test_bad_input_raises_clear_errors():
         model.sample(good, 0)
     with pytest.raises(ValueError, match="Unknown gen_mode"):
         tiny_model(gen_mode="video")
+    # Floats scaled to [0, 1] would score as a near-black video: refused, by name.
+    scaled = good.astype(np.float32) / 255.0
+    with pytest.raises(ValueError, match=r"frames looks like float pixels scaled to "
+                                         r"\[0, 1\].*multiply the floats by 255"):
+        model.bits_per_pixel(scaled, 0)
+    with pytest.raises(ValueError, match=r"context_frames looks like .*\[0, 1\]"):
+        model.sample(scaled, 1)
+    # An integer-valued float clip at or below 1 is a valid (near-black) video.
+    dark = np.minimum(good, 1).astype(np.float32)
+    assert np.isfinite(model.bits_per_pixel(dark, 2, noise_like(good)).numpy()).all()
     # Float frames within [0, 255] are accepted and equal the uint8 result.
     noise = noise_like(good)
     np.testing.assert_allclose(model.bits_per_pixel(good.astype(np.float32), 2, noise),

@@ -87,6 +87,50 @@ def test_corrupt_png_in_a_valid_record_names_file_and_record(damaged_data, tmp_p
     assert "rerun t2t-videoflow-datagen" in err[0]
 
 
+def test_datagen_check_passes_good_data_and_names_every_bad_shard(damaged_data):
+    from t2t_videoflow import datagen
+    lines = []
+    report = datagen.check_data("stochastic_shapes_tiny", str(damaged_data),
+                                log=lines.append)
+    assert [len(report[s]) for s in ("train", "dev")] == [2, 1]
+    assert all(error is None for rows in report.values() for _, error in rows)
+    assert lines[-1].endswith("reads and decodes")
+    # Damage one train shard's payload and remove the dev shard.
+    shard = damaged_data / SHARD
+    data = bytearray(shard.read_bytes())
+    start, length = record_spans(data)[3]
+    data[start + length // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    dev = damaged_data / "stochastic_shapes_tiny-dev-00000-of-00001"
+    dev.unlink()
+    lines.clear()
+    with pytest.raises(records.DataError) as caught:
+        datagen.check_data("stochastic_shapes_tiny", str(damaged_data), log=lines.append)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("2 bad shard(s) in ")
+    assert f"{shard}: corrupt or truncated record after 3 good records" in message
+    assert f"{dev}: missing; delete that shard and rerun" in message
+    assert [l.rsplit(": ", 1)[1] for l in lines] == ["BAD", "ok", "BAD"]
+    assert {p.name for p in damaged_data.iterdir()} == {SHARD, SHARD.replace(
+        "00000-of", "00001-of")}     # nothing written
+
+
+def test_datagen_check_cli_is_one_line(damaged_data, capsys):
+    from t2t_videoflow import datagen
+    (damaged_data / SHARD).write_bytes(b"truncated")
+    cli.FLAGS.unparse_flags()
+    try:
+        cli.FLAGS(["t2t-videoflow-datagen", "--problem=stochastic_shapes_tiny",
+                   f"--data_dir={damaged_data}", "--check"])
+        code = datagen.main(["t2t-videoflow-datagen"])
+    finally:
+        cli.FLAGS.unparse_flags()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1
+    assert err[0].startswith("t2t-videoflow-datagen: error: 1 bad shard(s) in ")
+    assert str(damaged_data / SHARD) in err[0]
+
+
 def test_find_bad_record_is_none_for_good_data(tiny_data_dir):
     files = sorted(str(p) for p in tf.io.gfile.glob(os.path.join(tiny_data_dir, "*")))
     assert pipeline.find_bad_record(files, (16, 16, 3)) is None
@@ -133,6 +177,34 @@ def test_checkpoint_write_failure_is_one_line_naming_the_file(tiny_data_dir, tmp
     assert "\n" not in message
     assert f"Cannot write {tmp_path / 'model.ckpt-2'} ({type(error).__name__}: " in message
     assert "Free disk space or make --output_dir writable" in message
+
+
+def test_full_disk_keeps_the_last_checkpoint_and_says_so(tiny_data_dir, tmp_path):
+    t = make_trainer(tiny_data_dir, tmp_path, train_steps=4)
+    t.restore_or_initialize()
+    real_save = t.manager.save
+    good = {}
+
+    def save_until_step_2(*args, **kwargs):
+        if t.step > 2:     # a write that runs out of space after its temporary file
+            tf.io.gfile.GFile(str(tmp_path / "model.ckpt-4_temp"), "w").write("partial")
+            raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+        path = real_save(*args, **kwargs)
+        good["values"] = [v.numpy() for v in t.model.trainable_variables]
+        return path
+    t.manager.save = save_until_step_2
+    with pytest.raises(trainer_lib.TrainingError) as caught:
+        t.train()
+    latest = str(tmp_path / "model.ckpt-2")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"The last checkpoint, {latest}, is intact" in message
+    assert message.endswith(f"run the same command again to resume from {latest}.")
+    assert tf.train.latest_checkpoint(str(tmp_path)) == latest
+    # The kept checkpoint holds the step-2 weights (the model has moved on since).
+    tf.train.Checkpoint(model=t.model).read(latest).expect_partial()
+    for v, value in zip(t.model.trainable_variables, good["values"], strict=True):
+        np.testing.assert_array_equal(v.numpy(), value, err_msg=v.name)
 
 
 def test_nan_guard_refuses_to_save_a_poisoned_state(tiny_data_dir, tmp_path):

@@ -77,6 +77,15 @@ import numpy as np
 
 from t2t_videoflow.problems.stochastic_shapes import DIRECTIONS, PX_PER_UNIT_64
 
+# Bits per sub-pixel that a flow which is affine across each 1/256 dequantisation bin
+# pays on a pixel that is always the same value: the noise u ~ U[0, w) in that bin maps
+# to a uniform on a parallelepiped, and the cross-entropy of a uniform of width w under
+# the best Gaussian (variance w^2 / 12) is log w + log(2 pi e / 12) / 2, i.e.
+# log2(2 pi e / 12) / 2 = 0.2546 bits above the uniform's entropy, whatever the affine
+# map. Below it only by curving the map inside the bin (measured: a model trained on
+# empty frames passes it, `benchmarks/results/background_floor.json`).
+BIN_AFFINE_FLOOR_BITS = 0.5 * math.log2(2.0 * math.pi * math.e / 12.0)
+
 THRESHOLD = 64
 AREA_RATIO = (0.5, 2.0)
 AREA_RATIO_BELOW_32 = (0.4, 2.5)

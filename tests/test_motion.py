@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from t2t_videoflow import motion, motion_main
+from t2t_videoflow import motion, motion_main, restore
 from t2t_videoflow.problems.stochastic_shapes import (COLOURS, DIRECTIONS, PX_PER_UNIT_64,
                                                       SHAPES, render_video)
 
@@ -325,7 +325,7 @@ def test_motion_cli_on_a_tiny_run(tmp_path, capsys, tiny_data_dir):
     assert code == 0
     with open(results_file) as f:
         results = json.load(f)
-    assert set(results) == {"run", "settings", "data", "samples"}
+    assert set(results) == {"run", "settings", "data", "samples", "background"}
     assert results["run"]["step"] == 7 and results["run"]["problem"] == PROBLEM
     assert results["settings"]["temperatures"] == [0.5, 1.0]
     data = results["data"]["motion"]
@@ -342,6 +342,18 @@ def test_motion_cli_on_a_tiny_run(tmp_path, capsys, tiny_data_dir):
     assert "real clips (dev):" in stdout and "samples at temperature 0.5:" in stdout
     assert "bits per pixel of the model's own samples" in stdout
     assert f"wrote {results_file}" in stdout
+    background = results["background"]
+    assert background["gaussian_floor_bits"] == pytest.approx(0.25461433, abs=1e-7)
+    assert 0.5 < background["black_share"] < 1.0       # small shapes on black
+    assert background["data_floor_bpp"] == pytest.approx(
+        background["black_share"] * background["gaussian_floor_bits"])
+    assert len(background["bpp_per_frame"]) == 2 and background["bpp"] > 0
+    # The row is the model's bpp of all-black clips, scored as the data is.
+    run = restore.restore_for_inference(output_dir)
+    empty = np.zeros((3, 3, 16, 16, 3), np.uint8)
+    expected = motion_main.score_clips(run["model"], empty, 1, 0, 2).mean(axis=0)
+    np.testing.assert_allclose(background["bpp_per_frame"], expected, rtol=1e-6)
+    assert "bits per pixel of an empty (all-black) clip: " in stdout
 
     # Defaults: OUTPUT_DIR/motion.json; this tool's own --num_samples default of 8.
     assert run_cli(motion_main, [f"--output_dir={output_dir}", f"--data_dir={data_dir}",

@@ -93,10 +93,10 @@ def check_data(problem_name, data_dir, t2t_usr_dir=None, log=print):
     do not decode are reported (the first bad record of each shard).
 
     Returns:
-      dict split -> list of (path, problem or None) per shard, in shard order.
+      dict split -> list of (path, error message or None) per shard, in shard order.
 
     Raises:
-      DataError: naming every bad shard, one per line after the first, if any is bad.
+      DataError: one line naming every bad shard (joined by ' | '), if any is bad.
     """
     if t2t_usr_dir:
         import_usr_dir(t2t_usr_dir)

@@ -155,7 +155,8 @@ class ServingModule(tf.Module):
         """uint8 `[B, T, H, W, 3]` -> `{"bits_per_pixel": [B, T - num_context]}`: the
         point estimate at the dequantisation bins' centres (noise 1/512). Not the
         paper's figure: a model with sharp bins has its highest density at their
-        centres, so this can be far lower, even negative (README "Sampling and serving a trained model")."""
+        centres, so this can be far lower, even negative (README, "Sampling and
+        serving a trained model")."""
         frames = self._checked_video(frames, "frames", self.min_score_frames)
         noise = tf.fill(tf.shape(frames), BPP_NOISE)
         return {"bits_per_pixel": self.model.bits_per_pixel(frames, self._num_context,

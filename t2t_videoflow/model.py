@@ -222,9 +222,8 @@ class VideoFlow(tf.Module):
                 lo, hi = float(tf.reduce_min(frames)), float(tf.reduce_max(frames))
                 raise FrameError(f"{name} must hold finite pixel values in [0, 255]; "
                                  f"got values in [{lo}, {hi}].")
-            if tf.executing_eagerly() and bool(
-                    tf.reduce_max(frames) <= 1.0) and bool(tf.reduce_any(
-                        (frames > 0.0) & (frames < 1.0))):
+            if tf.executing_eagerly() and float(tf.reduce_max(frames)) <= 1.0 and bool(
+                    tf.reduce_any((frames > 0.0) & (frames < 1.0))):
                 raise FrameError(
                     f"{name} looks like float pixels scaled to [0, 1] (max "
                     f"{float(tf.reduce_max(frames)):.4g}); the model takes pixel values "

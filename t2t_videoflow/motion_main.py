@@ -185,7 +185,7 @@ def _format_background(row):
     return (f"  bits per pixel of an empty (all-black) clip: {mean} (a flow affine inside "
             f"each 1/256 bin pays {row['gaussian_floor_bits']:.4f}); "
             f"{100 * row['black_share']:.1f}% of the real targets' sub-pixels are black, "
-            f"so below that floor the data cannot score under "
+            f"so with the background at that floor the data scores no lower than about "
             f"{row['data_floor_bpp']:.3f}")
 
 

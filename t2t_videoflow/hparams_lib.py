@@ -356,6 +356,7 @@ CHOICES = {
     "latent_architecture": ("single_conv", "glow_nn", "glow_resnet"),
     "learning_rate_schedule": ("legacy", "constant*linear_warmup",  # schedules.SCHEDULES
                                "constant*linear_warmup*linear_decay"),
+    "network_dtype": ("float32", "bfloat16"),         # layers/coupling_network.COMPUTE_DTYPES
 }
 
 # (low, high, low_inclusive, high_inclusive); None = unbounded. Ints and floats.

@@ -115,6 +115,9 @@ class VideoFlow(tf.Module):
         draws them from Python's and TF's global random state.
       memory_efficient_backprop: train the flow by recomputing its activations from
         the level outputs instead of storing them (see `flow/recompute.py`).
+      network_dtype: "float32" (T2T) or "bfloat16": the compute dtype of the coupling
+        networks and of the conv3d_net prior's residual blocks (weights, flow
+        arithmetic, log-dets and losses stay float32; `layers/coupling_network.py`).
     """
 
     def __init__(self, frame_shape, n_levels=3, depth=32, coupling="affine",
@@ -126,7 +129,8 @@ class VideoFlow(tf.Module):
                  latent_apply_dilations=False, latent_dilation_rates=(1, 3),
                  latent_architecture="glow_resnet", latent_pre_output_channels=512,
                  level_scale="prev_level", learn_top_scale=False, batch_size=None,
-                 seed=None, memory_efficient_backprop=False, name="videoflow"):
+                 seed=None, memory_efficient_backprop=False, network_dtype="float32",
+                 name="videoflow"):
         super().__init__(name=name)
         if gen_mode not in GEN_MODES:
             raise ValueError(f"Unknown gen_mode {gen_mode!r}; expected one of {GEN_MODES}.")
@@ -144,7 +148,8 @@ class VideoFlow(tf.Module):
         self.num_cond_latents = prior_class.past_latents(num_cond_latents)
         self.flow = MultiScaleFlow(self.frame_shape, n_levels, depth, coupling,
                                    coupling_width, activation, coupling_dropout, seed=seed,
-                                   memory_efficient_backprop=memory_efficient_backprop)
+                                   memory_efficient_backprop=memory_efficient_backprop,
+                                   network_dtype=network_dtype)
         level_shapes, top_shape = self.flow.latent_shapes()
         self.level_shapes, self.top_shape = level_shapes, top_shape
         level_priors = []
@@ -165,7 +170,7 @@ class VideoFlow(tf.Module):
                 dilation_rates=latent_dilation_rates, architecture=latent_architecture,
                 pre_output_channels=latent_pre_output_channels,
                 coupling_dropout=coupling_dropout, level_scale=level_scale,
-                learn_top_scale=learn_top_scale)
+                learn_top_scale=learn_top_scale, network_dtype=network_dtype)
             n_cond = self.num_cond_latents + int(self.cond_first_frame)
             batch = batch_size if prior_class.needs_static_batch else None
             for l, shape in enumerate(level_shapes):
@@ -862,4 +867,5 @@ def build_model(hparams, frame_shape, seed=None):
         latent_pre_output_channels=hparams.latent_pre_output_channels,
         level_scale=hparams.level_scale, learn_top_scale=hparams.learn_top_scale,
         batch_size=hparams.batch_size, seed=seed,
-        memory_efficient_backprop=hparams.memory_efficient_backprop)
+        memory_efficient_backprop=hparams.memory_efficient_backprop,
+        network_dtype=hparams.network_dtype)

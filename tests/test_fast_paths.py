@@ -89,3 +89,20 @@ def test_encode_frames_in_one_pass_matches_per_frame_encoding():
                         + gaussian_log_prob(enc.latents[0], mu0, sigma0)
                         + gaussian_log_prob(enc.top, loc, scale))
             np.testing.assert_allclose(objectives[:, 0], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3])
+def test_deinterleaved_zero_conv_is_the_even_then_odd_channels(kernel_size):
+    x = _random([2, 5, 5, 70], 5)
+    plain, split = ZeroConv2D(8, kernel_size), ZeroConv2D(8, kernel_size, deinterleave=True)
+    plain.build(x.shape)
+    split.build(x.shape)
+    perturb([w.value for w in plain.weights], 0.3, seed=6)
+    for mine, theirs in zip(split.weights, plain.weights):
+        mine.assign(theirs)
+    expected = plain(x).numpy()
+    np.testing.assert_allclose(
+        split(x), np.concatenate([expected[..., 0::2], expected[..., 1::2]], -1),
+        rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="even number"):
+        ZeroConv2D(7, kernel_size, deinterleave=True)

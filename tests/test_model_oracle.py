@@ -17,11 +17,12 @@ ORACLES = ["model_affine_relu_16", "model_additive_gatu_8"]
 PERT = "var_pert/"
 
 
-def oracle_model(name):
+def oracle_model(name, network_dtype="float32"):
     """(oracle, model built from the oracle's hparams with its perturbed T2T weights)."""
     oracle = load_oracle(name)
     # The oracle records T2T's hparams; fields this port added take their defaults.
     hparams = types.SimpleNamespace(memory_efficient_backprop=False,
+                                    network_dtype=network_dtype,
                                     **json.loads(str(oracle["meta/hparams"])))
     frame_shape = tuple(json.loads(str(oracle["meta/frame_shape"])))
     model = build_model(hparams, frame_shape)

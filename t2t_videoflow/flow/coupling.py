@@ -40,20 +40,22 @@ class _Coupling(FlowBijector):
     _net_scope = None  # T2T's scope name: "affine" or "additive".
 
     def __init__(self, channels, mid_channels, activation, dropout_rate, net_outputs,
-                 name, parameters, validate_args):
+                 name, parameters, validate_args, network_dtype="float32",
+                 deinterleave_output=False):
         super().__init__(name=name, parameters=parameters, validate_args=validate_args)
         if channels % 2:
             raise ValueError(f"Coupling needs an even channel count; got {channels}.")
         self.channels = int(channels)
         net = CouplingNetwork(mid_channels, net_outputs, activation=activation,
-                              dropout_rate=dropout_rate, name="nn")
+                              dropout_rate=dropout_rate,
+                              deinterleave_output=deinterleave_output,
+                              compute_dtype=network_dtype, name="nn")
         net.build((None, None, None, self.channels // 2))
         self.net = untracked(net)
         self.net_variables = keras_variables({"nn": net})
 
     def _halves(self, x):
-        half = self.channels // 2
-        return x[..., :half], x[..., half:]
+        return tf.split(x, 2, axis=-1)
 
     def _data_init_frames(self, x):
         """Initialises the network's actnorms from `x1`; returns forward(x)."""
@@ -73,19 +75,25 @@ class AffineCoupling(_Coupling):
       mid_channels: hidden width of the network (`coupling_width`).
       activation: "relu" or "gatu" (second network layer).
       dropout_rate: `coupling_dropout`, active only with `training=True`.
+      network_dtype: "float32" | "bfloat16", the network's compute dtype (see
+        `layers/coupling_network.py`); the coupling's own arithmetic stays float32.
     """
 
     _net_scope = "affine"
 
     def __init__(self, channels, mid_channels, activation="relu", dropout_rate=0.0,
-                 validate_args=False, name="affine_coupling"):
+                 network_dtype="float32", validate_args=False, name="affine_coupling"):
         parameters = dict(locals())
         super().__init__(channels, mid_channels, activation, dropout_rate, channels,
-                         name, parameters, validate_args)
+                         name, parameters, validate_args, network_dtype,
+                         deinterleave_output=True)
 
     def _shift_and_scale(self, x1, training):
+        # The network outputs T2T's interleaved channels de-interleaved:
+        # [h[..., 0::2], h[..., 1::2]] (see `ZeroConv2D`).
         h = tf.cast(self.net(tf.cast(x1, tf.float32), training=training), x1.dtype)
-        return h[..., 0::2], tf.sigmoid(h[..., 1::2] + AFFINE_SCALE_SHIFT)
+        shift, raw_scale = tf.split(h, 2, axis=-1)
+        return shift, tf.sigmoid(raw_scale + AFFINE_SCALE_SHIFT)
 
     def _forward_frames(self, x, training):
         check_frame_tensor(x, self.channels)
@@ -110,10 +118,10 @@ class AdditiveCoupling(_Coupling):
     _net_scope = "additive"
 
     def __init__(self, channels, mid_channels, activation="relu", dropout_rate=0.0,
-                 validate_args=False, name="additive_coupling"):
+                 network_dtype="float32", validate_args=False, name="additive_coupling"):
         parameters = dict(locals())
         super().__init__(channels, mid_channels, activation, dropout_rate, channels // 2,
-                         name, parameters, validate_args)
+                         name, parameters, validate_args, network_dtype)
 
     def _shift(self, x1, training):
         return tf.cast(self.net(tf.cast(x1, tf.float32), training=training), x1.dtype)
@@ -135,10 +143,11 @@ COUPLINGS = {"affine": AffineCoupling, "additive": AdditiveCoupling}
 
 
 def make_coupling(kind, channels, mid_channels, activation="relu", dropout_rate=0.0,
-                  name=None):
+                  network_dtype="float32", name=None):
     """Builds a coupling by T2T's `coupling` hparam value ("affine" | "additive")."""
     if kind not in COUPLINGS:
         raise ValueError(f"Unknown coupling {kind!r}; expected one of {sorted(COUPLINGS)}.")
     kwargs = {} if name is None else {"name": name}
     return COUPLINGS[kind](channels, mid_channels, activation=activation,
-                           dropout_rate=dropout_rate, **kwargs)
+                           dropout_rate=dropout_rate, network_dtype=network_dtype,
+                           **kwargs)

@@ -35,17 +35,19 @@ class FlowStep(SequentialFlow):
       activation: "relu" or "gatu" (coupling network's second layer).
       coupling_dropout: dropout rate inside the coupling network (training only).
       seed: seed of the 1x1 conv's random initial rotation.
+      network_dtype: the coupling network's compute dtype, "float32" | "bfloat16".
     `t2t_variables()` names are relative to T2T's `revnet_step_{k}/`.
     """
 
     def __init__(self, channels, coupling="affine", coupling_width=512, activation="relu",
-                 coupling_dropout=0.0, seed=None, validate_args=False, name="flow_step"):
+                 coupling_dropout=0.0, seed=None, network_dtype="float32",
+                 validate_args=False, name="flow_step"):
         parameters = dict(locals())
         super().__init__(name=name, parameters=parameters, validate_args=validate_args)
         self.actnorm = Actnorm(channels)
         self.invertible_conv = InvertibleConv1x1(channels, seed=seed)
         self.coupling = make_coupling(coupling, channels, coupling_width, activation,
-                                      coupling_dropout)
+                                      coupling_dropout, network_dtype)
         self.sequence = [self.actnorm, self.invertible_conv, self.coupling]
 
 
@@ -57,8 +59,8 @@ class FlowLevel(SequentialFlow):
     """
 
     def __init__(self, channels, depth, coupling="affine", coupling_width=512,
-                 activation="relu", coupling_dropout=0.0, seed=None, validate_args=False,
-                 name="flow_level"):
+                 activation="relu", coupling_dropout=0.0, seed=None,
+                 network_dtype="float32", validate_args=False, name="flow_level"):
         parameters = dict(locals())
         super().__init__(name=name, parameters=parameters, validate_args=validate_args)
         if depth < 1:
@@ -66,7 +68,8 @@ class FlowLevel(SequentialFlow):
         self.channels = int(channels)
         self.sequence = [
             FlowStep(channels, coupling, coupling_width, activation, coupling_dropout,
-                     seed=derive_seed(seed, k), name=f"flow_step_{k}")
+                     seed=derive_seed(seed, k), network_dtype=network_dtype,
+                     name=f"flow_step_{k}")
             for k in range(depth)]
 
     @property

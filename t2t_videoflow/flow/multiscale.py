@@ -76,6 +76,8 @@ class MultiScaleFlow(StatefulBijector):
         storing them (`flow/recompute.py`); same values and gradients, less memory,
         more time. Not combinable with `coupling_dropout > 0`.
       recompute_unit: "level" (store one tensor per level) or "step" (one per step).
+      network_dtype: compute dtype of the coupling networks, "float32" | "bfloat16"
+        (`layers/coupling_network.py`).
 
     Raises:
       ValueError: bad shapes, or `memory_efficient_backprop` with coupling dropout.
@@ -83,7 +85,8 @@ class MultiScaleFlow(StatefulBijector):
 
     def __init__(self, image_shape, n_levels, depth, coupling="affine", coupling_width=512,
                  activation="relu", coupling_dropout=0.0, seed=None,
-                 memory_efficient_backprop=False, recompute_unit="level", name="flow"):
+                 memory_efficient_backprop=False, recompute_unit="level",
+                 network_dtype="float32", name="flow"):
         parameters = dict(locals())
         super().__init__(forward_min_event_ndims=3, inverse_min_event_ndims=1,
                          parameters=parameters, name=name)
@@ -108,7 +111,8 @@ class MultiScaleFlow(StatefulBijector):
         self.n_levels = int(n_levels)
         self.levels = [
             FlowLevel(4 * channels * 2 ** l, depth, coupling, coupling_width, activation,
-                      coupling_dropout, seed=derive_seed(seed, l), name=f"level_{l}")
+                      coupling_dropout, seed=derive_seed(seed, l),
+                      network_dtype=network_dtype, name=f"level_{l}")
             for l in range(self.n_levels)]
 
     def latent_shapes(self):

@@ -17,7 +17,7 @@ import tensorflow as tf
 def split_channels(x):
     """`[..., C]` -> `(x[..., :C/2], x[..., C/2:])`."""
     half = x.shape[-1] // 2
-    return x[..., :half], x[..., half:]
+    return tf.split(x, [half, x.shape[-1] - half], axis=-1)
 
 
 def merge_channels(x1, z):

@@ -82,7 +82,12 @@ def edge_bias_conv2d(x, kernel, kernel_size, bias=None):
 
     `bias` (`[C_out]`, optional) is added right after the main conv so that TF fuses
     it into the conv op; the border map is added last.
+
+    The conv runs in `x`'s dtype: `kernel` and `bias` are cast to it (a no-op for
+    float32), so a network can compute in bfloat16 while its weights stay float32.
     """
+    kernel = tf.cast(kernel, x.dtype)
+    bias = None if bias is None else tf.cast(bias, x.dtype)
     if tuple(kernel_size) == (1, 1):
         y = tf.nn.conv2d(x, kernel, strides=1, padding="VALID")
         return y if bias is None else tf.nn.bias_add(y, bias)
@@ -90,11 +95,24 @@ def edge_bias_conv2d(x, kernel, kernel_size, bias=None):
         y = tf.nn.conv2d(add_edge_bias(x, kernel_size), kernel, strides=1,
                          padding="VALID")
         return y if bias is None else tf.nn.bias_add(y, bias)
-    y = tf.nn.conv2d(x, kernel[:, :, :-1, :], strides=1, padding="SAME")
+    data_kernel, border_kernel = tf.split(kernel, [x.shape[-1], 1], axis=2)
+    y = tf.nn.conv2d(x, data_kernel, strides=1, padding="SAME")
     if bias is not None:
         y = tf.nn.bias_add(y, bias)
-    border = add_edge_bias(tf.zeros_like(x[:1, :, :, :1]), kernel_size)[..., 1:]
-    return y + tf.nn.conv2d(border, kernel[:, :, -1:, :], strides=1, padding="VALID")
+    border = add_edge_bias(_single_channel_zeros(x), kernel_size)[..., 1:]
+    return y + tf.nn.conv2d(border, border_kernel, strides=1, padding="VALID")
+
+
+def _single_channel_zeros(x):
+    """`[1, H, W, 1]` zeros for `x [B, H, W, C]`, built from its shape alone.
+
+    Slicing `x` for this (as `zeros_like(x[:1, ..., :1])`) would put a strided slice
+    of the whole activation, and under a gradient tape its full-size gradient, into
+    every step.
+    """
+    if x.shape[1:3].is_fully_defined():
+        return tf.zeros([1, *x.shape[1:3], 1], x.dtype)
+    return tf.zeros(tf.concat([[1], tf.shape(x)[1:3], [1]], axis=0), x.dtype)
 
 
 _conv2d = edge_bias_conv2d
@@ -118,6 +136,7 @@ class ActNorm(keras.layers.Layer):
     """
 
     def __init__(self, logscale_factor=LOGSCALE_FACTOR, **kwargs):
+        kwargs.setdefault("autocast", False)  # compute in the input's dtype
         super().__init__(**kwargs)
         self.logscale_factor = float(logscale_factor)
 
@@ -151,7 +170,8 @@ class ActNorm(keras.layers.Layer):
         if init:
             tf.cond(self.initialized.value, lambda: tf.constant(False),
                     lambda: self._initialize(x))
-        return (x + self.bias_vector()) * self.scale()
+        return ((x + tf.cast(self.bias_vector(), x.dtype))
+                * tf.cast(self.scale(), x.dtype))
 
     def t2t_variables(self):
         """T2T names (relative to the actnorm scope) -> variables."""
@@ -168,6 +188,7 @@ class ConvActNorm2D(keras.layers.Layer):
     """
 
     def __init__(self, filters, kernel_size=3, **kwargs):
+        kwargs.setdefault("autocast", False)  # compute in the input's dtype
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel_size = _pair(kernel_size)
@@ -217,13 +238,26 @@ class ZeroConv2D(keras.layers.Layer):
 
     Input `[B, H, W, C_in]` -> output `[B, H, W, filters]`.
     Weights: `W [kh, kw, C_in(+1), filters]`, `b [1, 1, 1, filters]`, `logs [1, filters]`.
+
+    With `deinterleave=True` the output channels come in the order
+    `[0, 2, 4, ..., 1, 3, 5, ...]` (weights stay in T2T's order; the small kernel is
+    permuted instead): a consumer that reads even and odd channels as two quantities
+    (the affine coupling's shift and scale, a prior head's mean and log-scale) then
+    takes them with one `tf.split`, whose gradient is a concat, instead of two
+    strided slices, whose gradients each fill a full-size tensor of zeros.
     """
 
-    def __init__(self, filters, kernel_size=3, logscale_factor=LOGSCALE_FACTOR, **kwargs):
+    def __init__(self, filters, kernel_size=3, logscale_factor=LOGSCALE_FACTOR,
+                 deinterleave=False, **kwargs):
+        kwargs.setdefault("autocast", False)  # compute in the input's dtype
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel_size = _pair(kernel_size)
         self.logscale_factor = float(logscale_factor)
+        self.deinterleave = bool(deinterleave)
+        if self.deinterleave and self.filters % 2:
+            raise ValueError(
+                f"deinterleave needs an even number of filters, got {self.filters}")
 
     def build(self, input_shape):
         c_in = int(input_shape[-1]) + (0 if self.kernel_size == (1, 1) else 1)
@@ -239,12 +273,16 @@ class ZeroConv2D(keras.layers.Layer):
         # (conv(x, W) + b) * s = conv(x, W * s) + b * s: the scale goes on the small
         # kernel and bias instead of the output (equal up to float rounding).
         scale = tf.exp(tf.reshape(self.logs, [-1]) * self.logscale_factor)
-        return _conv2d(x, self.kernel * scale, self.kernel_size,
-                       bias=tf.reshape(self.bias, [-1]) * scale)
+        kernel, bias = self.kernel * scale, tf.reshape(self.bias, [-1]) * scale
+        if self.deinterleave:
+            order = list(range(0, self.filters, 2)) + list(range(1, self.filters, 2))
+            kernel, bias = tf.gather(kernel, order, axis=3), tf.gather(bias, order)
+        return _conv2d(x, kernel, self.kernel_size, bias=bias)
 
     def t2t_variables(self):
         return {"W": self.kernel, "b": self.bias, "logs": self.logs}
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "logscale_factor": self.logscale_factor}
+                "kernel_size": self.kernel_size, "logscale_factor": self.logscale_factor,
+                "deinterleave": self.deinterleave}

@@ -77,8 +77,10 @@ def time_pad(x, kernel_size, dilation=1):
 
 
 def _conv3d(x, kernel, kernel_size, dilation):
+    """`conv3d_valid(time_pad(x), kernel)` in `x`'s dtype (the kernel is cast to it)."""
     x = time_pad(x, kernel_size, dilation)
-    return tf.nn.conv3d(x, kernel, strides=[1, 1, 1, 1, 1], padding="VALID",
+    return tf.nn.conv3d(x, tf.cast(kernel, x.dtype), strides=[1, 1, 1, 1, 1],
+                        padding="VALID",
                         dilations=[1, 1, dilation, dilation, 1])
 
 
@@ -106,6 +108,7 @@ class ActNorm3D(keras.layers.Layer):
     """
 
     def __init__(self, logscale_factor=LOGSCALE_FACTOR, **kwargs):
+        kwargs.setdefault("autocast", False)  # compute in the input's dtype
         super().__init__(**kwargs)
         self.logscale_factor = float(logscale_factor)
 
@@ -140,7 +143,8 @@ class ActNorm3D(keras.layers.Layer):
         # [T, 1, 1, 1, C] -> broadcast over [B, T, H, W, C].
         bias = tf.stack([tf.reshape(b, [1, 1, -1]) for b in self.biases])
         logs = tf.stack([tf.reshape(s, [1, 1, -1]) for s in self.logscales])
-        return (x + bias) * tf.exp(logs * self.logscale_factor)
+        return ((x + tf.cast(bias, x.dtype))
+                * tf.cast(tf.exp(logs * self.logscale_factor), x.dtype))
 
     def t2t_variables(self):
         """T2T names (relative to the `actnorm` scope) -> variables."""
@@ -158,6 +162,7 @@ class _Conv3DBase(keras.layers.Layer):
     """Shared kernel-size resolution of the 3-D convs."""
 
     def __init__(self, filters, kernel_size=None, dilation=1, **kwargs):
+        kwargs.setdefault("autocast", False)  # compute in the input's dtype
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel_size = None if kernel_size is None else _triple(kernel_size)
@@ -245,8 +250,9 @@ class ZeroConv3D(_Conv3DBase):
     def call(self, x, init=False):
         del init  # No actnorm inside; accepted so networks can pass it uniformly.
         y = _conv3d(x, self.kernel, self._kernel_size, self.dilation)
-        y = y + tf.reshape(self.bias, [-1])
-        return y * tf.exp(tf.reshape(self.logs, [-1]) * self.logscale_factor)
+        y = y + tf.cast(tf.reshape(self.bias, [-1]), y.dtype)
+        return y * tf.cast(tf.exp(tf.reshape(self.logs, [-1]) * self.logscale_factor),
+                           y.dtype)
 
     def t2t_variables(self):
         return {"W": self.kernel, "b": self.bias, "logs": self.logs}
@@ -279,11 +285,13 @@ class ConvStack3D(ConvStack):
       activation: "relu" or "gatu".
       dropout_rate: in [0, 1).
       dilation: spatial dilation of the first and the last conv.
+      compute_dtype: "float32" or "bfloat16" (see `layers/coupling_network.py`).
     """
 
     def __init__(self, mid_channels, out_channels, activation="relu", dropout_rate=0.0,
-                 dilation=1, **kwargs):
-        super().__init__(mid_channels, out_channels, activation, dropout_rate, **kwargs)
+                 dilation=1, compute_dtype="float32", **kwargs):
+        super().__init__(mid_channels, out_channels, activation, dropout_rate,
+                         compute_dtype, **kwargs)
         self.dilation = int(dilation)
         self._make_layers()
 

@@ -8,6 +8,13 @@
     h = dropout(h)
     out = (conv3x3(edge_bias(h), W) + b) * exp(3 logs)       # "zeros", all zero-init
 
+With `compute_dtype="bfloat16"` the convolutions and ReLUs run in bfloat16 (about
+1.7x the float32 conv rate on a CPU with AVX512_BF16): the input is cast once, the
+output once back to the input's dtype; the weights stay float32 (cast at each call,
+so gradients and Adam stay float32), the GATU's tanh and sigmoid run in float32, and
+data-dependent init always runs in float32. Deterministic, so a flow that uses the
+network still inverts exactly; the values differ from float32 by bfloat16 rounding.
+
 (REFERENCE 2.6.) The first layer's activation is always ReLU; `activation` only
 selects the second layer. Dropout is inverted dropout at `dropout_rate`, active only
 when `training=True` and never during data-dependent init.
@@ -17,6 +24,8 @@ Input `[B, H, W, C_in]` -> output `[B, H, W, out_channels]`, exactly 0 at init.
 
 import keras
 import tensorflow as tf
+
+COMPUTE_DTYPES = ("float32", "bfloat16")
 
 from t2t_videoflow.layers.conv import ConvActNorm2D, ZeroConv2D
 
@@ -35,11 +44,16 @@ class ConvStack(keras.layers.Layer):
       out_channels: output channels.
       activation: "relu" or "gatu" for the second (1x1) layer.
       dropout_rate: inverted dropout rate, training only, never during init.
+      compute_dtype: "float32" or "bfloat16" (see the module docstring).
     """
 
     def __init__(self, mid_channels, out_channels, activation="relu", dropout_rate=0.0,
-                 **kwargs):
+                 compute_dtype="float32", **kwargs):
         super().__init__(**kwargs)
+        if compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"Unknown compute_dtype {compute_dtype!r}; expected one of "
+                             f"{COMPUTE_DTYPES}.")
+        self.compute_dtype_name = compute_dtype
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"Unknown activation {activation!r}; expected one of {ACTIVATIONS}.")
@@ -85,15 +99,20 @@ class ConvStack(keras.layers.Layer):
         return h
 
     def call(self, x, training=False, init=False):
-        h = tf.nn.relu(self.conv_in(x, init=init))
+        dtype = tf.float32 if init else tf.dtypes.as_dtype(self.compute_dtype_name)
+        out_dtype = x.dtype
+        h = tf.nn.relu(self.conv_in(tf.cast(x, dtype), init=init))
         h = self._dropout(h, training, init)
         if self.activation == "relu":
             h = tf.nn.relu(self.conv_mid(h, init=init))
         else:
-            h = (tf.tanh(self.conv_tanh(h, init=init))
-                 * tf.sigmoid(self.conv_sigm(h, init=init)))
+            # tanh and sigmoid in float32: more accurate, and faster than bfloat16
+            # elementwise kernels on CPU.
+            gate_a = tf.cast(self.conv_tanh(h, init=init), tf.float32)
+            gate_b = tf.cast(self.conv_sigm(h, init=init), tf.float32)
+            h = tf.cast(tf.tanh(gate_a) * tf.sigmoid(gate_b), dtype)
         h = self._dropout(h, training, init)
-        return self.conv_out(h)
+        return tf.cast(self.conv_out(h), out_dtype)
 
     def t2t_variables(self):
         """T2T names relative to the conv_stack's scope (e.g. `nn/`) -> variables."""
@@ -109,7 +128,8 @@ class ConvStack(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "mid_channels": self.mid_channels,
                 "out_channels": self.out_channels, "activation": self.activation,
-                "dropout_rate": self.dropout_rate}
+                "dropout_rate": self.dropout_rate,
+                "compute_dtype": self.compute_dtype_name}
 
 
 class CouplingNetwork(ConvStack):
@@ -120,11 +140,16 @@ class CouplingNetwork(ConvStack):
       out_channels: output channels (C for affine, C/2 for additive coupling).
       activation: "relu" or "gatu" for the second (1x1) layer.
       dropout_rate: `coupling_dropout`.
+      deinterleave_output: output the even channels first, then the odd ones (see
+        `ZeroConv2D`); T2T's weights and names are unchanged.
+      compute_dtype: "float32" or "bfloat16" (see the module docstring).
     """
 
     def __init__(self, mid_channels, out_channels, activation="relu", dropout_rate=0.0,
-                 **kwargs):
-        super().__init__(mid_channels, out_channels, activation, dropout_rate, **kwargs)
+                 deinterleave_output=False, compute_dtype="float32", **kwargs):
+        super().__init__(mid_channels, out_channels, activation, dropout_rate,
+                         compute_dtype, **kwargs)
+        self.deinterleave_output = bool(deinterleave_output)
         self._make_layers()
 
     def _conv_in(self, name):
@@ -134,4 +159,8 @@ class CouplingNetwork(ConvStack):
         return ConvActNorm2D(self.mid_channels, 1, name=name)
 
     def _conv_out(self, name):
-        return ZeroConv2D(self.out_channels, 3, name=name)
+        return ZeroConv2D(self.out_channels, 3, deinterleave=self.deinterleave_output,
+                          name=name)
+
+    def get_config(self):
+        return {**super().get_config(), "deinterleave_output": self.deinterleave_output}

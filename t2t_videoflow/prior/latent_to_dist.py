@@ -2,7 +2,9 @@
 
 Every head ends in a zero conv whose `2 * c_out` output channels interleave the
 mean and the log-scale: even channels are `mu`, odd channels are `ln sigma`
-(`split_mean_logscale`). At init the head therefore gives `mu = 0`, `sigma = 1`.
+(T2T's layout, kept in the weights). The zero convs are built with
+`deinterleave=True`, so they emit `[mu, ln sigma]` as two contiguous halves and
+`split_mean_logscale` is one split. At init the head gives `mu = 0`, `sigma = 1`.
 
 `LatentToDist` (the `conv_net` encoder's network), by `architecture`:
 
@@ -26,8 +28,12 @@ ARCHITECTURES = ("single_conv", "glow_nn", "glow_resnet")
 
 
 def split_mean_logscale(h):
-    """`[..., 2c]` -> `(mean, log_scale)`, even channels mean, odd channels log-scale."""
-    return h[..., 0::2], h[..., 1::2]
+    """`[..., 2c]` -> `(mean, log_scale)` from a `ZeroConv2D(deinterleave=True)` output.
+
+    That output is T2T's `[h[..., 0::2], h[..., 1::2]]` (even channels the mean, odd
+    the log-scale), so the two are its halves.
+    """
+    return tf.split(h, 2, axis=-1)
 
 
 class SingleConvDist(keras.layers.Layer):
@@ -45,7 +51,7 @@ class SingleConvDist(keras.layers.Layer):
 
     def build(self, input_shape):
         c_out = self.output_channels or int(input_shape[-1])
-        self.conv = ZeroConv2D(2 * c_out, 3, name="conv2d")
+        self.conv = ZeroConv2D(2 * c_out, 3, deinterleave=True, name="conv2d")
         self.conv.build(input_shape)
 
     def call(self, x, init=False):
@@ -137,7 +143,7 @@ class LatentToDist(keras.layers.Layer):
                 block.build(shape)
                 shape = (*shape[:-1], block.mid_channels)
                 self.blocks.append(block)
-            self.final = ZeroConv2D(2 * c_out, 3, name="glow_nn_zeros")
+            self.final = ZeroConv2D(2 * c_out, 3, deinterleave=True, name="glow_nn_zeros")
             self.final.build(shape)
         else:  # glow_resnet
             for i in range(depth):
@@ -146,7 +152,8 @@ class LatentToDist(keras.layers.Layer):
                                         name=f"latent_resnet_{i}")
                 block.build(input_shape)
                 self.blocks.append(block)
-            self.final = ZeroConv2D(2 * c_out, 3, name="glow_res_final")
+            self.final = ZeroConv2D(2 * c_out, 3, deinterleave=True,
+                                    name="glow_res_final")
             self.final.build(input_shape)
 
     def call(self, x, training=False, init=False):

@@ -57,11 +57,13 @@ class TemporalLatentToDist(keras.layers.Layer):
       dropout_rate: `latent_dropout`.
       apply_dilations: `latent_apply_dilations`.
       dilation_rates: `latent_dilation_rates` (hparam values, factor = value + 1).
+      compute_dtype: "float32" | "bfloat16", the residual blocks' compute dtype
+        (`layers/coupling_network.py`); the residual sum and the readout stay float32.
     """
 
     def __init__(self, output_channels=None, encoder_depth=2, encoder_width=512,
                  activation="relu", dropout_rate=0.0, apply_dilations=False,
-                 dilation_rates=(1, 3), **kwargs):
+                 dilation_rates=(1, 3), compute_dtype="float32", **kwargs):
         super().__init__(**kwargs)
         if activation not in ACTIVATIONS:
             raise ValueError(
@@ -75,6 +77,7 @@ class TemporalLatentToDist(keras.layers.Layer):
         self.dropout_rate = float(dropout_rate)
         self.apply_dilations = bool(apply_dilations)
         self.dilation_rates = tuple(int(r) for r in dilation_rates)
+        self.compute_dtype_name = compute_dtype
 
     def build(self, input_shape):
         if len(input_shape) != 5 or input_shape[1] is None or input_shape[2] is None:
@@ -92,11 +95,12 @@ class TemporalLatentToDist(keras.layers.Layer):
             for j, factor in enumerate(self.dilations):
                 stack = ConvStack3D(self.encoder_width, channels, self.activation,
                                     self.dropout_rate, dilation=factor,
+                                    compute_dtype=self.compute_dtype_name,
                                     name=f"res_{i}_dil_{j}")
                 stack.build(input_shape)
                 branches.append(stack)
             self.blocks.append(branches)
-        self.readout = ZeroConv2D(2 * c_out, 1, name="res_final")
+        self.readout = ZeroConv2D(2 * c_out, 1, deinterleave=True, name="res_final")
         self.readout.build((input_shape[0], *input_shape[2:]))
 
     def call(self, x, training=False, init=False):
@@ -132,4 +136,5 @@ class TemporalLatentToDist(keras.layers.Layer):
                 "encoder_depth": self.encoder_depth, "encoder_width": self.encoder_width,
                 "activation": self.activation, "dropout_rate": self.dropout_rate,
                 "apply_dilations": self.apply_dilations,
-                "dilation_rates": list(self.dilation_rates)}
+                "dilation_rates": list(self.dilation_rates),
+                "compute_dtype": self.compute_dtype_name}

@@ -144,8 +144,8 @@ def train_step_fn(model, variables, optimizer, video, num_context, mode):
             loss = model.loss(video, num_context, seed=seed)
         return loss, tape.gradient(loss, variables)
 
-    grad_fn = tf.function(loss_and_grads, jit_compile=True) if mode == "xla" \
-        else loss_and_grads
+    grad_fn = tf.function(loss_and_grads, jit_compile=True, autograph=False) \
+        if mode == "xla" else loss_and_grads
 
     def step(seed):
         loss, grads = grad_fn(seed)
@@ -153,7 +153,9 @@ def train_step_fn(model, variables, optimizer, video, num_context, mode):
             [(g, v) for g, v in zip(grads, variables) if g is not None])
         return loss
 
-    return step if mode == "eager" else tf.function(step)
+    # No AutoGraph, as the trainer: the model's loops are explicit TF ops, and
+    # converting a few hundred functions costs seconds of start-up.
+    return step if mode == "eager" else tf.function(step, autograph=False)
 
 
 def adam_update_fn(variables, optimizer):

@@ -176,6 +176,25 @@ def write_results(name, payload, path=None, indent=2):
     return path
 
 
+def run_json(command, cwd=None):
+    """Runs `command` (a list); returns the dict on its last JSON stdout line.
+
+    A line may start with `RESULT ` (the T2T harness's format). RuntimeError with the
+    end of stderr if there is none.
+    """
+    import subprocess
+
+    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    for line in reversed(proc.stdout.splitlines()):
+        line = line.strip()
+        if line.startswith("RESULT "):
+            line = line[len("RESULT "):]
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"{' '.join(command)} failed (rc {proc.returncode}):\n"
+                       f"{proc.stderr[-3000:]}")
+
+
 def print_table(header, rows):
     """Prints a fixed-width table; `rows` are lists of already formatted strings."""
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]

@@ -32,7 +32,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
@@ -81,16 +80,10 @@ def child(config, network_dtype, warmup, steps):
 
 
 def run_json(command, cwd):
-    """Runs `command`; returns the dict on its last JSON-looking stdout line."""
-    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    for line in reversed(proc.stdout.splitlines()):
-        line = line.strip()
-        if line.startswith("RESULT "):
-            line = line[len("RESULT "):]
-        if line.startswith("{"):
-            return json.loads(line)
-    raise RuntimeError(f"{' '.join(command)} failed (rc {proc.returncode}):\n"
-                       f"{proc.stderr[-3000:]}")
+    sys.path.insert(0, HERE)
+    import common
+
+    return common.run_json(command, cwd)
 
 
 def t2t_run(config, warmup, steps):

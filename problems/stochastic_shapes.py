@@ -197,6 +197,14 @@ class StochasticShapes32(StochasticShapes):
     frame_size = 32
 
 
+@registry.register_problem("stochastic_shapes_16")
+class StochasticShapes16(StochasticShapes):
+    """Stochastic shapes at 16x16: all 10,000 videos, for the quickest CPU runs."""
+
+    file_prefix = "stochastic_shapes_16"
+    frame_size = 16
+
+
 @registry.register_problem("stochastic_shapes_tiny")
 class StochasticShapesTiny(StochasticShapes):
     """64 videos at 16x16 in 2 train shards + 1 dev shard: seconds to generate (tests)."""

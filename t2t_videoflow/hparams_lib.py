@@ -390,6 +390,7 @@ RANGES = {
     "frame_width": (1, None, True, True),
     "frame_channels": (1, None, True, True),
     "train_steps": (1, None, True, True),
+    "input_asinh_gain": (0.0, None, True, True),
 }
 
 # Hparams of T2T's sets that no code of this port reads: only T2T's value is accepted,

@@ -118,6 +118,9 @@ class VideoFlow(tf.Module):
       network_dtype: "float32" (T2T) or "bfloat16": the compute dtype of the coupling
         networks and of the conv3d_net prior's residual blocks (weights, flow
         arithmetic, log-dets and losses stay float32; `layers/coupling_network.py`).
+      input_asinh_gain: 0 (T2T) or g > 0: the flow first maps every sub-pixel by the
+        fixed bijection `asinh(g (x + 1/2))`, whose log-det joins the flow's
+        (`flow/input_transform.py`).
     """
 
     def __init__(self, frame_shape, n_levels=3, depth=32, coupling="affine",
@@ -130,7 +133,7 @@ class VideoFlow(tf.Module):
                  latent_architecture="glow_resnet", latent_pre_output_channels=512,
                  level_scale="prev_level", learn_top_scale=False, batch_size=None,
                  seed=None, memory_efficient_backprop=False, network_dtype="float32",
-                 name="videoflow"):
+                 input_asinh_gain=0.0, name="videoflow"):
         super().__init__(name=name)
         if gen_mode not in GEN_MODES:
             raise ValueError(f"Unknown gen_mode {gen_mode!r}; expected one of {GEN_MODES}.")
@@ -149,7 +152,8 @@ class VideoFlow(tf.Module):
         self.flow = MultiScaleFlow(self.frame_shape, n_levels, depth, coupling,
                                    coupling_width, activation, coupling_dropout, seed=seed,
                                    memory_efficient_backprop=memory_efficient_backprop,
-                                   network_dtype=network_dtype)
+                                   network_dtype=network_dtype,
+                                   input_asinh_gain=input_asinh_gain)
         level_shapes, top_shape = self.flow.latent_shapes()
         self.level_shapes, self.top_shape = level_shapes, top_shape
         level_priors = []
@@ -868,4 +872,5 @@ def build_model(hparams, frame_shape, seed=None):
         level_scale=hparams.level_scale, learn_top_scale=hparams.learn_top_scale,
         batch_size=hparams.batch_size, seed=seed,
         memory_efficient_backprop=hparams.memory_efficient_backprop,
-        network_dtype=hparams.network_dtype)
+        network_dtype=hparams.network_dtype,
+        input_asinh_gain=hparams.input_asinh_gain)

@@ -43,6 +43,10 @@ Definitions (pixel (i, j) covers [j, j+1] x [i, i+1]; rows point down):
   * Reference: the shape in the last context frame (in this problem frame 0 shows the
     shape at the frame centre, whole). A clip whose reference has no shape is counted
     as `no_reference` and not analysed further.
+  * Context direction (contexts of 2 or more frames): the direction bin of the step
+    between the last two context frames; a sample "follows the context" when it is
+    intact and coherent in that direction (the data always does: with two frames the
+    direction is known and only a model that continues the motion fits it).
   * Expected area: the reference area, or, for a shape touching the border, the number
     of reference pixels that stay inside the frame when the reference is moved to the
     shape's position.
@@ -298,6 +302,9 @@ class SampleClasses:
         (coherent or incoherent) sample, else -1.
       speed: float [N, K], mean displacement length over the direction's step length
         for moving samples (1 = the data's speed), else NaN.
+      context_direction: int [N], index into DIRECTIONS of the context's own last
+        step (its last two frames, when both have a shape and the step is at least
+        `still_tolerance` long), else -1; always -1 for a one-frame context.
       context_area, context_clutter: int [N, C]; area, clutter: int [N, K, T].
       step_px: the step length in pixels used.
       settings: the thresholds used (a JSON-able dict).
@@ -312,6 +319,7 @@ class SampleClasses:
     displacement: np.ndarray
     motion: np.ndarray
     direction: np.ndarray
+    context_direction: np.ndarray
     speed: np.ndarray
     context_area: np.ndarray
     context_clutter: np.ndarray
@@ -341,6 +349,13 @@ def _positions(measured, reference, height, width):
         pos[..., axis] = np.where(cut_low, high - (ref_high - ref_c), pos[..., axis])
         pos[..., axis] = np.where(cut_high, low + (ref_c - ref_low), pos[..., axis])
     return pos
+
+
+def positions_of_reference(reference, previous, height, width):
+    """`_positions` of one frame per clip (`reference`, leading dim [N]) against the
+    frame before it (`previous`): `[N, 2]`."""
+    one = {key: value[:, None, None] for key, value in reference.items()}
+    return _positions(one, previous, height, width)[:, 0, 0]
 
 
 def _expected_areas(measured, reference, positions, height, width):
@@ -452,6 +467,14 @@ def classify_samples(context, samples, step_px=None, threshold=THRESHOLD, min_ar
     direction = np.where(moving, _direction_bins(mean_d), -1)
     speed = np.where(moving, np.linalg.norm(mean_d, axis=-1)
                      / _STEP_LENGTH[np.maximum(direction, 0)], np.nan)
+    context_direction = np.full(n, -1)
+    if c >= 2:
+        prev = {key: value[:, -2] for key, value in ctx.items()}
+        d_rc = positions_of_reference(ref, prev, h, w) - prev["centroid"]
+        context_step = np.stack([d_rc[:, 1], -d_rc[:, 0]], axis=-1) / step_px
+        has_step = (prev["found"] & ref["found"]
+                    & (np.linalg.norm(context_step, axis=-1) >= still_tolerance))
+        context_direction = np.where(has_step, _direction_bins(context_step), -1)
     settings = {"threshold": float(threshold), "min_area": int(min_area),
                 "area_ratio": [float(low), float(high)],
                 "colour_tolerance": float(colour_tolerance),
@@ -462,6 +485,7 @@ def classify_samples(context, samples, step_px=None, threshold=THRESHOLD, min_ar
         reference_found=ref["found"], found=got["found"], frame_intact=frame_intact,
         intact=intact, area_ratio=ratio, colour_distance=colour_distance,
         displacement=displacement, motion=motion.astype(str), direction=direction,
+        context_direction=context_direction,
         speed=speed, context_area=ctx["area"], context_clutter=ctx["clutter"],
         area=got["area"], clutter=got["clutter"], step_px=step_px, settings=settings)
 
@@ -504,6 +528,12 @@ def summarize(classes):
     counts["intact"] = int(intact.sum())
     for name in ("still", "coherent", "incoherent"):
         counts[f"intact_{name}"] = int((intact & (motion == name)).sum())
+    has_context_step = classes.context_direction >= 0
+    counts["context_with_step"] = int(has_context_step.sum()) * k
+    counts["intact_coherent_follows_context"] = int(
+        (intact & (motion == "coherent")
+         & (classes.direction == classes.context_direction[:, None])
+         & has_context_step[:, None]).sum())
     good = np.where(intact & (motion == "coherent"), classes.direction, -1)
     histogram = _histogram(good)
     moving = (motion == "coherent") | (motion == "incoherent")
@@ -514,6 +544,9 @@ def summarize(classes):
         "counts": counts,
         "shares": {name: (count / total if total else None)
                    for name, count in counts.items()},
+        "share_following_context": (
+            counts["intact_coherent_follows_context"] / counts["context_with_step"]
+            if counts["context_with_step"] else None),
         "directions": list(DIRECTION_NAMES),
         "direction_histogram": histogram,
         "direction_histogram_moving": _histogram(classes.direction),
@@ -540,6 +573,12 @@ def analyze_samples(context, samples, step_px=None, **thresholds):
           incoherent, no_shape, no_reference (they add up to `samples`); intact; and
           intact_still, intact_coherent, intact_incoherent (the motion of the intact
           samples: a noise frame is one big blob that may well stand "still");
+          context_with_step (samples after a context of >= 2 frames whose shape moved
+          between its last two frames) and intact_coherent_follows_context (those
+          samples that are intact and coherent and keep the context's direction);
+        share_following_context: the second over the first, or None (one-frame
+          contexts, or no context step): with the direction given by the context
+          the data continues it, so a model that fits it should come close to 1;
         directions: the 8 direction names, in `DIRECTIONS` order;
         direction_histogram: {direction: count} of intact coherent samples;
         direction_histogram_moving: the same over all moving samples (coherent or not),
@@ -589,6 +628,11 @@ def format_report(report, title=None):
     lines.append(f"  uniformity: {u['represented']}/8 directions, entropy {entropy}, "
                  f"min/max {ratio}; mean speed of moving samples "
                  + ("-" if speed is None else f"{speed:.2f} steps/frame"))
+    follows = report.get("share_following_context")
+    if follows is not None:
+        lines.append(f"  continue the context's direction (intact, coherent): "
+                     f"{report['counts']['intact_coherent_follows_context']} of "
+                     f"{report['counts']['context_with_step']} ({_pct(follows).strip()})")
     context = " ".join(f"{a:.1f}" for a in report["mean_area_context"])
     samples = " ".join(f"{a:.1f}" for a in report["mean_area_samples"])
     lines.append(f"  mean shape area per frame: context {context} | samples {samples}")

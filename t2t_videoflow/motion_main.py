@@ -11,6 +11,9 @@ clip's context at each temperature, and reports with `motion.analyze_samples`:
     step in one of the 8 directions), that stand still, that move incoherently, or
     that lose the shape; the histogram over the 8 directions and its uniformity; the
     mean shape area per frame (fading);
+  * with a context of 2 or more frames (sets with `video_num_input_frames >= 2`, such
+    as the README demo), the share of samples that keep the shape and continue the
+    context's direction, which the data always does;
   * the same for the real clips (context + ground truth), as a sanity row: the data
     comes out 100% intact and coherent, with its own direction histogram;
   * bits per pixel per target frame of the real clips and of the model's own samples

@@ -58,8 +58,19 @@ def save_run(output_dir, hparams, problem_name, hparams_set, usr_dir=None):
     write_json_atomic(run_info_path(output_dir), json.dumps(info, indent=2, sort_keys=True))
 
 
+# Hparams added after runs were already being written, with the value that gives what
+# those runs computed: a run dir whose `hparams.json` predates one gets it on load.
+ADDED_HPARAMS = {
+    "memory_efficient_backprop": False,
+    "network_dtype": "float32",
+    "input_asinh_gain": 0.0,
+}
+
+
 def load_run(output_dir):
     """Returns `(hparams, info)` of the run in `output_dir`.
+
+    Hparams of `ADDED_HPARAMS` missing from an older run's file get their defaults.
 
     Raises:
       RunDirError if the directory or its `hparams.json` is missing or unreadable.
@@ -75,6 +86,9 @@ def load_run(output_dir):
             hparams = HParams.from_json(f.read())
     except (ValueError, TypeError) as e:
         raise RunDirError(f"Could not read {path!r}: {e}") from e
+    for name, value in ADDED_HPARAMS.items():
+        if not hasattr(hparams, name):
+            hparams.add_hparam(name, value)
     info = {"problem": None, "hparams_set": None, "t2t_usr_dir": None}
     if tf.io.gfile.exists(run_info_path(output_dir)):
         with tf.io.gfile.GFile(run_info_path(output_dir)) as f:

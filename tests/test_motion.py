@@ -141,6 +141,49 @@ def test_rendered_videos_are_intact_coherent_in_their_direction(frame_size):
 
 
 @pytest.mark.parametrize("frame_size", [32, 64])
+def test_two_frame_contexts_give_the_direction_that_samples_should_follow(frame_size):
+    """Context = frames 0-1 of rendered videos: the context's own direction is found,
+    the real continuations all follow it, reversed or turned continuations are coherent
+    but do not, and a one-frame context has no direction to follow."""
+    videos, meta = rendered_grid(frame_size, 4, [0.8, 1.3])
+    directions = np.array([m[0] for m in meta])
+    context, truth = videos[:, :2], videos[:, np.newaxis, 2:]
+    classes = motion.classify_samples(context, truth)
+    np.testing.assert_array_equal(classes.context_direction, directions)
+    report = motion.summarize(classes)
+    assert report["counts"]["context_with_step"] == len(videos)
+    assert report["counts"]["intact_coherent_follows_context"] == len(videos)
+    assert report["share_following_context"] == 1.0
+    assert "continue the context's direction (intact, coherent): " \
+        f"{len(videos)} of {len(videos)} (100.0%)" in motion.format_report(report)
+
+    # Each clip's frame 0 shows the shape at the centre: sampling "frame 0 again, then
+    # frame 0 moved the other way" after a context that went one way is a reversal.
+    opposite = [DIRECTIONS.index((-dx, -dy)) for dx, dy in DIRECTIONS]
+    reversed_videos = np.stack([render_video(frame_size, 4, opposite[d], c, s, size)
+                                for d, c, s, size in meta])
+    back = np.concatenate([videos[:, :1], reversed_videos[:, 1:2]], axis=1)
+    classes = motion.classify_samples(context, back[:, np.newaxis])
+    assert set(classes.motion[:, 0]) == {"coherent"} and classes.intact.all()
+    np.testing.assert_array_equal(classes.direction[:, 0], np.array(opposite)[directions])
+    report = motion.summarize(classes)
+    assert report["counts"]["intact_coherent_follows_context"] == 0
+    assert report["share_following_context"] == 0.0
+
+    # Two samples per clip, one following and one standing still: half follow.
+    still = np.repeat(videos[:, 1:2], 2, axis=1)
+    both = np.stack([videos[:, 2:], still], axis=1)
+    report = motion.analyze_samples(context, both)
+    assert report["counts"]["context_with_step"] == 2 * len(videos)
+    assert report["share_following_context"] == 0.5
+
+    one_frame = motion.summarize(motion.classify_samples(videos[:, 1:2], truth))
+    assert (one_frame["counts"]["context_with_step"], one_frame["share_following_context"]) \
+        == (0, None)
+    assert "continue the context" not in motion.format_report(one_frame)
+
+
+@pytest.mark.parametrize("frame_size", [32, 64])
 def test_five_frame_videos_leaving_the_frame(frame_size):
     """Frames 3-4 clip the shape at the border: a sample either lost its shape (it left
     the frame) or is coherent in its direction; those still whole are intact."""
@@ -276,7 +319,10 @@ def test_report_counts_histograms_json_and_table():
     counts = report["counts"]
     assert counts == {"still": 2, "coherent": 7, "incoherent": 2, "no_shape": 1,
                       "no_reference": 0, "intact": 10, "intact_still": 2,
-                      "intact_coherent": 6, "intact_incoherent": 2}
+                      "intact_coherent": 6, "intact_incoherent": 2,
+                      # one-frame contexts: no direction to follow
+                      "context_with_step": 0, "intact_coherent_follows_context": 0}
+    assert report["share_following_context"] is None
     assert sum(counts[name] for name in motion.MOTION_CLASSES) == report["samples"] == 12
     assert report["shares"]["coherent"] == pytest.approx(7 / 12)
     assert list(report["direction_histogram"]) == list(motion.DIRECTION_NAMES)

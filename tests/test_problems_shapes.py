@@ -26,6 +26,9 @@ def test_t2t_counts_and_splits():
     everything = np.sort(np.concatenate(shards["train"] + shards["dev"]))
     np.testing.assert_array_equal(everything, np.arange(10000))
     assert registry.problem("stochastic_shapes_32").frame_shape == (32, 32, 3)
+    small = registry.problem("stochastic_shapes_16")
+    assert (small.frame_shape, small.num_videos, small.num_shards) == (
+        (16, 16, 3), 10000, {"train": 10, "dev": 1})
 
 
 def test_random_draws_cover_every_value():

@@ -65,7 +65,8 @@ class Scorer:
         self.model = model
         self.num_context = int(num_context)
         self.batch_size = int(batch_size)
-        self._score = tf.function(self._score_padded, jit_compile=jit_compile)
+        self._score = tf.function(self._score_padded, jit_compile=jit_compile,
+                                  autograph=False)
 
     def _score_padded(self, video, clip_indices, seed, draw):
         noise = clip_noise(tf.shape(video), seed, draw, clip_indices)

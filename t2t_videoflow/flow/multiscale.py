@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from t2t_videoflow.flow.base import StatefulBijector, check_frame_tensor, flatten_batch
 from t2t_videoflow.flow.flow_step import FlowLevel, derive_seed
+from t2t_videoflow.flow.input_transform import AsinhInput
 from t2t_videoflow.flow.recompute import RECOMPUTE_UNITS, level_forward_and_log_det
 from t2t_videoflow.flow.split import merge_channels, split_channels
 from t2t_videoflow.flow.squeeze import squeeze2, unsqueeze2
@@ -78,6 +79,9 @@ class MultiScaleFlow(StatefulBijector):
       recompute_unit: "level" (store one tensor per level) or "step" (one per step).
       network_dtype: compute dtype of the coupling networks, "float32" | "bfloat16"
         (`layers/coupling_network.py`).
+      input_asinh_gain: 0 (T2T: the flow starts at the squeeze) or g > 0: first map
+        every sub-pixel by the fixed bijection `asinh(g (x + 1/2))`
+        (`flow/input_transform.py`; its log-det is part of the flow's).
 
     Raises:
       ValueError: bad shapes, or `memory_efficient_backprop` with coupling dropout.
@@ -86,7 +90,7 @@ class MultiScaleFlow(StatefulBijector):
     def __init__(self, image_shape, n_levels, depth, coupling="affine", coupling_width=512,
                  activation="relu", coupling_dropout=0.0, seed=None,
                  memory_efficient_backprop=False, recompute_unit="level",
-                 network_dtype="float32", name="flow"):
+                 network_dtype="float32", input_asinh_gain=0.0, name="flow"):
         parameters = dict(locals())
         super().__init__(forward_min_event_ndims=3, inverse_min_event_ndims=1,
                          parameters=parameters, name=name)
@@ -109,6 +113,9 @@ class MultiScaleFlow(StatefulBijector):
                 f"{2 ** n_levels}; got image_shape {tuple(image_shape)}.")
         self.image_shape = (height, width, channels)
         self.n_levels = int(n_levels)
+        if input_asinh_gain < 0:
+            raise ValueError(f"input_asinh_gain must be >= 0; got {input_asinh_gain}.")
+        self.input_transform = AsinhInput(input_asinh_gain) if input_asinh_gain else None
         self.levels = [
             FlowLevel(4 * channels * 2 ** l, depth, coupling, coupling_width, activation,
                       coupling_dropout, seed=derive_seed(seed, l),
@@ -138,6 +145,9 @@ class MultiScaleFlow(StatefulBijector):
         """Frames `[B, H, W, C]` -> `FlowEncoding` (latents and log-det)."""
         self.check_frames(x)
         latents, conditions, level_log_dets = [], [], []
+        input_log_det = None
+        if self.input_transform is not None:
+            x, input_log_det = self.input_transform.forward_and_log_det(x)
         for l, level in enumerate(self.levels):
             if self.memory_efficient_backprop:
                 x, log_det = level_forward_and_log_det(
@@ -149,8 +159,10 @@ class MultiScaleFlow(StatefulBijector):
                 x, z = split_channels(x)
                 latents.append(z)
                 conditions.append(x)
-        return FlowEncoding(x, latents, conditions, tf.add_n(level_log_dets),
-                            level_log_dets)
+        log_det = tf.add_n(level_log_dets)
+        if input_log_det is not None:
+            log_det += input_log_det
+        return FlowEncoding(x, latents, conditions, log_det, level_log_dets)
 
     def decode(self, top, latents=None, sample_latent=None):
         """Latents -> frames.
@@ -180,6 +192,9 @@ class MultiScaleFlow(StatefulBijector):
             x, level_log_det = self.levels[l].inverse_and_log_det(x)
             log_det += level_log_det
             x = unsqueeze2(x)
+        if self.input_transform is not None:
+            x, input_log_det = self.input_transform.inverse_and_log_det(x)
+            log_det += input_log_det
         return x, used, log_det
 
     def data_init(self, x):
@@ -192,6 +207,8 @@ class MultiScaleFlow(StatefulBijector):
         """
         self.check_frames(x)
         h = x
+        if self.input_transform is not None:
+            h = self.input_transform.forward(h)
         for l, level in enumerate(self.levels):
             h = level.data_init(squeeze2(h))
             if l < self.n_levels - 1:

@@ -108,6 +108,14 @@ def test_cpu_sets():
             cpu.learning_rate_constant, cpu.clip_grad_norm, cpu.train_steps) == (
                 32, 8, "affine", 64, 16, 4e-4, 20.0, 16000)
     assert cpu.learning_rate_warmup_steps < cpu.train_steps - cpu.learning_rate_decay_steps
+    demo = registry.create_hparams("videoflow_shapes_cpu_demo",
+                                   problem_name="stochastic_shapes_32")
+    demo_changed = {k for k, v in demo.values().items() if cpu.values()[k] != v}
+    assert demo_changed == {"train_steps", "learning_rate_warmup_steps",
+                            "learning_rate_decay_steps", "input_asinh_gain",
+                            "learning_rate_constant"}
+    assert (demo.train_steps, demo.input_asinh_gain, cpu.input_asinh_gain,
+            demo.learning_rate_constant) == (1000, 256.0, 0.0, 1e-3)
     tiny = registry.create_hparams("videoflow_tiny", problem_name="stochastic_shapes_tiny")
     assert (tiny.frame_height, tiny.n_levels, tiny.depth, tiny.coupling_width,
             tiny.batch_size, tiny.train_steps) == (16, 2, 1, 8, 2, 2)

@@ -12,6 +12,7 @@ import tensorflow as tf
 from flow_testing import load_oracle
 from inference_testing import write_tf1_checkpoint
 from t2t_videoflow.model import T2T_BODY_SCOPE, build_model, load_t2t_weights
+from t2t_videoflow.run_dir import ADDED_HPARAMS
 
 ORACLES = ["model_affine_relu_16", "model_additive_gatu_8"]
 PERT = "var_pert/"
@@ -21,9 +22,8 @@ def oracle_model(name, network_dtype="float32"):
     """(oracle, model built from the oracle's hparams with its perturbed T2T weights)."""
     oracle = load_oracle(name)
     # The oracle records T2T's hparams; fields this port added take their defaults.
-    hparams = types.SimpleNamespace(memory_efficient_backprop=False,
-                                    network_dtype=network_dtype,
-                                    **json.loads(str(oracle["meta/hparams"])))
+    added = dict(ADDED_HPARAMS, network_dtype=network_dtype)
+    hparams = types.SimpleNamespace(**added, **json.loads(str(oracle["meta/hparams"])))
     frame_shape = tuple(json.loads(str(oracle["meta/frame_shape"])))
     model = build_model(hparams, frame_shape)
     return oracle, model

@@ -71,7 +71,7 @@ def hours_at(steps, times):
     return np.interp(steps, s, cumulative) / 3600.0
 
 
-def plot_curve(path, train, evals, times, title):
+def plot_curve(path, train, evals, times, title, hardware="2 CPU cores"):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -95,7 +95,7 @@ def plot_curve(path, train, evals, times, title):
         top = ax.secondary_xaxis(
             "top", functions=(lambda s: np.interp(s, known, hours),
                               lambda h: np.interp(h, hours, known)))
-        top.set_xlabel("hours on 2 CPU cores")
+        top.set_xlabel(f"hours on {hardware}")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -160,6 +160,8 @@ def main(argv=None):
     parser.add_argument("--wallclock", default=None)
     parser.add_argument("--name", default="shapes_cpu")
     parser.add_argument("--title", default=None)
+    parser.add_argument("--hardware", default="2 CPU cores",
+                        help="What the run trained on, for the plot's hours axis.")
     parser.add_argument("--num_clips", type=int, default=4)
     parser.add_argument("--num_samples", type=int, default=5)
     parser.add_argument("--temperature", type=float, default=1.0)
@@ -177,7 +179,8 @@ def main(argv=None):
     times = read_wallclock(args.wallclock) if args.wallclock else {}
     times.update({s: r["wall_time"] for s, r in train if "wall_time" in r})
     title = args.title or f"{args.name}: stochastic shapes"
-    plot_curve(os.path.join(docs, f"{args.name}_bpp.png"), train, evals, times, title)
+    plot_curve(os.path.join(docs, f"{args.name}_bpp.png"), train, evals, times, title,
+               args.hardware)
     motion_path = args.motion_json or os.path.join(args.output_dir, "motion.json")
     with open(motion_path) as f:
         motion = json.load(f)

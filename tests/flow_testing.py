@@ -50,3 +50,13 @@ def brute_force_log_det(fn, x):
     sign, log_det = np.linalg.slogdet(jac)
     assert sign != 0
     return log_det
+
+
+def brute_force_flow_log_det(flow, x):
+    """`brute_force_log_det` of a `MultiScaleFlow`'s encoding (every level latent and the
+    top) at frames `x` `[1, H, W, C]`."""
+    def to_latents(frames):
+        enc = flow.encode(frames)
+        return [*enc.latents, enc.top]
+
+    return brute_force_log_det(to_latents, x)

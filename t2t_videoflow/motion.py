@@ -351,7 +351,7 @@ def _positions(measured, reference, height, width):
     return pos
 
 
-def positions_of_reference(reference, previous, height, width):
+def _reference_position(reference, previous, height, width):
     """`_positions` of one frame per clip (`reference`, leading dim [N]) against the
     frame before it (`previous`): `[N, 2]`."""
     one = {key: value[:, None, None] for key, value in reference.items()}
@@ -470,7 +470,7 @@ def classify_samples(context, samples, step_px=None, threshold=THRESHOLD, min_ar
     context_direction = np.full(n, -1)
     if c >= 2:
         prev = {key: value[:, -2] for key, value in ctx.items()}
-        d_rc = positions_of_reference(ref, prev, h, w) - prev["centroid"]
+        d_rc = _reference_position(ref, prev, h, w) - prev["centroid"]
         context_step = np.stack([d_rc[:, 1], -d_rc[:, 0]], axis=-1) / step_px
         has_step = (prev["found"] & ref["found"]
                     & (np.linalg.norm(context_step, axis=-1) >= still_tolerance))

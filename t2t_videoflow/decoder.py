@@ -102,7 +102,7 @@ class Sampler:
 
     def _chunk(self, carry, start, count, temperature, seed):
         frames, _, carry = self.model.generate(carry, start, count, temperature, seed)
-        return model_lib.postprocess(frames), carry
+        return model_lib.postprocess(frames, self.model.n_bits), carry
 
     def sample(self, context, num_frames, temperature, seed, chunk=10, log=None):
         """uint8 `[B, num_frames, H, W, 3]` after uint8 `context [B, C, H, W, 3]`.

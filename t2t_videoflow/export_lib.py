@@ -47,7 +47,8 @@ import tensorflow as tf
 from t2t_videoflow.model import postprocess
 from t2t_videoflow.errors import ExportError
 
-# Dequantisation noise of the exported bits_per_pixel: the middle of U[0, 1/256).
+# Dequantisation noise of the exported bits_per_pixel: the middle of U[0, 1/256)
+# (of the n-bit bin with n_bits_x < 8: the model stretches it).
 BPP_NOISE = 1.0 / 512.0
 
 
@@ -204,7 +205,7 @@ class ServingModule(tf.Module):
             num_frames = tf.identity(num_frames)
         carry = self.model.sampling_start(context)
         frames, _, _ = self.model.generate(carry, 0, num_frames, temperature, seed)
-        return {"frames": postprocess(frames)}
+        return {"frames": postprocess(frames, self.model.n_bits)}
 
     def _encode(self, frames):
         """uint8 frames -> `{"level_0", .., "top"}`, each `[B, T, h, w, c]` (no noise)."""

@@ -391,12 +391,12 @@ RANGES = {
     "frame_channels": (1, None, True, True),
     "train_steps": (1, None, True, True),
     "input_asinh_gain": (0.0, None, True, True),
+    "n_bits_x": (1, 8, True, True),
 }
 
 # Hparams of T2T's sets that no code of this port reads: only T2T's value is accepted,
 # so a run never records a setting that had no effect (REFERENCE 1.1, 5.1, 5.2).
 UNUSED_AT_T2T_DEFAULT = {
-    "n_bits_x": 8,                        # the video model always uses 8 bits
     "weight_decay": 0.0,                  # glow_hparams; no weight decay is applied
     "optimizer": "adam",                  # Adam (beta1/beta2/epsilon are read)
     "initializer": "orthogonal",          # variables get their own initialisers + DDI

@@ -4,7 +4,7 @@ For a clip `x_0 .. x_{T-1}` every frame is encoded independently by the flow,
 `x_t -> (z_t^0, .., z_t^{L-2}, z_t^top)`, and the latents are scored autoregressively
 (REFERENCE 2.11, 3, 4.1):
 
-    J_t = -D ln 256 + ln|det dz_t/dx_t|
+    J_t = -D n ln 2 + ln|det dz_t/dx_t|                          n = n_bits_x (8)
           + sum_{l < L-1} ln N(z_t^l; mu_t^l, sigma_t^l)      level priors
           + ln N(z_t^top; mu_t^top, sigma_t^top)               top prior
     bpp_t = -J_t / (D ln 2)               bits per sub-pixel dimension, D = H W C
@@ -19,6 +19,13 @@ is the learned marginal until then, the conditional network afterwards. With
 Frames arrive as uint8 `[B, T, H, W, C]`; `v -> v / 255 - 0.5`, plus uniform
 dequantisation noise `U[0, 1/256)` (REFERENCE 1.1). Samples are mapped back with T2T's
 `postprocess` (clip, `x 256`, truncate).
+
+With `n_bits_x = n < 8` (not in T2T's video model, which ignores the hparam; Glow's
+image model has it) the frames are first reduced to n bits as Glow's image `preprocess`
+does, `x = floor(v / 2^(8-n)) / 2^n - 0.5`, the noise is `U[0, 2^-n)` (the same draws
+stretched by `2^(8-n)`), and bits per pixel count n-bit values: they are not
+comparable with 8-bit figures. Samples map bin k back to `round(255 k / (2^n - 1))`,
+which reduces to k again.
 """
 
 import math
@@ -46,20 +53,41 @@ TOP_PRIORS = ("single_conv", "normal")
 RNG_ALG = "philox"
 
 
-def preprocess(frames):
-    """uint8 (or float in [0, 255]) frames -> float32 `v / 255 - 0.5` in [-0.5, 0.5]."""
-    return tf.cast(frames, tf.float32) / 255.0 - 0.5
+def check_n_bits(n_bits):
+    """The number of bits per pixel value the model sees: an int in 1..8."""
+    if isinstance(n_bits, bool) or int(n_bits) != n_bits or not 1 <= n_bits <= 8:
+        raise ValueError(f"n_bits_x must be an integer from 1 to 8; got {n_bits!r}.")
+    return int(n_bits)
 
 
-def postprocess(x):
+def preprocess(frames, n_bits=8):
+    """uint8 (or float in [0, 255]) frames -> float32 in [-0.5, 0.5].
+
+    n_bits = 8 (T2T's video model): `v / 255 - 0.5`. n_bits = n < 8 (Glow's image
+    `preprocess`): `floor(v / 2^(8-n)) / 2^n - 0.5`, the lower edge of v's n-bit bin.
+    """
+    v = tf.cast(frames, tf.float32)
+    if n_bits == 8:
+        return v / 255.0 - 0.5
+    return tf.floor(v / 2.0 ** (8 - n_bits)) / 2.0 ** n_bits - 0.5
+
+
+def postprocess(x, n_bits=8):
     """T2T's output transform: float frames -> uint8 (REFERENCE 1.1).
 
     Non-finite -> 1.0, clip to [-0.5, 0.5], `(x + 0.5) * 256`, clip to [0, 255],
     truncate. Noise-free `v / 255 - 0.5` maps back to exactly `v`.
+
+    With n_bits = n < 8 the bin `k = floor((x + 0.5) 2^n)` (clipped to [0, 2^n - 1])
+    becomes `round(255 k / (2^n - 1))`: full-range colours whose n-bit bin is k again.
     """
     x = tf.where(tf.math.is_finite(x), x, tf.ones_like(x))
-    x = (tf.clip_by_value(x, -0.5, 0.5) + 0.5) * 256.0
-    return tf.cast(tf.clip_by_value(x, 0.0, 255.0), tf.uint8)
+    x = tf.clip_by_value(x, -0.5, 0.5) + 0.5
+    if n_bits == 8:
+        return tf.cast(tf.clip_by_value(x * 256.0, 0.0, 255.0), tf.uint8)
+    top = 2.0 ** n_bits - 1.0
+    k = tf.clip_by_value(tf.floor(x * 2.0 ** n_bits), 0.0, top)
+    return tf.cast(tf.round(k * (255.0 / top)), tf.uint8)
 
 
 def gaussian_log_prob(z, loc, scale):
@@ -121,6 +149,7 @@ class VideoFlow(tf.Module):
       input_asinh_gain: 0 (T2T) or g > 0: the flow first maps every sub-pixel by the
         fixed bijection `asinh(g (x + 1/2))`, whose log-det joins the flow's
         (`flow/input_transform.py`).
+      n_bits_x: 8 (T2T) or n < 8: model n-bit pixel values (module docstring).
     """
 
     def __init__(self, frame_shape, n_levels=3, depth=32, coupling="affine",
@@ -133,7 +162,7 @@ class VideoFlow(tf.Module):
                  latent_architecture="glow_resnet", latent_pre_output_channels=512,
                  level_scale="prev_level", learn_top_scale=False, batch_size=None,
                  seed=None, memory_efficient_backprop=False, network_dtype="float32",
-                 input_asinh_gain=0.0, name="videoflow"):
+                 input_asinh_gain=0.0, n_bits_x=8, name="videoflow"):
         super().__init__(name=name)
         if gen_mode not in GEN_MODES:
             raise ValueError(f"Unknown gen_mode {gen_mode!r}; expected one of {GEN_MODES}.")
@@ -143,6 +172,7 @@ class VideoFlow(tf.Module):
         if num_cond_latents < 1:
             raise ValueError(f"num_cond_latents must be >= 1; got {num_cond_latents}.")
         self.frame_shape = tuple(int(v) for v in frame_shape)
+        self.n_bits = check_n_bits(n_bits_x)
         self.gen_mode = gen_mode
         self.top_prior = top_prior
         self.latent_dist_encoder = latent_dist_encoder
@@ -475,7 +505,7 @@ class VideoFlow(tf.Module):
         level_log_probs = [_clip_log_prob(z, loc, scale)
                            for z, (loc, scale) in zip(enc.latents, level_params)]
         top_log_prob = _clip_log_prob(enc.top, *top_params)
-        objectives = -d * math.log(256.0) + enc.log_det + top_log_prob
+        objectives = -d * self.n_bits * math.log(2.0) + enc.log_det + top_log_prob
         if level_log_probs:
             objectives += tf.add_n(level_log_probs)
         if not return_details:
@@ -487,14 +517,20 @@ class VideoFlow(tf.Module):
     # -- pixels: dequantisation, bits per pixel, data-dependent init ----------------
 
     def dequantize(self, frames, noise=None, seed=None):
-        """uint8 frames -> `v/255 - 0.5 + u`, `u ~ U[0, 1/256)` (or the given `noise`)."""
-        x = preprocess(frames)
+        """uint8 frames -> `v/255 - 0.5 + u`, `u ~ U[0, 1/256)` (or the given `noise`).
+
+        With n_bits_x = n < 8: `floor(v / 2^(8-n)) / 2^n - 0.5 + 2^(8-n) u`. `noise` is
+        always given in [0, 1/256), so one noise stream serves every n.
+        """
+        x = preprocess(frames, self.n_bits)
         if noise is None:
             if seed is None:
                 noise = tf.random.uniform(tf.shape(x), 0.0, 1.0 / 256.0)
             else:
                 noise = tf.random.stateless_uniform(tf.shape(x), seed, 0.0, 1.0 / 256.0,
                                                      alg=RNG_ALG)
+        if self.n_bits < 8:
+            noise = noise * 2.0 ** (8 - self.n_bits)
         return x + noise
 
     def bits_per_pixel(self, frames, num_context, noise=None, seed=None, condition=True,
@@ -505,7 +541,8 @@ class VideoFlow(tf.Module):
           frames: uint8 `[B, T, H, W, C]`, T > num_context.
           num_context: leading frames that condition but are not scored. In
             unconditional mode pass 0 to score every frame (T2T's eval protocol there).
-          noise: optional dequantisation noise `[B, T, H, W, C]` in [0, 1/256).
+          noise: optional dequantisation noise `[B, T, H, W, C]` in [0, 1/256)
+            (stretched to the n-bit bin when n_bits_x < 8, see `dequantize`).
           seed: stateless seed `[2]` for the noise (default: stateful random).
 
         With `cond_first_frame` (conditional mode) the dequantised clip's first frame is
@@ -557,7 +594,8 @@ class VideoFlow(tf.Module):
         Returns `{"levels": [z^l as [B, T, h_l, w_l, c_l] for l < L-1],
                   "top": [B, T, h, w, c]}`.
         """
-        enc = self.encode_clip(preprocess(self.check_frames(frames)), with_marginals=False)
+        enc = self.encode_clip(preprocess(self.check_frames(frames), self.n_bits),
+                               with_marginals=False)
         return {"levels": list(enc.latents), "top": enc.top}
 
     def decode(self, latents):
@@ -567,7 +605,7 @@ class VideoFlow(tf.Module):
         batch, time = _dim(top, 0), _dim(top, 1)
         flat = lambda z: tf.reshape(z, [-1, *z.shape[2:]])
         x, _, _ = self.flow.decode(flat(top), [flat(z) for z in latents["levels"]])
-        return postprocess(tf.reshape(x, [batch, time, *self.frame_shape]))
+        return postprocess(tf.reshape(x, [batch, time, *self.frame_shape]), self.n_bits)
 
     # -- the engine: sampling, one frame per step -----------------------------------------
 
@@ -583,7 +621,7 @@ class VideoFlow(tf.Module):
         """
         context = self.check_frames(context_frames, self.min_context_frames,
                                     name="context_frames")
-        x = self._duplicate_first_frame(preprocess(context))
+        x = self._duplicate_first_frame(preprocess(context, self.n_bits))
         carry = {"batch": tf.shape(x)[0]}
         if self.gen_mode != "conditional":
             return carry
@@ -740,7 +778,7 @@ class VideoFlow(tf.Module):
         """
         frames, _ = self.sample_with_log_density(context_frames, num_frames, temperature,
                                                  seed)
-        return postprocess(frames)
+        return postprocess(frames, self.n_bits)
 
     def sample_with_log_density(self, context_frames, num_frames, temperature=1.0,
                                 seed=0):
@@ -756,7 +794,7 @@ class VideoFlow(tf.Module):
           of the (tempered) distribution each frame was drawn from, given the context
           and the frames sampled before it. At tau = 1 this is the model's own density
           of the frame: `frame_objectives` of `[preprocess(context), frames]` gives the
-          same numbers plus `-D ln 256` (tested), which shows the sampler draws from
+          same numbers plus `-D n ln 2`, n = n_bits_x (tested), which shows the sampler draws from
           exactly the density the likelihood scores. At tau = 0 the density is
           degenerate (NaN/inf).
         """
@@ -873,4 +911,4 @@ def build_model(hparams, frame_shape, seed=None):
         batch_size=hparams.batch_size, seed=seed,
         memory_efficient_backprop=hparams.memory_efficient_backprop,
         network_dtype=hparams.network_dtype,
-        input_asinh_gain=hparams.input_asinh_gain)
+        input_asinh_gain=hparams.input_asinh_gain, n_bits_x=hparams.n_bits_x)

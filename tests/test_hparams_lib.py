@@ -135,7 +135,8 @@ def _resolve(overrides, set_name="videoflow_tiny"):
     ("optimizer=sgd", r"'optimizer'='sgd' .*only T2T's default 'adam'"),
     ("initializer=glorot", r"'initializer'='glorot'"),
     ("initializer_gain=1.0", r"'initializer_gain'=1\.0"),
-    ("n_bits_x=5", r"'n_bits_x'=5 .*only T2T's default 8"),
+    ("n_bits_x=9", r"'n_bits_x'=9 .*must be >= 1 and <= 8"),
+    ("n_bits_x=0", r"'n_bits_x'=0 .*must be >= 1 and <= 8"),
     ("learning_rate_decay_scheme=noam", r"'learning_rate_decay_scheme'='noam'"),
     ("model_input=true", r"'model_input'=True"),
 ])
@@ -147,7 +148,7 @@ def test_resolved_hparams_are_validated(override, pattern):
 def test_unused_hparams_at_t2t_default_and_every_set_pass():
     from t2t_videoflow import registry
     from t2t_videoflow.hparams_lib import UNUSED_AT_T2T_DEFAULT, validate
-    _resolve("weight_decay=0.0,optimizer=adam,n_bits_x=8,initializer_gain=1.5")
+    _resolve("weight_decay=0.0,optimizer=adam,initializer_gain=1.5,n_bits_x=4")
     built_in = [name for name in registry.list_hparams()       # not the tests' own sets
                 if registry._HPARAMS[name].__module__.startswith("t2t_videoflow.hparams")]
     assert "videoflow_bpp" in built_in and "videoflow_shapes_cpu_demo" in built_in

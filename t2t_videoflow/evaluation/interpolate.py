@@ -132,7 +132,7 @@ def interpolate_frames(model, first, last, num_interp, levels="all", noise=None,
         else:
             z = tf.tile(za[None], [num_interp] + [1] * za.shape.rank)
         entries.append(tf.reshape(z, [-1, *z.shape[2:]]))                  # [A b, ...]
-    frames = postprocess(decode_entries(model, entries))
+    frames = postprocess(decode_entries(model, entries), model.n_bits)
     frames = tf.reshape(frames, [num_interp, -1, *model.frame_shape])
     return tf.transpose(frames, [1, 0, 2, 3, 4]).numpy()
 

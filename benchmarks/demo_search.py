@@ -5,7 +5,7 @@ configuration (problem, set, overrides), steps and seconds of training, the fina
 bits per pixel, and the motion diagnostic of the run's own samples
 (`t2t-videoflow-motion`, whose JSON must be in each run dir), into one results file:
 
-    python benchmarks/demo_search.py --note="..." \
+    python benchmarks/demo_search.py --note="..." [--append] \
         --runs="name=RUN_DIR[:overrides],name=RUN_DIR[:overrides],..."
 
 Each run was trained (one CPU core each, two runs side by side) with
@@ -64,6 +64,7 @@ def summarize_run(path):
     return {
         "problem": info["problem"], "hparams_set": info["hparams_set"],
         "frame_size": hparams.frame_height, "n_levels": hparams.n_levels,
+        "n_bits_x": hparams.n_bits_x,
         "context_frames": hparams.video_num_input_frames,
         "latent_skip": hparams.latent_skip, "steps": evals[-1]["step"],
         "training_seconds_one_core": round(train[-1]["elapsed_seconds"]),
@@ -93,8 +94,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", required=True)
     parser.add_argument("--note", default="")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the runs already in the results file (same names are "
+                             "replaced) and add the note to its note")
     args = parser.parse_args()
-    rows = {}
+    rows, note, earlier_commands = {}, args.note, []
+    if args.append:
+        with open(os.path.join(common.RESULTS_DIR, "demo_search.json")) as f:
+            previous = json.load(f)
+        rows, note = previous["runs"], " ".join(filter(None, [previous["note"], args.note]))
+        earlier_commands = previous.get("earlier_commands", []) + [previous["command"]]
     for name, path, overrides in parse_runs(args.runs):
         rows[name] = dict(summarize_run(path), overrides=overrides)
         r = rows[name]
@@ -103,7 +112,8 @@ def main():
               f"dev {r['dev_bpp']:.3f}  intact {100 * r['samples_t1']['intact']:5.1f}%  "
               f"intact+coherent {100 * r['samples_t1']['intact_coherent']:5.1f}%  "
               f"no shape {100 * r['samples_t1']['no_shape']:5.1f}%")
-    common.write_results("demo_search", {"note": args.note, "runs": rows})
+    common.write_results("demo_search", {"note": note, "runs": rows,
+                                         "earlier_commands": earlier_commands})
 
 
 if __name__ == "__main__":

@@ -50,6 +50,13 @@ def read_wallclock(path):
     return out
 
 
+def grad_norm_ranges(last_step):
+    """Step ranges `(lo, hi]` for the largest gradient norms: 0-1000, 1000-2000,
+    2000-4000, 4000-end, cut at the run's last step."""
+    bounds = [b for b in (0, 1000, 2000, 4000) if b < last_step] + [last_step]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def hours_at(steps, times):
     """Hours of training at `steps`, from `{step: unix_time}` (None if too few times).
 
@@ -71,7 +78,8 @@ def hours_at(steps, times):
     return np.interp(steps, s, cumulative) / 3600.0
 
 
-def plot_curve(path, train, evals, times, title, hardware="2 CPU cores"):
+def plot_curve(path, train, evals, times, title, hardware="2 CPU cores", n_bits=8,
+               batch_size=16):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -84,8 +92,8 @@ def plot_curve(path, train, evals, times, title, hardware="2 CPU cores"):
         ax.plot([s for s, _ in evals], [r["eval_bpp"] for _, r in evals], "o-",
                 color="tab:red", ms=4, label=f"dev ({clips} clips, 2 target frames)")
     ax.set_yscale("log")
-    ax.set_xlabel("training step (batch 16)")
-    ax.set_ylabel("bits per pixel")
+    ax.set_xlabel(f"training step (batch {batch_size})")
+    ax.set_ylabel("bits per pixel" if n_bits == 8 else f"bits per {n_bits}-bit pixel value")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     ax.set_title(title, fontsize=10)
@@ -179,8 +187,10 @@ def main(argv=None):
     times = read_wallclock(args.wallclock) if args.wallclock else {}
     times.update({s: r["wall_time"] for s, r in train if "wall_time" in r})
     title = args.title or f"{args.name}: stochastic shapes"
+    from t2t_videoflow import run_dir
+    hparams, _ = run_dir.load_run(args.output_dir)
     plot_curve(os.path.join(docs, f"{args.name}_bpp.png"), train, evals, times, title,
-               args.hardware)
+               args.hardware, hparams.n_bits_x, hparams.batch_size)
     motion_path = args.motion_json or os.path.join(args.output_dir, "motion.json")
     with open(motion_path) as f:
         motion = json.load(f)
@@ -200,7 +210,7 @@ def main(argv=None):
         "max_grad_norm_by_steps": {
             f"{lo + 1}-{hi}": max((r["grad_norm"] for s, r in train if lo < s <= hi),
                                   default=None)
-            for lo, hi in ((0, 1000), (1000, 2000), (2000, 4000), (4000, train[-1][0]))},
+            for lo, hi in grad_norm_ranges(train[-1][0])},
         "dev_bpp": [{"step": s, "bpp": r["eval_bpp"],
                      "per_frame": r.get("eval_bpp_per_frame")} for s, r in evals],
         "motion": {

@@ -273,7 +273,7 @@ def videoflow_tiny():
 def videoflow_shapes_cpu_demo():
     """`videoflow_shapes_cpu` shortened to 1,000 steps at 32x32: the earlier README demo.
 
-    Kept because the README's "Why the demo's samples do not move yet" runs are
+    Kept because the README's "Finding a demo whose samples move" first-round runs are
     overrides of it; the quick start now uses `videoflow_shapes16_demo`.
 
     Same model, batch, learning rate and clipping (the affine coupling, 4e-4 and
@@ -311,10 +311,11 @@ def videoflow_shapes16_demo():
         the option): the flow models 16 levels per sub-pixel, so its capacity goes to
         the shape and the motion rather than to resolving 1/256 bins of black. Same
         3,000-step schedule on one core, 64 dev clips x 4 samples at temperature 1.0:
-        27% of samples keep the shape intact and 11% also move it coherently, all 8
-        directions represented, against 6% and 3.5% with 8 bits (5 bits: 21% / 11%;
-        3 bits: 18% / 5%) (`benchmarks/results/demo_search.json`, runs `s16_bits*`).
-        Bits per pixel then count 4-bit values: not comparable with 8-bit figures;
+        26% of samples keep the shape intact and 10.5% also move it coherently, all 8
+        directions represented, against 6% and 3.5% with 8 bits (5 bits: 21% / 12%;
+        3 bits: 18% / 5%) (`benchmarks/results/demo_search.json`, runs `s16_bits*`;
+        the quick start itself, on 2 cores: 25% / 10%, run `demo16_e2e`). Bits per
+        pixel then count 4-bit values: not comparable with 8-bit figures;
       * 3,000 steps at 6e-4, warmup 200, linear decay over the last 1,500.
     """
     hp = videoflow_shapes_cpu()

@@ -127,8 +127,8 @@ def resolve_run(output_dir, problem_name, hparams_set, overrides, t2t_usr_dir=No
 
 def default_eval_frequency(train_steps):
     """Steps between evaluations when --local_eval_frequency is not given: T2T's 1000,
-    or a fifth of the run when that is shorter (the 1,000-step demo evaluates at 200,
-    400, 600, 800 and 1,000: a curve, not one point)."""
+    or a fifth of the run when that is shorter (the 3,000-step demo evaluates at 600,
+    1,200, 1,800, 2,400 and 3,000: a curve, not one point)."""
     return max(1, min(1000, train_steps // 5))
 
 

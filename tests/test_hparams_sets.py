@@ -116,6 +116,17 @@ def test_cpu_sets():
                             "learning_rate_constant"}
     assert (demo.train_steps, demo.input_asinh_gain, cpu.input_asinh_gain,
             demo.learning_rate_constant) == (1000, 256.0, 0.0, 1e-3)
+    demo16 = registry.create_hparams("videoflow_shapes16_demo",
+                                     problem_name="stochastic_shapes_16")
+    demo16_changed = {k for k, v in demo16.values().items() if cpu.values()[k] != v}
+    assert demo16_changed == {"frame_height", "frame_width", "n_levels", "n_bits_x",
+                              "learning_rate_constant", "learning_rate_warmup_steps",
+                              "learning_rate_decay_steps", "train_steps"}
+    assert (demo16.frame_height, demo16.n_levels, demo16.n_bits_x, demo16.train_steps,
+            demo16.learning_rate_constant, demo16.input_asinh_gain) == (
+                16, 2, 4, 3000, 6e-4, 0.0)
+    assert demo16.learning_rate_warmup_steps < (demo16.train_steps
+                                                - demo16.learning_rate_decay_steps)
     tiny = registry.create_hparams("videoflow_tiny", problem_name="stochastic_shapes_tiny")
     assert (tiny.frame_height, tiny.n_levels, tiny.depth, tiny.coupling_width,
             tiny.batch_size, tiny.train_steps) == (16, 2, 1, 8, 2, 2)

@@ -46,7 +46,7 @@ def test_readme_commands_use_real_flags_and_names():
              "t2t-videoflow-motion": "motion_main", "t2t-videoflow-import": "t2t_import",
              "t2t-videoflow-eval": "evaluate"}
     commands = readme_commands()
-    assert any(tool == "t2t-videoflow-trainer" and flags.get("problem") == "stochastic_shapes_32"
+    assert any(tool == "t2t-videoflow-trainer" and flags.get("problem") == "stochastic_shapes_16"
                and "generate_data" in flags for tool, flags in commands)
     for tool, flags in commands:
         importlib.import_module(f"t2t_videoflow.{tools[tool]}")

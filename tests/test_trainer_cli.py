@@ -208,6 +208,6 @@ def test_default_eval_frequency_gives_the_demo_an_eval_curve():
     assert trainer.default_eval_frequency(250000) == 1000      # T2T's default
     assert trainer.default_eval_frequency(8000) == 1000
     assert trainer.default_eval_frequency(2) == 1
-    demo_steps = registry.hparams("videoflow_shapes_cpu_demo").train_steps
+    demo_steps = registry.hparams("videoflow_shapes16_demo").train_steps
     every = trainer.default_eval_frequency(demo_steps)
-    assert (demo_steps, every) == (1000, 200)                 # evals at 200 ... 1000
+    assert (demo_steps, every) == (3000, 600)                 # evals at 600 ... 3000

@@ -3,18 +3,23 @@
 From process start to the end of the first compiled training step of a config of
 `benchmarks/train_step.py`, split into: imports, model build, data-dependent init
 (eager), tracing the step (`get_concrete_function`: Python, forward and gradient
-graph, Adam), the first call (graph optimisation by grappler, kernel set-up, one
-step) and, for scale, the second call. Each variant runs in a fresh process, since
-grappler's options are process-wide:
+graph, Adam), the first call (graph optimisation by grappler, executor and kernel
+set-up, one step), then the median of `--steps` further steps, so that a variant that
+starts faster but steps slower shows both. The optimizer is the trainer's (the fused
+legacy Adam: one op per variable) unless `--optimizer=keras`. Each variant runs in a
+fresh process (grappler's options are process-wide); `--rounds` alternates them:
 
-  * `default`: TF's defaults (what the trainer uses),
+  * `default`: what the trainer does,
   * `no_grappler`: `tf.config.optimizer.set_experimental_options(
-    {"disable_meta_optimizer": True})`, to show grappler's share.
+    {"disable_meta_optimizer": True})`, to show grappler's share,
+  * `loop_flow_steps`: the hparam `loop_flow_steps=True` (each flow level's steps as
+    one `tf.while_loop`: a graph of one step per level instead of K).
 
-    python benchmarks/startup.py                         # paper_b1, both variants
-    python benchmarks/startup.py --configs=cpu_small
+    python benchmarks/startup.py                         # paper_b1, all variants
+    python benchmarks/startup.py --configs=cpu_small --rounds=3 --steps=15
 
-Writes `benchmarks/results/startup.json`. One process: `--child=CONFIG --variant=V`.
+Writes `benchmarks/results/startup.json`: every run, and per config and variant the
+median over rounds of each figure. One process: `--child=CONFIG --variant=V`.
 """
 
 import time
@@ -24,19 +29,28 @@ START = time.perf_counter()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import statistics  # noqa: E402
 import sys  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-VARIANTS = {"default": {}, "no_grappler": {"disable_meta_optimizer": True}}
+# variant -> (grappler options, hparam overrides)
+VARIANTS = {
+    "default": ({}, {}),
+    "no_grappler": ({"disable_meta_optimizer": True}, {}),
+    "loop_flow_steps": ({}, {"loop_flow_steps": True}),
+}
+KEYS = ["imports_s", "build_s", "data_init_s", "trace_s", "first_call_s",
+        "to_first_step_s", "step_s"]
 
 
-def child(config, variant):
+def child(config, variant, optimizer_kind, steps):
     import tensorflow as tf
 
     sys.path.insert(0, HERE)
     import train_step
 
-    tf.config.optimizer.set_experimental_options(VARIANTS[variant])
+    grappler, overrides = VARIANTS[variant]
+    tf.config.optimizer.set_experimental_options(grappler)
     times = {"imports_s": time.perf_counter() - START}
 
     def lap(name, since):
@@ -44,6 +58,8 @@ def child(config, variant):
         return time.perf_counter()
 
     hp = train_step.CONFIGS[config]()
+    for key, value in overrides.items():
+        setattr(hp, key, value)
     _, _, num_context, frame_shape = train_step.clip_spec(hp)
     t = time.perf_counter()
     model = train_step.build_model(hp, frame_shape, seed=0)
@@ -52,49 +68,78 @@ def child(config, variant):
     model.data_init(video)
     t = lap("data_init_s", t)
     variables = model.trainable_variables
-    optimizer = train_step.make_optimizer(hp)
-    optimizer.build(variables)
+    optimizer = train_step.built_optimizer(hp, variables, optimizer_kind)
     step = train_step.train_step_fn(model, variables, optimizer, video, num_context,
                                     "function")
-    step.get_concrete_function(tf.constant([1, 0]))
+    graph = step.get_concrete_function(tf.constant([1, 0])).graph
     t = lap("trace_s", t)
+    times["graph_ops"] = len(graph.get_operations())
     float(step(tf.constant([1, 0])))
     times["to_first_step_s"] = time.perf_counter() - START
-    t = lap("first_call_s", t)
-    float(step(tf.constant([2, 0])))
-    lap("second_call_s", t)
+    lap("first_call_s", t)
+    step_times = []
+    for i in range(steps):
+        t = time.perf_counter()
+        float(step(tf.constant([2 + i, 0])))
+        step_times.append(time.perf_counter() - t)
+    times["step_times_s"] = step_times
+    times["step_s"] = statistics.median(step_times)
     print(json.dumps(times))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="paper_b1")
-    parser.add_argument("--variants", default="default,no_grappler")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate the variants this many times")
+    parser.add_argument("--steps", type=int, default=3,
+                        help="steps timed after the first (median reported)")
+    parser.add_argument("--optimizer", default="fused", choices=["keras", "fused"],
+                        help="fused: one Adam op per variable, as the trainer; keras: "
+                        "the per-op Keras 2 Adam")
     parser.add_argument("--output", default="", help="results json (default: "
                         "benchmarks/results/startup.json; '-' to skip)")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--variant", default="default", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.variant)
+        child(args.child, args.variant, args.optimizer, args.steps)
         return
     sys.path.insert(0, HERE)
     import common
 
-    results = {"load_average_start": common.load_average(), "configs": {}}
-    keys = ["imports_s", "build_s", "data_init_s", "trace_s", "first_call_s",
-            "to_first_step_s", "second_call_s"]
+    variants = args.variants.split(",")
+    for variant in variants:
+        if variant not in VARIANTS:
+            parser.error(f"unknown variant {variant!r}; expected some of {list(VARIANTS)}")
+    results = {"load_average_start": common.load_average(), "optimizer": args.optimizer,
+               "runs": [], "medians": {}}
+    for config in args.configs.split(","):
+        for round_index in range(args.rounds):
+            for variant in variants:
+                times = common.run_json([
+                    sys.executable, os.path.abspath(__file__), f"--child={config}",
+                    f"--variant={variant}", f"--optimizer={args.optimizer}",
+                    f"--steps={args.steps}"])
+                results["runs"].append({"config": config, "variant": variant,
+                                        "round": round_index, **times})
+                print(config, variant, round_index,
+                      " ".join(f"{k}={times[k]:.2f}" for k in KEYS), flush=True)
     rows = []
     for config in args.configs.split(","):
-        results["configs"][config] = {}
-        for variant in args.variants.split(","):
-            times = common.run_json([sys.executable, os.path.abspath(__file__),
-                                     f"--child={config}", f"--variant={variant}"])
-            results["configs"][config][variant] = times
-            rows.append([config, variant, *(f"{times[k]:.1f}" for k in keys)])
-            print(" ".join(rows[-1]), flush=True)
+        results["medians"][config] = {}
+        for variant in variants:
+            runs = [r for r in results["runs"]
+                    if r["config"] == config and r["variant"] == variant]
+            medians = {k: statistics.median(r[k] for r in runs) for k in KEYS}
+            medians["graph_ops"] = runs[0]["graph_ops"]
+            results["medians"][config][variant] = medians
+            rows.append([config, variant, str(medians["graph_ops"]),
+                         *(f"{medians[k]:.{3 if k == 'step_s' else 1}f}" for k in KEYS)])
     results["load_average_end"] = common.load_average()
-    common.print_table(["config", "variant", *(k[:-2] + " s" for k in keys)], rows)
+    common.print_table(["config", "variant", "graph ops",
+                        *(k[:-2] + " s" for k in KEYS)], rows)
     if args.output != "-":
         common.write_results("startup", results, args.output or None)
 

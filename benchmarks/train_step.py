@@ -126,10 +126,17 @@ def build(hp, seed=0, optimizer="keras"):
     video = make_video(hp, seed)
     model.data_init(video)
     variables = model.trainable_variables
-    opt = make_optimizer(hp, optimizer)
+    return model, variables, built_optimizer(hp, variables, optimizer), video
+
+
+def built_optimizer(hp, variables, kind="keras"):
+    """`make_optimizer` with its slots created now, eagerly, as the trainer does."""
+    opt = make_optimizer(hp, kind)
     if hasattr(opt, "build"):
         opt.build(variables)
-    return model, variables, opt, video
+    else:
+        opt._create_all_weights(variables)  # pylint: disable=protected-access
+    return opt
 
 
 def train_step_fn(model, variables, optimizer, video, num_context, mode):

@@ -6,8 +6,10 @@ round, fresh processes of
 
   * T2T's own `NextFrameGlow` training step (`../shared/t2t-oracle/harness/bench.py`,
     run with the harness venv; set it up as that folder's README says),
-  * the port's compiled training step (`tf.function`, `tf_keras` Adam as the trainer;
-    `benchmarks/train_step.py`'s model, clips and step), once per `--network_dtypes`
+  * the port's compiled training step (`tf.function`, the trainer's fused legacy
+    `tf_keras` Adam, one op per variable as T2T's; `benchmarks/train_step.py`'s model,
+    clips and step; before 2026-12-06 this used the per-op Keras 2 Adam, 0.1-0.5 s
+    slower per paper_b1 step), once per `--network_dtypes`
     entry ("float32" is T2T's arithmetic; "bfloat16" runs the coupling networks and
     the conv3d_net prior blocks in bfloat16),
 
@@ -60,7 +62,7 @@ def child(config, network_dtype, warmup, steps):
     hp = train_step.CONFIGS[config]()
     hp.network_dtype = network_dtype
     _, _, num_context, _ = train_step.clip_spec(hp)
-    model, variables, optimizer, video = train_step.build(hp)
+    model, variables, optimizer, video = train_step.build(hp, optimizer="fused")
     step = train_step.train_step_fn(model, variables, optimizer, video, num_context,
                                     "function")
     float(step(tf.constant([1, 0])))

@@ -79,6 +79,7 @@ def next_frame_glow_hparams():
         memory_efficient_backprop=False,  # recompute flow activations in backprop (issue 7)
         # --- this port: speed ---
         network_dtype="float32",         # or "bfloat16": coupling nets + conv3d_net blocks
+        loop_flow_steps=False,           # each flow level as one tf.while_loop in graphs
         # --- this port: input bijection (0 = none = T2T; flow/input_transform.py) ---
         input_asinh_gain=0.0,
         # --- this port: frame size (checked against the problem) and run length ---

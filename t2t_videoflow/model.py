@@ -90,6 +90,32 @@ def postprocess(x, n_bits=8):
     return tf.cast(tf.round(k * (255.0 / top)), tf.uint8)
 
 
+def level_temperatures(temperature, n_levels):
+    """Sampling temperatures per flow level: float32 `[n_levels]`, finest level first,
+    the top last.
+
+    `temperature` is a scalar tau (every level) or a sequence / rank-1 tensor of
+    `n_levels` values `(tau_0, ..., tau_{L-2}, tau_top)`. Python and NumPy values (and
+    eager tensors) must be >= 0; a symbolic tensor is not checked here.
+
+    Raises:
+      ValueError: a wrong number of values, or a negative or non-finite one.
+    """
+    taus = tf.cast(temperature, tf.float32)
+    if taus.shape.rank == 0:
+        taus = tf.fill([n_levels], taus)
+    elif taus.shape.rank != 1 or taus.shape[0] not in (n_levels, None):
+        raise ValueError(
+            f"temperature must be a number or one per flow level ({n_levels} values, "
+            f"finest level first, the top last); got shape {taus.shape.as_list()}.")
+    if not tf.is_tensor(temperature) or tf.executing_eagerly():
+        values = np.atleast_1d(np.asarray(temperature, np.float32))
+        if not (np.isfinite(values).all() and (values >= 0).all()):
+            raise ValueError(f"temperature must be >= 0 and finite; got "
+                             f"{values.tolist() if values.size > 1 else float(values[0])}.")
+    return taus
+
+
 def gaussian_log_prob(z, loc, scale):
     """`sum_{h, w, c} ln N(z; loc, scale)` per example: `[B]`."""
     return tf.reduce_sum(tfd.Normal(loc, scale).log_prob(z), axis=[1, 2, 3])
@@ -150,6 +176,9 @@ class VideoFlow(tf.Module):
         fixed bijection `asinh(g (x + 1/2))`, whose log-det joins the flow's
         (`flow/input_transform.py`).
       n_bits_x: 8 (T2T) or n < 8: model n-bit pixel values (module docstring).
+      loop_flow_steps: inside a graph, run each flow level's steps as one
+        `tf.while_loop` (same arithmetic; a much smaller graph, so faster tracing and
+        start-up, and slightly slower steps; `flow/flow_step.py`).
     """
 
     def __init__(self, frame_shape, n_levels=3, depth=32, coupling="affine",
@@ -162,7 +191,8 @@ class VideoFlow(tf.Module):
                  latent_architecture="glow_resnet", latent_pre_output_channels=512,
                  level_scale="prev_level", learn_top_scale=False, batch_size=None,
                  seed=None, memory_efficient_backprop=False, network_dtype="float32",
-                 input_asinh_gain=0.0, n_bits_x=8, name="videoflow"):
+                 input_asinh_gain=0.0, n_bits_x=8, loop_flow_steps=False,
+                 name="videoflow"):
         super().__init__(name=name)
         if gen_mode not in GEN_MODES:
             raise ValueError(f"Unknown gen_mode {gen_mode!r}; expected one of {GEN_MODES}.")
@@ -183,7 +213,8 @@ class VideoFlow(tf.Module):
                                    coupling_width, activation, coupling_dropout, seed=seed,
                                    memory_efficient_backprop=memory_efficient_backprop,
                                    network_dtype=network_dtype,
-                                   input_asinh_gain=input_asinh_gain)
+                                   input_asinh_gain=input_asinh_gain,
+                                   loop_steps=loop_flow_steps)
         level_shapes, top_shape = self.flow.latent_shapes()
         self.level_shapes, self.top_shape = level_shapes, top_shape
         level_priors = []
@@ -687,7 +718,7 @@ class VideoFlow(tf.Module):
         Args:
           carry: the sampler carry.
           k: int32 index of the generated frame (0 = the first after the context).
-          temperature: float32 tau >= 0.
+          temperature: float32 tau >= 0, or one per flow level (`level_temperatures`).
           seed: int32.
 
         Returns:
@@ -697,7 +728,7 @@ class VideoFlow(tf.Module):
         """
         conditional = self.gen_mode == "conditional"
         old_carry, carry = carry, dict(carry)
-        temperature = tf.cast(temperature, tf.float32)
+        taus = level_temperatures(temperature, self.flow.n_levels)
         seed, k = tf.cast(seed, tf.int32), tf.cast(k, tf.int32)
         # zeros_like of a carried latent keeps the shape static (XLA needs that).
         like = (tf.zeros_like(carry["top"][-1]) if conditional
@@ -707,9 +738,9 @@ class VideoFlow(tf.Module):
                 self._carried_set(carry), carry.get("top_state", ()), False, False)
         else:
             loc, scale = self._top_marginal(like)
-        top = loc + temperature * scale * tf.random.stateless_normal(
+        top = loc + taus[-1] * scale * tf.random.stateless_normal(
             tf.shape(like), tf.stack([seed, 1000 * k]), alg=RNG_ALG)
-        log_probs = [gaussian_log_prob(top, loc, temperature * scale)]
+        log_probs = [gaussian_log_prob(top, loc, taus[-1] * scale)]
         states = list(carry.get("level_states", [()] * len(self.level_shapes)))
 
         def sample_latent(level, x1):
@@ -722,8 +753,8 @@ class VideoFlow(tf.Module):
                 loc, scale = mu0, sigma0
             eps = tf.random.stateless_normal(
                 tf.shape(loc), tf.stack([seed, 1000 * k + 1 + level]), alg=RNG_ALG)
-            z = loc + temperature * scale * eps
-            log_probs.append(gaussian_log_prob(z, loc, temperature * scale))
+            z = loc + taus[level] * scale * eps
+            log_probs.append(gaussian_log_prob(z, loc, taus[level] * scale))
             return z
 
         x, latents, inverse_log_det = self.flow.decode(top, sample_latent=sample_latent)
@@ -770,7 +801,9 @@ class VideoFlow(tf.Module):
         Args:
           context_frames: uint8 `[B, C_ctx, H, W, C]`.
           num_frames: number of frames to generate (>= 1), int or int32 tensor.
-          temperature: tau >= 0, scales the std of every prior.
+          temperature: tau >= 0, scales the std of every prior; or one tau per flow
+            level, finest first and the top last (e.g. `[0.0, 1.0]` with 2 levels
+            draws only the top latent and takes the level prior's mean below it).
           seed: int; stateless seeds are derived per frame and level.
 
         Returns:
@@ -799,9 +832,7 @@ class VideoFlow(tf.Module):
           degenerate (NaN/inf).
         """
         # Python / NumPy numbers and eager tensors are checked; a symbolic tensor is not.
-        if not tf.is_tensor(temperature) or tf.executing_eagerly():
-            if not float(temperature) >= 0.0:
-                raise ValueError(f"temperature must be >= 0; got {float(temperature)}.")
+        level_temperatures(temperature, self.flow.n_levels)
         if not tf.is_tensor(num_frames) or tf.executing_eagerly():
             if int(num_frames) < 1:
                 raise ValueError(f"num_frames must be >= 1; got {int(num_frames)}.")
@@ -911,4 +942,5 @@ def build_model(hparams, frame_shape, seed=None):
         batch_size=hparams.batch_size, seed=seed,
         memory_efficient_backprop=hparams.memory_efficient_backprop,
         network_dtype=hparams.network_dtype,
-        input_asinh_gain=hparams.input_asinh_gain, n_bits_x=hparams.n_bits_x)
+        input_asinh_gain=hparams.input_asinh_gain, n_bits_x=hparams.n_bits_x,
+        loop_flow_steps=hparams.loop_flow_steps)

@@ -79,7 +79,9 @@ TOOL.define("integer", "num_clips", DEFAULTS["num_clips"], "Dev clips to conditi
 TOOL.define("integer", "num_samples", DEFAULTS["num_samples"], "Samples per clip and "
             "temperature.", minimum=1)
 TOOL.define("string", "temperatures", None, "Comma-separated sampling temperatures >= 0 "
-            "(default: the set's temperature and 1.0).")
+            "(default: the set's temperature and 1.0). An entry 'a/b/...' gives one per "
+            "flow level, finest first and the top last (e.g. 0/1 with 2 levels: noise "
+            "only in the top latent).")
 TOOL.define("integer", "num_target_frames", None, "Frames per sample (default: the set's "
             "video_num_target_frames).", minimum=1)
 TOOL.define("string", "checkpoint_path", None, "Checkpoint prefix (default: the newest in "
@@ -97,20 +99,32 @@ TOOL.define("string", "t2t_usr_dir", None, "Python package or file registering m
 
 
 def parse_temperatures(text):
-    """`"0.5,1.0"` -> `[0.5, 1.0]`; None or "" -> None. Raises ValueError."""
+    """`"0.5,1.0,0/1"` -> `[0.5, 1.0, [0.0, 1.0]]`; None or "" -> None.
+
+    An entry with '/' is one temperature per flow level (finest first, top last).
+    Raises UsageError (a ValueError)."""
     if text is None or not text.strip():
         return None
     values = []
     for item in text.split(","):
         try:
-            value = float(item)
+            per_level = [float(part) for part in item.split("/")]
         except ValueError:
-            raise UsageError(f"--temperatures must be comma-separated numbers; got "
-                             f"{text!r}.") from None
-        if not value >= 0.0 or math.isinf(value):
-            raise UsageError(f"--temperatures must be finite and >= 0; got {item.strip()}.")
-        values.append(value)
+            raise UsageError(f"--temperatures must be comma-separated numbers (or "
+                             f"'/'-separated per-level numbers); got {text!r}.") from None
+        for value in per_level:
+            if not value >= 0.0 or math.isinf(value):
+                raise UsageError(f"--temperatures must be finite and >= 0; got "
+                                 f"{item.strip()}.")
+        values.append(per_level if len(per_level) > 1 else per_level[0])
     return values
+
+
+def temperature_text(tau):
+    """`0.5` -> "0.5"; per-level `[0.0, 1.0]` -> "0/1"."""
+    if isinstance(tau, (list, tuple)):
+        return "/".join(f"{t:g}" for t in tau)
+    return f"{tau:g}"
 
 
 def sample_clips(model, contexts, num_samples, num_frames, temperature, seed, batch,
@@ -200,7 +214,8 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
     """Runs the motion diagnostic on a shapes run; writes and returns the results.
 
     Args are the flags of the same names (module docstring); `temperatures` is a list
-    of floats (None: the set's temperature and 1.0).
+    whose entries are floats or per-level lists of floats (finest level first, top
+    last; None: the set's temperature and 1.0).
 
     Returns:
       dict (as written to the results file): `run` (output dir, checkpoint, step,
@@ -217,8 +232,8 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
     if num_target_frames is not None and num_target_frames < 1:
         raise UsageError(f"--num_target_frames must be >= 1; got {num_target_frames}.")
     for tau in temperatures or ():
-        if not tau >= 0.0:
-            raise UsageError(f"--temperatures must be >= 0; got {tau}.")
+        if not all(t >= 0.0 for t in np.atleast_1d(tau)):
+            raise UsageError(f"--temperatures must be >= 0; got {temperature_text(tau)}.")
     if not data_dir:
         raise UsageError("--data_dir is required.")
     run = restore.restore_for_inference(output_dir, problem_name,
@@ -230,13 +245,21 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
                          f"{problem.name!r} is not one.")
     if temperatures is None:
         temperatures = sorted({float(hparams.temperature), 1.0})
+    n_levels = model.flow.n_levels
+    for tau in temperatures:
+        if isinstance(tau, (list, tuple)) and len(tau) != n_levels:
+            raise UsageError(
+                f"--temperatures entry {temperature_text(tau)} has {len(tau)} values; "
+                f"this model has {n_levels} flow levels (give one per level, finest "
+                f"first, the top last).")
     k = hparams.video_num_target_frames if num_target_frames is None else num_target_frames
     split = "test" if use_test_set else "dev"
     contexts, truths = dev_clips(problem, hparams, data_dir, num_clips, use_test_set)
     n_ctx = contexts.shape[1]
     log(f"{NAME}: {run['checkpoint']} (step {run['step']}); {num_clips} {problem.name} "
         f"{split} clip(s), {n_ctx} context frame(s); {num_samples} sample(s) of {k} "
-        f"frame(s) per clip at temperature(s) {', '.join(f'{t:g}' for t in temperatures)}")
+        f"frame(s) per clip at temperature(s) "
+        f"{', '.join(temperature_text(t) for t in temperatures)}")
 
     data = {"temperature": None,
             "motion": motion.analyze_samples(contexts, truths[:, np.newaxis])}
@@ -246,7 +269,7 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
     rows = []
     for tau in temperatures:
         def progress(done, seconds, tau=tau):
-            log(f"{NAME}: temperature {tau:g}: {done}/{num_clips} clips sampled "
+            log(f"{NAME}: temperature {temperature_text(tau)}: {done}/{num_clips} clips sampled "
                 f"({seconds:.1f} s)")
 
         samples = sample_clips(model, contexts, num_samples, k, tau, random_seed, batch,
@@ -279,7 +302,8 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
     log(_format_background(background))
     for row in rows:
         log(motion.format_report(row["motion"],
-                                 title=f"samples at temperature {row['temperature']:g}:"))
+                                 title=f"samples at temperature "
+                                       f"{temperature_text(row['temperature'])}:"))
         log(_format_bpp("model's own samples", row))
     path = results_file or os.path.join(output_dir, RESULTS_FILE)
     directory = os.path.dirname(path)

@@ -64,6 +64,7 @@ ADDED_HPARAMS = {
     "memory_efficient_backprop": False,
     "network_dtype": "float32",
     "input_asinh_gain": 0.0,
+    "loop_flow_steps": False,
 }
 
 

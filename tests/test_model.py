@@ -272,6 +272,30 @@ def test_sample_at_temperature_zero_decodes_prior_means(sampling_model):
         model.sample(context, 2, temperature=0.0, seed=11).numpy(), expected)
 
 
+def test_per_level_temperatures_route_noise_to_their_level(sampling_model):
+    """One tau per flow level (finest first, top last): a scalar is the same tau at
+    every level; the top's tau alone decides the first frame's top latent, the level's
+    tau only the latent below it (both as the sampler drew them, from its carry)."""
+    model, context = sampling_model
+    np.testing.assert_array_equal(model.sample(context, 2, [0.7, 0.7], seed=5),
+                                  model.sample(context, 2, 0.7, seed=5))
+
+    def first_frame_latents(taus):
+        _, _, carry = model.sampling_step(model.sampling_start(context), 0, taus, 5)
+        return carry["top"][-1].numpy(), carry["levels"][0][-1].numpy()
+
+    top_a, level_a = first_frame_latents([0.0, 1.0])
+    top_b, level_b = first_frame_latents([0.8, 1.0])
+    top_c, _ = first_frame_latents([0.0, 0.5])
+    np.testing.assert_array_equal(top_a, top_b)
+    assert np.abs(level_a - level_b).max() > 1e-2
+    assert np.abs(top_a - top_c).max() > 1e-2
+    with pytest.raises(ValueError, match=r"one per flow level \(2 values"):
+        model.sample(context, 1, temperature=[1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        model.sample(context, 1, temperature=[1.0, -0.5])
+
+
 def test_sample_seeds_shapes_and_temperature(sampling_model):
     model, context = sampling_model
     a = model.sample(context, num_frames=3, temperature=1.0, seed=5)

@@ -18,11 +18,16 @@ ORACLES = ["model_affine_relu_16", "model_additive_gatu_8"]
 PERT = "var_pert/"
 
 
-def oracle_model(name, network_dtype="float32"):
-    """(oracle, model built from the oracle's hparams with its perturbed T2T weights)."""
+def oracle_model(name, **port_hparams):
+    """(oracle, model built from the oracle's hparams, before its weights are loaded).
+
+    `port_hparams` set fields this port added (e.g. `network_dtype="bfloat16"`); the
+    others take their defaults."""
     oracle = load_oracle(name)
     # The oracle records T2T's hparams; fields this port added take their defaults.
-    added = dict(ADDED_HPARAMS, network_dtype=network_dtype)
+    unknown = set(port_hparams) - set(ADDED_HPARAMS)
+    assert not unknown, f"not hparams this port added: {sorted(unknown)}"
+    added = dict(ADDED_HPARAMS, **port_hparams)
     hparams = types.SimpleNamespace(**added, **json.loads(str(oracle["meta/hparams"])))
     frame_shape = tuple(json.loads(str(oracle["meta/frame_shape"])))
     model = build_model(hparams, frame_shape)

@@ -411,12 +411,26 @@ def test_motion_cli_on_a_tiny_run(tmp_path, capsys, tiny_data_dir):
     assert results["samples"][0]["motion"]["frames"] == 1
     capsys.readouterr()
 
+    # Per-level temperatures: level 0 at its prior mean, noise only in the top latent.
+    assert run_cli(motion_main, [f"--output_dir={output_dir}", f"--data_dir={data_dir}",
+                                 "--num_clips=1", "--num_samples=2", "--num_target_frames=1",
+                                 "--temperatures=0/1", f"--results_file={results_file}"]) == 0
+    with open(results_file) as f:
+        results = json.load(f)
+    assert results["settings"]["temperatures"] == [[0.0, 1.0]]
+    assert results["samples"][0]["temperature"] == [0.0, 1.0]
+    assert results["samples"][0]["motion"]["samples"] == 2
+    assert "samples at temperature 0/1:" in capsys.readouterr().out
+
     cases = [
         (["--num_clips=0"], "--num_clips must be >= 1; got 0."),
         (["--num_samples=-2"], "--num_samples must be >= 1"),
         (["--batch=0"], "--batch must be >= 1"),
         (["--temperatures=1,-0.5"], "--temperatures must be finite and >= 0; got -0.5."),
         (["--temperatures=hot"], "--temperatures must be comma-separated numbers"),
+        (["--temperatures=0/-1"], "--temperatures must be finite and >= 0; got 0/-1."),
+        (["--temperatures=1,1/1/1"], "entry 1/1/1 has 3 values; this model has 2 flow "
+                                     "levels"),
         (["--num_target_frames=0"], "--num_target_frames must be >= 1"),
         (["--num_clips=50"], "has only 21 clip(s)"),
         ([f"--output_dir={tmp_path / 'missing'}"], "does not exist"),

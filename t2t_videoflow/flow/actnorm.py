@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from t2t_videoflow.flow.base import FlowBijector, batch_log_det, check_frame_tensor
 from t2t_videoflow.layers.conv import LOGSCALE_FACTOR, actnorm_statistics
+from t2t_videoflow.layers.variable_binding import read
 
 
 class Actnorm(FlowBijector):
@@ -47,19 +48,19 @@ class Actnorm(FlowBijector):
 
     def _log_det(self, x):
         hw = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], x.dtype)
-        log_scale = tf.cast(self.logs, x.dtype) * self.logscale_factor
+        log_scale = tf.cast(read(self.logs), x.dtype) * self.logscale_factor
         return batch_log_det(hw * tf.reduce_sum(log_scale), x)
 
     def _forward_frames(self, x, training):
         check_frame_tensor(x, self.channels)
-        bias = tf.cast(self.bias, x.dtype)
-        scale = tf.exp(tf.cast(self.logs, x.dtype) * self.logscale_factor)
+        bias = tf.cast(read(self.bias), x.dtype)
+        scale = tf.exp(tf.cast(read(self.logs), x.dtype) * self.logscale_factor)
         return (x + bias) * scale, self._log_det(x)
 
     def _inverse_frames(self, y):
         check_frame_tensor(y, self.channels)
-        bias = tf.cast(self.bias, y.dtype)
-        inv_scale = tf.exp(-tf.cast(self.logs, y.dtype) * self.logscale_factor)
+        bias = tf.cast(read(self.bias), y.dtype)
+        inv_scale = tf.exp(-tf.cast(read(self.logs), y.dtype) * self.logscale_factor)
         return y * inv_scale - bias, -self._log_det(y)
 
     def _data_init_frames(self, x):

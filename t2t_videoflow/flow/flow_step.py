@@ -8,14 +8,28 @@
     level forward: steps 0 .. K-1;   level inverse: steps K-1 .. 0
 
 There is no other permutation or channel reversal between steps.
+
+Looped levels. Inside a `tf.function` (the trainer's step, the decoder's sampling
+loop, the exporter's signatures) a level of K > 1 steps runs as one `tf.while_loop`
+over k: every step has the same structure, so the loop body is step 0's computation
+with step k's weights bound to step 0's variables (`layers/variable_binding.py`),
+read from a stack of the K steps' weights. The graph then holds one step per level
+instead of K (the paper model's training step: ~59k ops unrolled), which cuts
+tracing, graph optimisation and executor set-up; the arithmetic is the same ops on
+the same values. Eagerly (data-dependent init, eager sampling) the steps run
+one after another as Python calls. Off by default (`loop_steps=False`, hparam
+`loop_flow_steps`): each loop iteration costs about 0.7 ms of loop bookkeeping, so
+steps run a few percent slower (benchmarks/results/flow_loop.json).
 """
 
 import numpy as np
+import tensorflow as tf
 
 from t2t_videoflow.flow.actnorm import Actnorm
 from t2t_videoflow.flow.base import SequentialFlow
 from t2t_videoflow.flow.coupling import make_coupling
 from t2t_videoflow.flow.invertible_conv import InvertibleConv1x1
+from t2t_videoflow.layers.variable_binding import bind
 
 
 def derive_seed(seed, *path):
@@ -54,13 +68,16 @@ class FlowStep(SequentialFlow):
 class FlowLevel(SequentialFlow):
     """`depth` flow steps on `[*batch, H, W, channels]` (T2T's `revnet`).
 
-    Args: as `FlowStep`, plus `depth` (K). Step k's 1x1 conv is seeded with
-    `derive_seed(seed, k)`. `t2t_variables()` names are relative to `revnet_{l}/`.
+    Args: as `FlowStep`, plus `depth` (K) and `loop_steps` (run the steps as one
+    `tf.while_loop` when inside a graph; see the module docstring). Step k's 1x1 conv
+    is seeded with `derive_seed(seed, k)`. `t2t_variables()` names are relative to
+    `revnet_{l}/`.
     """
 
     def __init__(self, channels, depth, coupling="affine", coupling_width=512,
                  activation="relu", coupling_dropout=0.0, seed=None,
-                 network_dtype="float32", validate_args=False, name="flow_level"):
+                 network_dtype="float32", loop_steps=False, validate_args=False,
+                 name="flow_level"):
         parameters = dict(locals())
         super().__init__(name=name, parameters=parameters, validate_args=validate_args)
         if depth < 1:
@@ -71,10 +88,54 @@ class FlowLevel(SequentialFlow):
                      seed=derive_seed(seed, k), network_dtype=network_dtype,
                      name=f"flow_step_{k}")
             for k in range(depth)]
+        self.loop_steps = bool(loop_steps)
 
     @property
     def steps(self):
         return self.sequence
+
+    def _use_loop(self):
+        return self.loop_steps and len(self.steps) > 1 and not tf.executing_eagerly()
+
+    def _step_weights(self):
+        """Step 0's variables, and per variable the `[K, ...]` stack of all steps'."""
+        per_step = [step.variables for step in self.steps]
+        if any(len(v) != len(per_step[0]) for v in per_step):
+            raise ValueError(f"{self.name}: the steps of a level must have the same "
+                             "variables to run as a loop.")
+        return per_step[0], [tf.stack(vs) for vs in zip(*per_step)]
+
+    def _loop(self, x, step_fn, order):
+        """Applies `step_fn(template, x) -> (x, log_det)` for k in `order`, looped."""
+        template, stacks = self._step_weights()
+        depth = len(self.steps)
+        weights = [tf.TensorArray(s.dtype, size=depth, element_shape=s.shape[1:],
+                                  infer_shape=True).unstack(s) for s in stacks]
+        indices = tf.constant(list(order), tf.int32)
+
+        def body(i, h, log_det):
+            k = indices[i]
+            with bind(template, [w.read(k) for w in weights]):
+                h, step_log_det = step_fn(self.steps[0], h)
+            return i + 1, h, log_det + step_log_det
+
+        _, y, log_det = tf.while_loop(
+            lambda i, h, log_det: i < depth, body,
+            (tf.constant(0), x, tf.zeros(tf.shape(x)[:1], x.dtype)),
+            maximum_iterations=depth)
+        return y, log_det
+
+    def _forward_frames(self, x, training):
+        if not self._use_loop():
+            return super()._forward_frames(x, training)
+        return self._loop(x, lambda step, h: step._forward_frames(h, training),
+                          range(len(self.steps)))
+
+    def _inverse_frames(self, y):
+        if not self._use_loop():
+            return super()._inverse_frames(y)
+        return self._loop(y, lambda step, h: step._inverse_frames(h),
+                          reversed(range(len(self.steps))))
 
     def t2t_prefix(self, index):
         return f"revnet_step_{index}/"

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from t2t_videoflow.flow.base import FlowBijector, batch_log_det, check_frame_tensor
+from t2t_videoflow.layers.variable_binding import read
 
 
 def lu_initial_values(channels, seed=None):
@@ -72,14 +73,14 @@ class InvertibleConv1x1(FlowBijector):
     def weight(self):
         """The `[C, C]` matrix W = P L (U + diag(sign_s exp(log_s)))."""
         mask = self._lower_mask
-        lower = self.lower * mask + tf.eye(self.channels)
-        upper = (self.upper * tf.transpose(mask)
-                 + tf.linalg.diag(self.sign_s * tf.exp(self.log_s)))
-        return tf.matmul(self.permutation, tf.matmul(lower, upper))
+        lower = read(self.lower) * mask + tf.eye(self.channels)
+        upper = (read(self.upper) * tf.transpose(mask)
+                 + tf.linalg.diag(read(self.sign_s) * tf.exp(read(self.log_s))))
+        return tf.matmul(read(self.permutation), tf.matmul(lower, upper))
 
     def _log_det(self, x):
         hw = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], x.dtype)
-        return batch_log_det(hw * tf.reduce_sum(tf.cast(self.log_s, x.dtype)), x)
+        return batch_log_det(hw * tf.reduce_sum(tf.cast(read(self.log_s), x.dtype)), x)
 
     @staticmethod
     def _apply(x, matrix):

@@ -82,6 +82,9 @@ class MultiScaleFlow(StatefulBijector):
       input_asinh_gain: 0 (T2T: the flow starts at the squeeze) or g > 0: first map
         every sub-pixel by the fixed bijection `asinh(g (x + 1/2))`
         (`flow/input_transform.py`; its log-det is part of the flow's).
+      loop_steps: inside a graph, run each level's K steps as one `tf.while_loop`
+        (`FlowLevel`; same arithmetic, a K times smaller flow graph). Not used by the
+        recomputation of `memory_efficient_backprop`, which visits the steps itself.
 
     Raises:
       ValueError: bad shapes, or `memory_efficient_backprop` with coupling dropout.
@@ -90,7 +93,8 @@ class MultiScaleFlow(StatefulBijector):
     def __init__(self, image_shape, n_levels, depth, coupling="affine", coupling_width=512,
                  activation="relu", coupling_dropout=0.0, seed=None,
                  memory_efficient_backprop=False, recompute_unit="level",
-                 network_dtype="float32", input_asinh_gain=0.0, name="flow"):
+                 network_dtype="float32", input_asinh_gain=0.0, loop_steps=False,
+                 name="flow"):
         parameters = dict(locals())
         super().__init__(forward_min_event_ndims=3, inverse_min_event_ndims=1,
                          parameters=parameters, name=name)
@@ -119,7 +123,8 @@ class MultiScaleFlow(StatefulBijector):
         self.levels = [
             FlowLevel(4 * channels * 2 ** l, depth, coupling, coupling_width, activation,
                       coupling_dropout, seed=derive_seed(seed, l),
-                      network_dtype=network_dtype, name=f"level_{l}")
+                      network_dtype=network_dtype, loop_steps=loop_steps,
+                      name=f"level_{l}")
             for l in range(self.n_levels)]
 
     def latent_shapes(self):

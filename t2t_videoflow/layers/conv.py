@@ -18,6 +18,8 @@ Conventions (T2T's, kept so T2T checkpoints map one-to-one):
 import keras
 import tensorflow as tf
 
+from t2t_videoflow.layers.variable_binding import read
+
 LOGSCALE_FACTOR = 3.0
 # T2T's `conv` initialiser for non-zero kernels: N(0, 0.05^2).
 KERNEL_STDDEV = 0.05
@@ -160,11 +162,11 @@ class ActNorm(keras.layers.Layer):
 
     def bias_vector(self):
         """`b` as a `[C]` vector."""
-        return tf.reshape(self.bias, [-1])
+        return tf.reshape(read(self.bias), [-1])
 
     def scale(self):
         """The per-channel scale `exp(3 s)` as a `[C]` vector."""
-        return tf.exp(tf.reshape(self.logs, [-1]) * self.logscale_factor)
+        return tf.exp(tf.reshape(read(self.logs), [-1]) * self.logscale_factor)
 
     def call(self, x, init=False):
         if init:
@@ -216,7 +218,7 @@ class ConvActNorm2D(keras.layers.Layer):
         # output saves a full elementwise pass forward and backward, and the bias add
         # fuses into the conv. Equal up to float rounding.
         scale = self.actnorm.scale()
-        return _conv2d(x, self.kernel * scale, self.kernel_size,
+        return _conv2d(x, read(self.kernel) * scale, self.kernel_size,
                        bias=self.actnorm.bias_vector() * scale)
 
     def t2t_variables(self):
@@ -272,8 +274,8 @@ class ZeroConv2D(keras.layers.Layer):
         del init  # No actnorm inside; accepted so networks can pass it uniformly.
         # (conv(x, W) + b) * s = conv(x, W * s) + b * s: the scale goes on the small
         # kernel and bias instead of the output (equal up to float rounding).
-        scale = tf.exp(tf.reshape(self.logs, [-1]) * self.logscale_factor)
-        kernel, bias = self.kernel * scale, tf.reshape(self.bias, [-1]) * scale
+        scale = tf.exp(tf.reshape(read(self.logs), [-1]) * self.logscale_factor)
+        kernel, bias = read(self.kernel) * scale, tf.reshape(read(self.bias), [-1]) * scale
         if self.deinterleave:
             order = list(range(0, self.filters, 2)) + list(range(1, self.filters, 2))
             kernel, bias = tf.gather(kernel, order, axis=3), tf.gather(bias, order)

@@ -13,7 +13,8 @@ fresh process (grappler's options are process-wide); `--rounds` alternates them:
   * `no_grappler`: `tf.config.optimizer.set_experimental_options(
     {"disable_meta_optimizer": True})`, to show grappler's share,
   * `loop_flow_steps`: the hparam `loop_flow_steps=True` (each flow level's steps as
-    one `tf.while_loop`: a graph of one step per level instead of K).
+    one `tf.while_loop`: a graph of one step per level instead of K),
+  * `loop_no_grappler`: both (the trainer's `--nograph_optimizer` with the hparam).
 
     python benchmarks/startup.py                         # paper_b1, all variants
     python benchmarks/startup.py --configs=cpu_small --rounds=3 --steps=15
@@ -38,6 +39,7 @@ VARIANTS = {
     "default": ({}, {}),
     "no_grappler": ({"disable_meta_optimizer": True}, {}),
     "loop_flow_steps": ({}, {"loop_flow_steps": True}),
+    "loop_no_grappler": ({"disable_meta_optimizer": True}, {"loop_flow_steps": True}),
 }
 KEYS = ["imports_s", "build_s", "data_init_s", "trace_s", "first_call_s",
         "to_first_step_s", "step_s"]

@@ -50,10 +50,13 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def child(config, network_dtype, warmup, steps):
+def child(config, network_dtype, warmup, steps, graph_optimizer=True):
     """One port run in this process; prints a JSON line."""
     import numpy as np
     import tensorflow as tf
+
+    if not graph_optimizer:   # as the trainer's --nograph_optimizer
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
     sys.path.insert(0, HERE)
     import common
@@ -98,10 +101,10 @@ def t2t_run(config, warmup, steps):
     return result
 
 
-def port_run(config, network_dtype, warmup, steps):
+def port_run(config, network_dtype, warmup, steps, graph_optimizer=True):
     return run_json([sys.executable, os.path.abspath(__file__), f"--child={config}",
                      f"--network_dtype={network_dtype}", f"--warmup={warmup}",
-                     f"--steps={steps}"], ROOT)
+                     f"--steps={steps}", f"--graph_optimizer={graph_optimizer}"], ROOT)
 
 
 def main():
@@ -113,13 +116,17 @@ def main():
     parser.add_argument("--steps", type=int, default=10, help="timed port steps per run")
     parser.add_argument("--t2t_warmup", type=int, default=3)
     parser.add_argument("--t2t_steps", type=int, default=10)
+    parser.add_argument("--graph_optimizer", default="True", choices=["True", "False"],
+                        help="False: the port's runs without grappler, as the trainer's "
+                        "--nograph_optimizer (T2T's run is unchanged)")
     parser.add_argument("--output", default="", help="results json (default: "
                         "benchmarks/results/vs_t2t.json; '-' to skip)")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--network_dtype", default="float32", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.network_dtype, args.warmup, args.steps)
+        child(args.child, args.network_dtype, args.warmup, args.steps,
+              args.graph_optimizer == "True")
         return
     if not os.path.exists(T2T_PYTHON):
         sys.exit(f"No T2T harness venv at {T2T_PYTHON}: set it up as "
@@ -128,7 +135,8 @@ def main():
     sys.path.insert(0, HERE)
     import common
 
-    results = {"load_average_start": common.load_average(), "configs": {}}
+    results = {"load_average_start": common.load_average(),
+               "port_graph_optimizer": args.graph_optimizer == "True", "configs": {}}
     rows = []
     for config in args.configs.split(","):
         runs = {"t2t": []}
@@ -138,7 +146,8 @@ def main():
                 if name == "t2t":
                     res = t2t_run(config, args.t2t_warmup, args.t2t_steps)
                 else:
-                    res = port_run(config, name[len("port_"):], args.warmup, args.steps)
+                    res = port_run(config, name[len("port_"):], args.warmup, args.steps,
+                                   args.graph_optimizer == "True")
                 runs[name].append(res)
                 print(f"{config} round {r} {name}: median {res['median_s']:.4f} s/step, "
                       f"start-up {res['startup_s']:.1f} s, peak RSS "

@@ -138,6 +138,18 @@ def test_two_workers_on_loopback(data_dir, tmp_path):
     assert sorted(losses(tmp_path / "run")) == [1, 2, 3]
 
 
+def test_without_the_graph_optimizer_the_losses_are_the_same(tmp_path, tiny_data_dir):
+    """--nograph_optimizer turns grappler off for the run: same losses up to rounding."""
+    run(command(tiny_data_dir, tmp_path / "on", "--train_steps=2", "--schedule=train"))
+    out = run(command(tiny_data_dir, tmp_path / "off", "--train_steps=2",
+                      "--schedule=train", "--nograph_optimizer"))
+    assert "graph optimizer (grappler) off" in out
+    want, got = losses(tmp_path / "on"), losses(tmp_path / "off")
+    assert sorted(got) == [1, 2]
+    for step in (1, 2):
+        assert got[step] == pytest.approx(want[step], rel=1e-5), step
+
+
 # -- flag errors: one line on stderr, exit code 1 (in process) ---------------------------
 
 def run_main_in_process(argv, capsys):

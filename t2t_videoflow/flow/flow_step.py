@@ -19,7 +19,8 @@ tracing, graph optimisation and executor set-up; the arithmetic is the same ops 
 the same values. Eagerly (data-dependent init, eager sampling) the steps run
 one after another as Python calls. Off by default (`loop_steps=False`, hparam
 `loop_flow_steps`): each loop iteration costs about 0.7 ms of loop bookkeeping, so
-steps run a few percent slower (benchmarks/results/flow_loop.json).
+steps run a few percent slower (`benchmarks/startup.py`; results in
+`benchmarks/results/startup.json`).
 """
 
 import numpy as np

@@ -25,6 +25,7 @@ The weights are the model's initial ones after data-dependent init on the contex
 
     python benchmarks/sampling.py
     python benchmarks/sampling.py --modes=function --frames=5 --output=-
+    python benchmarks/sampling.py --modes=function --hparams=loop_flow_steps=True
 """
 
 import argparse
@@ -90,6 +91,8 @@ def sampling_flops(model, num_frames, temperature, context):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hparams_set", default="videoflow_bpp")
+    parser.add_argument("--hparams", default="",
+                        help="overrides, e.g. loop_flow_steps=True")
     parser.add_argument("--frames", type=int, default=20, help="frames to generate")
     parser.add_argument("--context", type=int, default=3, help="context frames")
     parser.add_argument("--batch", type=int, default=1)
@@ -106,7 +109,7 @@ def main():
     peak, _ = common.conv_peak_gflops()
     print(f"conv peak: {peak:.0f} GFLOP/s (3x3 conv [16,32,32,128]->128), "
           f"load {load_start}")
-    hp = registry.hparams(args.hparams_set)
+    hp = registry.create_hparams(args.hparams_set, args.hparams)
     frame_shape = (hp.frame_height, hp.frame_width, hp.frame_channels)
     model = build_model(hp, frame_shape, seed=0)
     context = make_context(args.batch, args.context, hp.frame_height)
@@ -118,7 +121,8 @@ def main():
     print(f"{args.hparams_set}: {flops / 1e9:.1f} GFLOP per call (conv/matmul, graph "
           f"count); roofline at the conv peak {roofline:.2f} s")
 
-    results = {"hparams_set": args.hparams_set, "frames": args.frames,
+    results = {"hparams_set": args.hparams_set, "hparams": args.hparams,
+               "frames": args.frames,
                "context_frames": args.context, "batch": args.batch,
                "frame_shape": list(frame_shape), "temperature": args.temperature,
                "conv_peak_gflops": peak, "gflop_per_call": flops / 1e9,

@@ -79,3 +79,18 @@ def test_bad_arguments():
         AffineCoupling(5, 8)
     with pytest.raises(ValueError, match="Unknown activation"):
         AffineCoupling(4, 8, activation="elu")
+
+
+@pytest.mark.parametrize("kind,network_dtype,atol", [
+    ("affine", "float32", 1e-6), ("additive", "float32", 1e-6),
+    ("affine", "bfloat16", 3e-2)])
+def test_data_init_output_is_the_initialised_forward(kind, network_dtype, atol):
+    """The init call's network output serves as the forward pass (no second network
+    run): it equals `forward` after init, up to rounding (bfloat16: the init pass
+    computes in float32, the forward in bfloat16)."""
+    layer = make_coupling(kind, 6, 16, "gatu", network_dtype=network_dtype)
+    perturb([v for k, v in layer.net_variables.items() if "zeros" in k], 0.1, seed=4)
+    x = tf.random.stateless_normal([4, 8, 8, 6], [7, 8], mean=0.2, stddev=0.5)
+    out = layer.data_init(x)
+    assert np.abs(out.numpy() - x.numpy()).max() > 1e-2      # the network acts
+    np.testing.assert_allclose(out, layer.forward(x), atol=atol)

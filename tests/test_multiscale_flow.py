@@ -209,3 +209,14 @@ def test_bad_construction_is_a_clear_error():
         MultiScaleFlow((6, 8, 3), n_levels=2, depth=1)
     with pytest.raises(ValueError, match="n_levels must be >= 1"):
         MultiScaleFlow((8, 8, 3), n_levels=0, depth=1)
+
+
+@pytest.mark.parametrize("coupling", ["affine", "additive"])
+def test_data_init_returns_the_initialised_forward_from_one_pass(coupling):
+    """`data_init` gives `forward(x)` of the initialised flow without a second pass:
+    each coupling reuses its network's init-call output."""
+    flow = tiny_flow(coupling, activation="gatu")
+    x = tf.random.stateless_normal([8, 8, 8, 3], [2, 3], mean=0.1, stddev=0.3)
+    out = flow.data_init(x)
+    assert out.shape == (8, 8 * 8 * 3)
+    np.testing.assert_allclose(out, flow.forward(x), atol=1e-5)

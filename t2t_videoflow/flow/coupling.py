@@ -57,11 +57,31 @@ class _Coupling(FlowBijector):
     def _halves(self, x):
         return tf.split(x, 2, axis=-1)
 
-    def _data_init_frames(self, x):
-        """Initialises the network's actnorms from `x1`; returns forward(x)."""
+    def _net_output(self, x1, training=False, init=False):
+        """The network on `x1`, computed in float32 weights' precision and cast back."""
+        return tf.cast(self.net(tf.cast(x1, tf.float32), training=training, init=init),
+                       x1.dtype)
+
+    def _couple(self, x1, x2, h):
+        """`(concat([x1, y2]), log_det)` from the network output `h`."""
+        raise NotImplementedError
+
+    def _forward_frames(self, x, training):
         check_frame_tensor(x, self.channels)
-        self.net(self._halves(x)[0], init=True)
-        return self._forward_frames(x, False)[0]
+        x1, x2 = self._halves(x)
+        return self._couple(x1, x2, self._net_output(x1, training))
+
+    def _data_init_frames(self, x):
+        """Initialises the network's actnorms from `x1`; returns forward(x).
+
+        The init call's output is the initialised network's output (each actnorm is
+        set, then applied), so it gives the forward pass without running the network
+        a second time (equal up to float rounding; in float32 also when the network
+        computes in bfloat16, as init always does).
+        """
+        check_frame_tensor(x, self.channels)
+        x1, x2 = self._halves(x)
+        return self._couple(x1, x2, self._net_output(x1, init=True))[0]
 
     def t2t_variables(self):
         return {f"{self._net_scope}/nn/{k}": v for k, v in self.net.t2t_variables().items()}
@@ -88,17 +108,15 @@ class AffineCoupling(_Coupling):
                          name, parameters, validate_args, network_dtype,
                          deinterleave_output=True)
 
-    def _shift_and_scale(self, x1, training):
+    @staticmethod
+    def _shift_and_scale(h):
         # The network outputs T2T's interleaved channels de-interleaved:
         # [h[..., 0::2], h[..., 1::2]] (see `ZeroConv2D`).
-        h = tf.cast(self.net(tf.cast(x1, tf.float32), training=training), x1.dtype)
         shift, raw_scale = tf.split(h, 2, axis=-1)
         return shift, tf.sigmoid(raw_scale + AFFINE_SCALE_SHIFT)
 
-    def _forward_frames(self, x, training):
-        check_frame_tensor(x, self.channels)
-        x1, x2 = self._halves(x)
-        shift, scale = self._shift_and_scale(x1, training)
+    def _couple(self, x1, x2, h):
+        shift, scale = self._shift_and_scale(h)
         y2 = (x2 + shift) * scale
         log_det = tf.reduce_sum(tf.math.log(scale), axis=[1, 2, 3])
         return tf.concat([x1, y2], axis=-1), log_det
@@ -106,7 +124,7 @@ class AffineCoupling(_Coupling):
     def _inverse_frames(self, y):
         check_frame_tensor(y, self.channels)
         y1, y2 = self._halves(y)
-        shift, scale = self._shift_and_scale(y1, training=False)
+        shift, scale = self._shift_and_scale(self._net_output(y1))
         x2 = y2 / scale - shift
         log_det = -tf.reduce_sum(tf.math.log(scale), axis=[1, 2, 3])
         return tf.concat([y1, x2], axis=-1), log_det
@@ -123,19 +141,13 @@ class AdditiveCoupling(_Coupling):
         super().__init__(channels, mid_channels, activation, dropout_rate, channels // 2,
                          name, parameters, validate_args, network_dtype)
 
-    def _shift(self, x1, training):
-        return tf.cast(self.net(tf.cast(x1, tf.float32), training=training), x1.dtype)
-
-    def _forward_frames(self, x, training):
-        check_frame_tensor(x, self.channels)
-        x1, x2 = self._halves(x)
-        y2 = x2 + self._shift(x1, training)
-        return tf.concat([x1, y2], axis=-1), tf.zeros(tf.shape(x)[:1], x.dtype)
+    def _couple(self, x1, x2, h):
+        return tf.concat([x1, x2 + h], axis=-1), tf.zeros(tf.shape(x1)[:1], x1.dtype)
 
     def _inverse_frames(self, y):
         check_frame_tensor(y, self.channels)
         y1, y2 = self._halves(y)
-        x2 = y2 - self._shift(y1, training=False)
+        x2 = y2 - self._net_output(y1)
         return tf.concat([y1, x2], axis=-1), tf.zeros(tf.shape(y)[:1], y.dtype)
 
 

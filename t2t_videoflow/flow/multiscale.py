@@ -208,17 +208,19 @@ class MultiScaleFlow(StatefulBijector):
         Each actnorm (flow and coupling networks) is set from the statistics of its own
         input; already-initialised flow actnorms are left alone (see `Actnorm`).
         Always the plain path: initialisation never runs inside a recomputation.
-        Returns the `FlowEncoding` of `x` after initialisation.
+        Returns `forward(x)` after initialisation, the flat latents `[N, D]`, from the
+        same pass (as every piece's `data_init` returns its forward output).
         """
         self.check_frames(x)
-        h = x
+        h, latents = x, []
         if self.input_transform is not None:
             h = self.input_transform.forward(h)
         for l, level in enumerate(self.levels):
             h = level.data_init(squeeze2(h))
             if l < self.n_levels - 1:
-                h, _ = split_channels(h)
-        return self.encode(x)
+                h, z = split_channels(h)
+                latents.append(z)
+        return self._flatten_latents(latents, h)
 
     def t2t_variables(self):
         """T2T names relative to `codec/` -> variables (flow steps only)."""

@@ -88,8 +88,8 @@ TOOL.define("boolean", "deterministic_ops", False, "tf.config.experimental."
 TOOL.define("boolean", "graph_optimizer", True, "Let TF's grappler optimise the "
             "compiled step (TF's default). --nograph_optimizer skips it: the same "
             "arithmetic up to float rounding; on a 2-core CPU the paper model started "
-            "21 s sooner with 6% faster float32 steps, but bfloat16 steps were slower "
-            "(README, Performance).")
+            "about 20 s sooner with float32 steps as fast or faster, but bfloat16 steps "
+            "were slower (README, Performance).")
 
 
 

@@ -77,13 +77,20 @@ def sampling_flops(model, num_frames, temperature, context):
 
     `sampling_start` (the context encoding) and one `sampling_step` (the priors and
     the inverse flow of one frame) are traced, not run: every generated frame does
-    the same work, so the count is `start + num_frames * step`.
+    the same work, so the count is `start + num_frames * step`. The flow is traced
+    unrolled (`loop_flow_steps` off for the count): the graph counter sees a
+    `tf.while_loop` body once, not once per iteration.
     """
+    looped = [level.loop_steps for level in model.flow.levels]
+    for level in model.flow.levels:
+        level.loop_steps = False
     start = tf.function(model.sampling_start).get_concrete_function(context)
     carry = model.sampling_start(context)
     step = tf.function(lambda carry, seed: model.sampling_step(
         carry, 0, temperature, seed)).get_concrete_function(carry, tf.constant(0))
     counts = [common.graph_flops(start.graph), common.graph_flops(step.graph)]
+    for level, loop in zip(model.flow.levels, looped):
+        level.loop_steps = loop
     return {k: counts[0].get(k, 0) + num_frames * counts[1].get(k, 0)
             for k in set(counts[0]) | set(counts[1])}
 

@@ -58,7 +58,7 @@ class _Coupling(FlowBijector):
         return tf.split(x, 2, axis=-1)
 
     def _net_output(self, x1, training=False, init=False):
-        """The network on `x1`, computed in float32 weights' precision and cast back."""
+        """The network's output for `x1` (fed as float32), cast back to `x1`'s dtype."""
         return tf.cast(self.net(tf.cast(x1, tf.float32), training=training, init=init),
                        x1.dtype)
 

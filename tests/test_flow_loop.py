@@ -76,13 +76,14 @@ def test_looped_inverse_inverts_and_matches_unrolled():
     np.testing.assert_allclose(ld_l, ld_u, rtol=1e-6)
 
 
-def conv_ops(flow, depth):
+def conv_ops(flow):
+    """Conv2D ops in the traced encoder, counting those inside while-loop functions."""
     fn = tf.function(lambda x: flow.encode(x).log_det, autograph=False)
     graph = fn.get_concrete_function(tf.TensorSpec([2, 8, 8, 3])).graph
     ops = list(graph.get_operations())
     for op in graph.get_operations():
-        for attr in ("body", "cond"):  # while loops keep their body in a function
-            if op.type in ("While", "StatelessWhile"):
+        if op.type in ("While", "StatelessWhile"):
+            for attr in ("body", "cond"):
                 ops += graph._functions[op.get_attr(attr).name].graph.get_operations()
     return sum(op.type == "Conv2D" for op in ops)
 
@@ -93,7 +94,7 @@ def test_looped_graph_does_not_grow_with_depth():
         for depth in (2, 5):
             flow = MultiScaleFlow((8, 8, 3), n_levels=2, depth=depth, coupling_width=8,
                                   seed=0, loop_steps=loop)
-            counts[loop, depth] = conv_ops(flow, depth)
+            counts[loop, depth] = conv_ops(flow)
     assert counts[True, 2] == counts[True, 5] > 0
     assert counts[False, 5] > counts[False, 2] >= counts[True, 2]
 

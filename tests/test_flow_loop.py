@@ -17,13 +17,15 @@ from test_model import perturbed_model, shapes_clips
 from test_model_oracle import oracle_inputs, oracle_model, pert_weights
 
 
-def flow_pair(coupling, activation, depth=3):
-    """Two flows with identical weights: unrolled and looped."""
+def flow_pair(coupling, activation, depth=3, memory_efficient_backprop=False):
+    """Two flows with identical weights: unrolled and looped (the looped one with
+    `memory_efficient_backprop` as given)."""
     flows = []
     for loop in (False, True):
         flow = MultiScaleFlow((8, 8, 3), n_levels=2, depth=depth, coupling=coupling,
                               coupling_width=8, activation=activation, seed=1,
-                              loop_steps=loop)
+                              loop_steps=loop,
+                              memory_efficient_backprop=loop and memory_efficient_backprop)
         flow.data_init(tf.random.stateless_uniform([8, 8, 8, 3], [0, 1], -0.5, 0.5))
         flows.append(flow)
     # Different weights in every step, so a loop that reused step 0's would show.
@@ -60,6 +62,21 @@ def test_looped_levels_match_unrolled_values_and_gradients(coupling, activation)
         np.testing.assert_allclose(g_l / scale, g_u / scale, atol=1e-5, err_msg=v.name)
 
 
+@pytest.mark.parametrize("coupling", ["affine", "additive"])
+def test_looped_recomputation_matches_plain_backprop(coupling):
+    # memory_efficient_backprop with looped levels: both passes are while loops.
+    unrolled, looped = flow_pair(coupling, "gatu", memory_efficient_backprop=True)
+    x = tf.random.stateless_uniform([2, 8, 8, 3], [4, 5], -0.5, 0.5)
+    top_u, lat_u, ld_u, grads_u = encode_with_grads(unrolled, x)
+    top_l, lat_l, ld_l, grads_l = encode_with_grads(looped, x)
+    np.testing.assert_allclose(top_l, top_u, atol=1e-6)
+    np.testing.assert_allclose(ld_l, ld_u, rtol=1e-6)
+    for g_l, g_u, v in zip(grads_l, grads_u, looped.trainable_variables):
+        assert g_l is not None, v.name
+        scale = np.abs(g_u).max() + 1e-6
+        np.testing.assert_allclose(g_l / scale, g_u / scale, atol=1e-4, err_msg=v.name)
+
+
 def test_looped_inverse_inverts_and_matches_unrolled():
     unrolled, looped = flow_pair("affine", "gatu")
     x = tf.random.stateless_uniform([2, 8, 8, 3], [6, 7], -0.5, 0.5)
@@ -86,6 +103,35 @@ def conv_ops(flow):
             for attr in ("body", "cond"):
                 ops += graph._functions[op.get_attr(attr).name].graph.get_operations()
     return sum(op.type == "Conv2D" for op in ops)
+
+
+def gradient_conv_ops(flow):
+    """Conv ops (forward and backward kinds) in the traced gradient of the encoder,
+    counting those inside (nested) while-loop functions."""
+    def grads(x):
+        with tf.GradientTape() as tape:
+            log_det = tf.reduce_sum(flow.encode(x).log_det)
+        return tape.gradient(log_det, flow.trainable_variables)
+    graph = tf.function(grads, autograph=False).get_concrete_function(
+        tf.TensorSpec([2, 8, 8, 3])).graph
+    pending, ops = [graph], []
+    while pending:
+        g = pending.pop()
+        for op in g.get_operations():
+            ops.append(op)
+            if op.type in ("While", "StatelessWhile"):
+                pending += [graph._functions[op.get_attr(a).name].graph
+                            for a in ("body", "cond")]
+    return sum(op.type.startswith("Conv2D") for op in ops)
+
+
+def test_looped_recomputation_graph_does_not_grow_with_depth():
+    counts = {}
+    for depth in (2, 5):
+        flow = MultiScaleFlow((8, 8, 3), n_levels=2, depth=depth, coupling_width=8,
+                              seed=0, loop_steps=True, memory_efficient_backprop=True)
+        counts[depth] = gradient_conv_ops(flow)
+    assert counts[2] == counts[5] > 0
 
 
 def test_looped_graph_does_not_grow_with_depth():

@@ -83,8 +83,10 @@ class MultiScaleFlow(StatefulBijector):
         every sub-pixel by the fixed bijection `asinh(g (x + 1/2))`
         (`flow/input_transform.py`; its log-det is part of the flow's).
       loop_steps: inside a graph, run each level's K steps as one `tf.while_loop`
-        (`FlowLevel`; same arithmetic, a K times smaller flow graph). Not used by the
-        recomputation of `memory_efficient_backprop`, which visits the steps itself.
+        (`FlowLevel`; same arithmetic, a K times smaller flow graph). With
+        `memory_efficient_backprop` and `recompute_unit="level"` the recomputing
+        backward pass is a loop as well (`flow/recompute.py`); with "step" the steps
+        are visited one by one, unrolled.
 
     Raises:
       ValueError: bad shapes, or `memory_efficient_backprop` with coupling dropout.

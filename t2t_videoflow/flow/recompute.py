@@ -36,6 +36,17 @@ therefore made data-dependent on its upstream gradient and on the variable gradi
 of the step after it (`_after`), which serialises the steps of the backward pass (TF's
 `recompute_grad` uses the same device for its upstream gradient).
 
+Looped levels. When the level runs its steps as one `tf.while_loop` (`loop_steps`,
+inside a graph; `flow/flow_step.py`), unit="level" keeps that shape: the forward pass
+is the level's loop, and the backward pass is a second `tf.while_loop` over
+k = K-1, ..., 0 whose body is the recipe above for step 0 with step k's weights bound
+(`layers/variable_binding.py`). The body differentiates with respect to the bound
+weight tensors and writes step k's weight gradients at index k of one `TensorArray`
+per weight; the stacked `[K, ...]` gradients are then handed back to the K steps'
+variables. Iterations run one at a time (`parallel_iterations=1`), so, as unrolled,
+one step's activations live at a time. The graph holds one step instead of K for
+both passes.
+
 Caching. The inverse is computed from the actual output tensor with the pieces'
 one-pass `inverse_and_log_det`, never TFP's `inverse` (whose cache is keyed by tensor
 identity and would return a stale input after a variable update, TF-PITFALLS.md).
@@ -58,6 +69,9 @@ References:
 """
 
 import tensorflow as tf
+
+from t2t_videoflow.flow.base import flatten_batch
+from t2t_videoflow.layers.variable_binding import bind, variable_key
 # `stop_recording` has no public equivalent that covers every active tape; TF's own
 # `tf.recompute_grad` uses it the same way.
 from tensorflow.python.eager import record
@@ -186,9 +200,75 @@ def level_forward_and_log_det(level, x, training=False, unit="level"):
         raise ValueError(f"Unknown recompute unit {unit!r}; expected one of "
                          f"{RECOMPUTE_UNITS}.")
     if unit == "level":
+        if level._use_loop():
+            return _looped_level_forward_and_log_det(level, x, training)
         return reversible_forward_and_log_det(level.steps, x, training)
     log_det = 0.0
     for step in level.steps:
         x, step_log_det = reversible_forward_and_log_det([step], x, training)
         log_det += step_log_det
     return x, log_det
+
+
+def _looped_level_forward_and_log_det(level, x, training):
+    """unit="level" for a looped `FlowLevel`: both passes as `tf.while_loop`s (docstring)."""
+    check_recompute_supported(level.steps, training)
+    flat, unflatten = flatten_batch(x, 3)
+    template_step = level.steps[0]
+    depth = len(level.steps)
+
+    @tf.custom_gradient
+    def unit(inputs):
+        with record.stop_recording():
+            y, log_det = level._forward_frames(inputs, training)
+
+        def grad(grad_y, grad_log_det, variables=None):
+            variables = list(variables or [])
+            if grad_log_det is None:
+                grad_log_det = tf.zeros(tf.shape(y)[:1], y.dtype)
+            if grad_y is None:
+                grad_y = tf.zeros_like(y)
+            template, stacks = level._step_weights()
+            weights = [tf.TensorArray(s.dtype, size=depth, element_shape=s.shape[1:],
+                                      infer_shape=True).unstack(s) for s in stacks]
+            # Gradients are collected for the float weights only (not the init flags).
+            diff = [j for j, s in enumerate(stacks) if s.dtype.is_floating]
+            arrays = [tf.TensorArray(stacks[j].dtype, size=depth,
+                                     element_shape=stacks[j].shape[1:]) for j in diff]
+
+            def body(i, h, g_y, arrays):
+                k = depth - 1 - i
+                values = [w.read(k) for w in weights]
+                with bind(template, values):
+                    h_in, _ = template_step._inverse_frames(tf.stop_gradient(h))
+                    h_in = tf.stop_gradient(h_in)
+                    watched = [values[j] for j in diff]
+                    with tf.GradientTape() as tape:
+                        tape.watch([h_in] + watched)
+                        h_out, step_log_det = template_step._forward_frames(h_in, training)
+                grads = tape.gradient([h_out, step_log_det], [h_in] + watched,
+                                      output_gradients=[g_y, grad_log_det],
+                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                arrays = [a.write(k, g) for a, g in zip(arrays, grads[1:])]
+                # The next step starts once this one is fully differentiated (`_after`).
+                return i + 1, _after(h_in, grads[1:]), grads[0], arrays
+
+            _, _, grad_x, arrays = tf.while_loop(
+                lambda i, *_: i < depth, body, (tf.constant(0), y, grad_y, arrays),
+                maximum_iterations=depth, parallel_iterations=1)
+            stacked = {j: a.stack() for j, a in zip(diff, arrays)}
+            where = {variable_key(v): (j, k) for k, step in enumerate(level.steps)
+                     for j, v in enumerate(step.variables)}
+            totals = []
+            for v in variables:
+                j, k = where.get(variable_key(v), (None, None))
+                if j is None:
+                    raise ValueError(f"{level.name}: the looped recomputation read "
+                                     f"variable {v.name}, which no step of the level owns.")
+                totals.append(stacked[j][k] if j in stacked else tf.zeros_like(v))
+            return grad_x, totals
+
+        return (y, log_det), grad
+
+    y, log_det = unit(flat)
+    return unflatten(y), unflatten(log_det)

@@ -27,7 +27,8 @@ import tensorflow as tf
 _STATE = threading.local()
 
 
-def _key(variable):
+def variable_key(variable):
+    """A hashable identity of a variable; a Keras weight and its `tf.Variable` share it."""
     # A Keras 3 weight computes with the `tf.Variable` it wraps, and modules track
     # that `tf.Variable` (`layers/keras_tracking.py`): both name the same weight.
     if isinstance(variable, keras.Variable):
@@ -44,7 +45,7 @@ def _bindings():
 def read(variable):
     """The value bound to `variable` by an enclosing `bind`, else `variable` itself."""
     for binding in reversed(_bindings()):
-        value = binding.get(_key(variable))
+        value = binding.get(variable_key(variable))
         if value is not None:
             return value
     return variable
@@ -74,7 +75,7 @@ def bind(variables, values):
                 f"variable {variable.name} ({dtype.name}, shape "
                 f"{tuple(variable.shape)}).")
     stack = _bindings()
-    stack.append({_key(v): t for v, t in zip(variables, values)})
+    stack.append({variable_key(v): t for v, t in zip(variables, values)})
     try:
         yield
     finally:

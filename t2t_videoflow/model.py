@@ -612,13 +612,26 @@ class VideoFlow(tf.Module):
         """
         frames = self.check_frames(frames)
         x = self._duplicate_first_frame(self.dequantize(frames, seed=seed))
-        self.flow.data_init(tf.reshape(x, [-1, *self.frame_shape]))
+        batch, time = x.shape[0], x.shape[1]
+        # The flow's init pass also gives the latents of every frame (batch-major), so
+        # the priors are initialised from them without encoding the clip again.
+        enc = self.flow.data_init_encoding(tf.reshape(x, [-1, *self.frame_shape]))
         # The clip up to its first conditioned frame: the conditional priors then see
         # exactly that frame's windows.
         first_conditioned = self.frames_before_conditioning + 1
-        if self.gen_mode == "conditional" and x.shape[1] >= first_conditioned:
-            x = x[:, :first_conditioned]
-        self.frame_objectives(x, training=False, init=True)
+        if self.gen_mode == "conditional" and time >= first_conditioned:
+            time = first_conditioned
+
+        def clip(z):
+            return tf.reshape(z, [batch, -1, *z.shape[1:]])[:, :time]
+
+        marginals = [tuple(clip(v) for v in head(x1))
+                     for head, x1 in zip(self.level_priors, enc.conditions)]
+        self.prior_params(
+            ClipEncoding(top=clip(enc.top), latents=[clip(z) for z in enc.latents],
+                         conditions=[clip(x1) for x1 in enc.conditions], log_det=None,
+                         marginals=marginals),
+            condition=True, training=False, init=True)
 
     # -- encode / decode / sample ------------------------------------------------------
 

@@ -456,6 +456,27 @@ def test_bad_input_raises_clear_errors():
                                model.bits_per_pixel(good, 2, noise), rtol=1e-6)
 
 
+@pytest.mark.parametrize("encoder", ["conv3d_net", "conv_net", "conv_lstm"])
+def test_data_init_initialises_priors_as_a_second_encoding_pass_would(encoder):
+    # data_init reuses the flow's init pass for the priors' init. The rule it must
+    # keep: init the flow on every frame, then the priors by a teacher-forced pass
+    # (init=True) over the clip up to its first conditioned frame.
+    video = shapes_clips(batch=2, frames=4)
+    reused, reference = (tiny_model(seed=3, latent_dist_encoder=encoder) for _ in range(2))
+    reused.data_init(video, seed=(4, 5))
+    x = reference._duplicate_first_frame(reference.dequantize(video, seed=(4, 5)))
+    reference.flow.data_init(tf.reshape(x, [-1, *reference.frame_shape]))
+    reference.frame_objectives(x[:, :reference.frames_before_conditioning + 1],
+                               init=True)
+    assert len(reused.variables) == len(reference.variables)
+    changed = 0
+    for a, b in zip(reused.variables, reference.variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=a.name)
+        changed += "initialized" in a.name and bool(a.numpy())
+    assert changed == sum("initialized" in v.name for v in reused.variables) > 0
+
+
 # -- checkpoints and distribution ------------------------------------------------------
 
 

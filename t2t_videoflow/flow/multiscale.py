@@ -213,8 +213,16 @@ class MultiScaleFlow(StatefulBijector):
         Returns `forward(x)` after initialisation, the flat latents `[N, D]`, from the
         same pass (as every piece's `data_init` returns its forward output).
         """
+        enc = self.data_init_encoding(x)
+        return self._flatten_latents(enc.latents, enc.top)
+
+    def data_init_encoding(self, x):
+        """`data_init(x)`, returning the pass's `FlowEncoding` (as `encode(x)` after
+        initialisation) without log-dets: `log_det` and `level_log_dets` are None,
+        since initialisation computes none. The model's prior init reads the latents
+        from here instead of encoding the batch again."""
         self.check_frames(x)
-        h, latents = x, []
+        h, latents, conditions = x, [], []
         if self.input_transform is not None:
             h = self.input_transform.forward(h)
         for l, level in enumerate(self.levels):
@@ -222,7 +230,8 @@ class MultiScaleFlow(StatefulBijector):
             if l < self.n_levels - 1:
                 h, z = split_channels(h)
                 latents.append(z)
-        return self._flatten_latents(latents, h)
+                conditions.append(h)
+        return FlowEncoding(h, latents, conditions, None, None)
 
     def t2t_variables(self):
         """T2T names relative to `codec/` -> variables (flow steps only)."""

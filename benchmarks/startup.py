@@ -14,12 +14,7 @@ fresh process (grappler's options are process-wide); `--rounds` alternates them:
     {"disable_meta_optimizer": True})`, to show grappler's share,
   * `loop_flow_steps`: the hparam `loop_flow_steps=True` (each flow level's steps as
     one `tf.while_loop`: a graph of one step per level instead of K),
-  * `loop_no_grappler`: both (the trainer's `--nograph_optimizer` with the hparam),
-  * `loop_all`: `loop_flow_steps=True` and `loop_prior_blocks=True` (the conv3d_net
-    prior's residual blocks as one loop as well),
-  * `loop_all_no_grappler`: `loop_all` with `--nograph_optimizer`.
-
-`graph_ops` counts the step's top-level graph; a loop's body is one op there.
+  * `loop_no_grappler`: both (the trainer's `--nograph_optimizer` with the hparam).
 
     python benchmarks/startup.py                         # paper_b1, all variants
     python benchmarks/startup.py --configs=cpu_small --rounds=3 --steps=15
@@ -45,9 +40,6 @@ VARIANTS = {
     "no_grappler": ({"disable_meta_optimizer": True}, {}),
     "loop_flow_steps": ({}, {"loop_flow_steps": True}),
     "loop_no_grappler": ({"disable_meta_optimizer": True}, {"loop_flow_steps": True}),
-    "loop_all": ({}, {"loop_flow_steps": True, "loop_prior_blocks": True}),
-    "loop_all_no_grappler": ({"disable_meta_optimizer": True},
-                             {"loop_flow_steps": True, "loop_prior_blocks": True}),
 }
 KEYS = ["imports_s", "build_s", "data_init_s", "trace_s", "first_call_s",
         "to_first_step_s", "step_s"]

@@ -80,7 +80,6 @@ def next_frame_glow_hparams():
         # --- this port: speed ---
         network_dtype="float32",         # or "bfloat16": coupling nets + conv3d_net blocks
         loop_flow_steps=False,           # each flow level as one tf.while_loop in graphs
-        loop_prior_blocks=False,         # conv3d_net's residual blocks as one loop too
         # --- this port: input bijection (0 = none = T2T; flow/input_transform.py) ---
         input_asinh_gain=0.0,
         # --- this port: frame size (checked against the problem) and run length ---

@@ -179,8 +179,6 @@ class VideoFlow(tf.Module):
       loop_flow_steps: inside a graph, run each flow level's steps as one
         `tf.while_loop` (same arithmetic; a much smaller graph, so faster tracing and
         start-up, and slightly slower steps; `flow/flow_step.py`).
-      loop_prior_blocks: the same for the conv3d_net prior's residual blocks
-        (`prior/temporal_network.py`).
     """
 
     def __init__(self, frame_shape, n_levels=3, depth=32, coupling="affine",
@@ -194,7 +192,7 @@ class VideoFlow(tf.Module):
                  level_scale="prev_level", learn_top_scale=False, batch_size=None,
                  seed=None, memory_efficient_backprop=False, network_dtype="float32",
                  input_asinh_gain=0.0, n_bits_x=8, loop_flow_steps=False,
-                 loop_prior_blocks=False, name="videoflow"):
+                 name="videoflow"):
         super().__init__(name=name)
         if gen_mode not in GEN_MODES:
             raise ValueError(f"Unknown gen_mode {gen_mode!r}; expected one of {GEN_MODES}.")
@@ -237,8 +235,7 @@ class VideoFlow(tf.Module):
                 dilation_rates=latent_dilation_rates, architecture=latent_architecture,
                 pre_output_channels=latent_pre_output_channels,
                 coupling_dropout=coupling_dropout, level_scale=level_scale,
-                learn_top_scale=learn_top_scale, network_dtype=network_dtype,
-                loop_blocks=loop_prior_blocks)
+                learn_top_scale=learn_top_scale, network_dtype=network_dtype)
             n_cond = self.num_cond_latents + int(self.cond_first_frame)
             batch = batch_size if prior_class.needs_static_batch else None
             for l, shape in enumerate(level_shapes):
@@ -959,5 +956,4 @@ def build_model(hparams, frame_shape, seed=None):
         memory_efficient_backprop=hparams.memory_efficient_backprop,
         network_dtype=hparams.network_dtype,
         input_asinh_gain=hparams.input_asinh_gain, n_bits_x=hparams.n_bits_x,
-        loop_flow_steps=hparams.loop_flow_steps,
-        loop_prior_blocks=hparams.loop_prior_blocks)
+        loop_flow_steps=hparams.loop_flow_steps)

@@ -65,7 +65,6 @@ ADDED_HPARAMS = {
     "network_dtype": "float32",
     "input_asinh_gain": 0.0,
     "loop_flow_steps": False,
-    "loop_prior_blocks": False,
 }
 
 

@@ -22,8 +22,6 @@ Conventions (T2T's, kept so T2T checkpoints map one-to-one):
   * A `[1, 1, 1]` kernel gets no padding and no indicator channel.
   * Every layer accepts `init=True` on call for data-dependent actnorm init, and
     has `t2t_variables()` mapping T2T names (relative to its own scope) to variables.
-  * Weights are read through `variable_binding.read`, so the prior network can run
-    its residual blocks as one loop (`prior/temporal_network.py`).
 """
 
 import keras
@@ -31,7 +29,7 @@ import tensorflow as tf
 
 from t2t_videoflow.layers.conv import KERNEL_STDDEV, LOGSCALE_FACTOR, actnorm_statistics
 from t2t_videoflow.layers.coupling_network import ACTIVATIONS, ConvStack
-from t2t_videoflow.layers.variable_binding import read
+
 
 
 def default_kernel_size(num_steps):
@@ -143,8 +141,8 @@ class ActNorm3D(keras.layers.Layer):
             tf.cond(self.initialized.value, lambda: tf.constant(False),
                     lambda: self._initialize(x))
         # [T, 1, 1, 1, C] -> broadcast over [B, T, H, W, C].
-        bias = tf.stack([tf.reshape(read(b), [1, 1, -1]) for b in self.biases])
-        logs = tf.stack([tf.reshape(read(s), [1, 1, -1]) for s in self.logscales])
+        bias = tf.stack([tf.reshape(b, [1, 1, -1]) for b in self.biases])
+        logs = tf.stack([tf.reshape(s, [1, 1, -1]) for s in self.logscales])
         return ((x + tf.cast(bias, x.dtype))
                 * tf.cast(tf.exp(logs * self.logscale_factor), x.dtype))
 
@@ -217,7 +215,7 @@ class ConvActNorm3D(_Conv3DBase):
         self.kernel.assign(init(self.kernel.shape))
 
     def call(self, x, init=False):
-        y = _conv3d(x, read(self.kernel), self._kernel_size, self.dilation)
+        y = _conv3d(x, self.kernel, self._kernel_size, self.dilation)
         return self.actnorm(y, init=init)
 
     def t2t_variables(self):
@@ -251,10 +249,10 @@ class ZeroConv3D(_Conv3DBase):
 
     def call(self, x, init=False):
         del init  # No actnorm inside; accepted so networks can pass it uniformly.
-        y = _conv3d(x, read(self.kernel), self._kernel_size, self.dilation)
-        y = y + tf.cast(tf.reshape(read(self.bias), [-1]), y.dtype)
-        return y * tf.cast(
-            tf.exp(tf.reshape(read(self.logs), [-1]) * self.logscale_factor), y.dtype)
+        y = _conv3d(x, self.kernel, self._kernel_size, self.dilation)
+        y = y + tf.cast(tf.reshape(self.bias, [-1]), y.dtype)
+        return y * tf.cast(tf.exp(tf.reshape(self.logs, [-1]) * self.logscale_factor),
+                           y.dtype)
 
     def t2t_variables(self):
         return {"W": self.kernel, "b": self.bias, "logs": self.logs}

@@ -156,9 +156,8 @@ class Conv3dNetPrior(_NoisyInputPrior):
 
     Args (besides role, latent_skip, latent_noise): `encoder_depth`,
     `encoder_width`, `activation` ("relu" | "gatu"), `latent_dropout`,
-    `apply_dilations`, `dilation_rates` (T2T's `latent_*` hparams), and this port's
-    `network_dtype` (the residual blocks' compute dtype) and `loop_blocks` (run the
-    residual blocks as one `tf.while_loop` in graphs; `prior/temporal_network.py`).
+    `apply_dilations`, `dilation_rates` (T2T's `latent_*` hparams), and
+    `network_dtype` (this port's: the residual blocks' compute dtype).
 
     T2T variables: top `conv3d/...`, level `latent_stack/...`.
     """
@@ -168,7 +167,7 @@ class Conv3dNetPrior(_NoisyInputPrior):
     def __init__(self, role, latent_skip=True, latent_noise=0.0, encoder_depth=2,
                  encoder_width=512, activation="relu", latent_dropout=0.0,
                  apply_dilations=False, dilation_rates=(1, 3), network_dtype="float32",
-                 loop_blocks=False, **kwargs):
+                 **kwargs):
         super().__init__(role, latent_skip, latent_noise, **kwargs)
         if activation not in ACTIVATIONS:
             raise ValueError(
@@ -180,7 +179,6 @@ class Conv3dNetPrior(_NoisyInputPrior):
         self.apply_dilations = bool(apply_dilations)
         self.dilation_rates = tuple(int(r) for r in dilation_rates)
         self.network_dtype = network_dtype
-        self.loop_blocks = bool(loop_blocks)
 
     def build(self, latents_shape):
         self.num_latents, (batch, height, width, channels) = self._latent_shapes(
@@ -188,7 +186,7 @@ class Conv3dNetPrior(_NoisyInputPrior):
         self.net = TemporalLatentToDist(
             channels, self.encoder_depth, self.encoder_width, self.activation,
             self.latent_dropout, self.apply_dilations, self.dilation_rates,
-            compute_dtype=self.network_dtype, loop_blocks=self.loop_blocks,
+            compute_dtype=self.network_dtype,
             name="conv3d" if self.role == "top" else "latent_stack")
         in_channels = channels if self.role == "top" else 2 * channels
         self.net.build((batch, self.num_latents, height, width, in_channels))
@@ -211,7 +209,7 @@ class Conv3dNetPrior(_NoisyInputPrior):
                 "latent_dropout": self.latent_dropout,
                 "apply_dilations": self.apply_dilations,
                 "dilation_rates": list(self.dilation_rates),
-                "network_dtype": self.network_dtype, "loop_blocks": self.loop_blocks}
+                "network_dtype": self.network_dtype}
 
 
 class ConvNetPrior(_NoisyInputPrior):

@@ -11,15 +11,6 @@ channels. The readout takes the LAST time slice, which sees every input frame
 because time padding is causal. At init every block and the readout are 0, so the
 output is `N(0, 1)`.
 
-With `loop_blocks=True`, inside a graph (not eagerly, not during data-dependent init)
-the residual blocks run as one `tf.while_loop` over i: every block has the same
-structure, so the body is block 0's computation with block i's weights bound to block
-0's variables (`layers/variable_binding.py`), read from a `[depth, ...]` stack per
-weight. Same values and gradients; the graph holds one block instead of `depth`,
-which shortens tracing and graph optimisation (about 150 graph ops per block and
-dilation branch, before gradients). Off by default: like the flow's `loop_steps`,
-each iteration adds loop bookkeeping.
-
 Allowed dilations (T2T `get_dilation_rates`, `dilation_factors` here): the
 undilated branch always; with `apply_dilations`, for each hparam value `r` in
 `dilation_rates` with `3 + 2r <= h` also spatial dilation factor `r + 1`.
@@ -30,7 +21,6 @@ import tensorflow as tf
 
 from t2t_videoflow.layers.conv import ZeroConv2D
 from t2t_videoflow.layers.conv3d import ACTIVATIONS, ConvStack3D
-from t2t_videoflow.layers.variable_binding import bind
 from t2t_videoflow.prior.latent_to_dist import split_mean_logscale
 
 
@@ -69,14 +59,11 @@ class TemporalLatentToDist(keras.layers.Layer):
       dilation_rates: `latent_dilation_rates` (hparam values, factor = value + 1).
       compute_dtype: "float32" | "bfloat16", the residual blocks' compute dtype
         (`layers/coupling_network.py`); the residual sum and the readout stay float32.
-      loop_blocks: inside a graph, run the residual blocks as one `tf.while_loop`
-        (module docstring).
     """
 
     def __init__(self, output_channels=None, encoder_depth=2, encoder_width=512,
                  activation="relu", dropout_rate=0.0, apply_dilations=False,
-                 dilation_rates=(1, 3), compute_dtype="float32", loop_blocks=False,
-                 **kwargs):
+                 dilation_rates=(1, 3), compute_dtype="float32", **kwargs):
         super().__init__(**kwargs)
         if activation not in ACTIVATIONS:
             raise ValueError(
@@ -91,7 +78,6 @@ class TemporalLatentToDist(keras.layers.Layer):
         self.apply_dilations = bool(apply_dilations)
         self.dilation_rates = tuple(int(r) for r in dilation_rates)
         self.compute_dtype_name = compute_dtype
-        self.loop_blocks = bool(loop_blocks)
 
     def build(self, input_shape):
         if len(input_shape) != 5 or input_shape[1] is None or input_shape[2] is None:
@@ -117,44 +103,13 @@ class TemporalLatentToDist(keras.layers.Layer):
         self.readout = ZeroConv2D(2 * c_out, 1, deinterleave=True, name="res_final")
         self.readout.build((input_shape[0], *input_shape[2:]))
 
-    @staticmethod
-    def _residual_block(branches, h, training, init):
-        """`h + sum_d ConvStack3D_d(h)` over one block's dilation branches."""
-        delta = branches[0](h, training=training, init=init)
-        for stack in branches[1:]:
-            delta = delta + stack(h, training=training, init=init)
-        return h + delta
-
-    def _use_loop(self, init):
-        return (self.loop_blocks and len(self.blocks) > 1 and not init
-                and not tf.executing_eagerly())
-
-    def _looped_blocks(self, h, training):
-        """The residual blocks as one `tf.while_loop`, block i's weights bound to block 0's."""
-        per_block = [[v.value for stack in branches for v in stack.variables]
-                     for branches in self.blocks]  # Keras weights -> their tf.Variables
-        template = per_block[0]
-        depth = len(self.blocks)
-        stacks = [tf.stack(vs) for vs in zip(*per_block)]
-        weights = [tf.TensorArray(s.dtype, size=depth, element_shape=s.shape[1:],
-                                  infer_shape=True).unstack(s) for s in stacks]
-
-        def body(i, h):
-            with bind(template, [w.read(i) for w in weights]):
-                h = self._residual_block(self.blocks[0], h, training, init=False)
-            return i + 1, h
-
-        _, h = tf.while_loop(lambda i, h: i < depth, body, (tf.constant(0), h),
-                             maximum_iterations=depth)
-        return h
-
     def call(self, x, training=False, init=False):
-        if self._use_loop(init):
-            h = self._looped_blocks(x, training)
-        else:
-            h = x
-            for branches in self.blocks:
-                h = self._residual_block(branches, h, training, init)
+        h = x
+        for branches in self.blocks:
+            delta = branches[0](h, training=training, init=init)
+            for stack in branches[1:]:
+                delta = delta + stack(h, training=training, init=init)
+            h = h + delta
         loc, log_scale = split_mean_logscale(self.readout(h[:, -1]))
         return loc, tf.exp(log_scale)
 
@@ -182,4 +137,4 @@ class TemporalLatentToDist(keras.layers.Layer):
                 "activation": self.activation, "dropout_rate": self.dropout_rate,
                 "apply_dilations": self.apply_dilations,
                 "dilation_rates": list(self.dilation_rates),
-                "compute_dtype": self.compute_dtype_name, "loop_blocks": self.loop_blocks}
+                "compute_dtype": self.compute_dtype_name}

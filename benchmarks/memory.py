@@ -5,7 +5,8 @@ prior 5 blocks x 256, dilations, latent skip), batch 1, a window of 3 context fr
 1 target (the paper's 4-frame training window), `depth` steps per level.
 
 Each configuration runs in a fresh subprocess that
-  1. builds the model and the trainer's optimizer (tf_keras Adam, T2T betas), runs
+  1. builds the model and the trainer's optimizer (the fused legacy tf_keras Adam, T2T
+     betas; results before 2026-12-06 used the per-op Keras 2 Adam), runs
      data-dependent init on the benchmark clip itself (the paper uses 128 clips; one
      keeps this cheap) and builds the optimizer slots;
   2. records the BASELINE: resident set size (RSS, /proc/self/statm) after
@@ -28,6 +29,11 @@ Fields (MB = MiB):
   tf_step_mb       tf_peak_mb - tensors in use at baseline: the step's activations,
                    gradients and temporaries. Recomputation acts on this part.
   after_trace_mb, after_first_step_mb: RSS after tracing and after the first step.
+
+An option of this port that acts on memory:
+  --loop          `loop_flow_steps=True`: each flow level, and with recomputation its
+                  backward pass, runs as a `tf.while_loop`, so the graph TF keeps in
+                  memory is far smaller.
 
 The saved memory is then spent on a longer training window: depth 24 with
 recomputation at `--windows` frames (3 context + N-3 targets, all N frames encoded).
@@ -57,6 +63,7 @@ import subprocess
 import sys
 import time
 
+START = time.perf_counter()
 RESULTS = os.path.join(os.path.dirname(__file__), "results", "memory.json")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -115,6 +122,7 @@ def worker(args):
     hp.memory_efficient_backprop = bool(args.recompute)
     hp.batch_size = args.batch
     hp.gen_mode = args.gen_mode
+    hp.loop_flow_steps = bool(args.loop)
     # The trainer's rule: unconditional mode scores every frame.
     num_context = hp.video_num_input_frames if args.gen_mode == "conditional" else 0
     frame_shape = (hp.frame_height, hp.frame_width, hp.frame_channels)
@@ -124,12 +132,13 @@ def worker(args):
     rng = np.random.default_rng(0)
     video = tf.constant(rng.integers(0, 256, (args.batch, args.frames, *frame_shape),
                                      np.uint8))
-    optimizer = tf_keras.optimizers.Adam(
+    # The trainer's optimizer: one fused ResourceApplyAdam per variable.
+    optimizer = tf_keras.optimizers.legacy.Adam(
         learning_rate=1e-4, beta_1=hp.optimizer_adam_beta1, beta_2=hp.optimizer_adam_beta2,
         epsilon=hp.optimizer_adam_epsilon)
     variables = list(model.trainable_variables)
     model.data_init(video, seed=(0, 1))
-    optimizer.build(variables)
+    optimizer._create_all_weights(variables)  # pylint: disable=protected-access
 
     @tf.function
     def train_step(video, step):
@@ -150,6 +159,7 @@ def worker(args):
     after_trace = rss_bytes()
     first_loss = float(train_step(video, tf.constant(0, tf.int64)))
     first_step_s = time.perf_counter() - start
+    first_step_done = time.perf_counter()
     first_peak = peak_rss_bytes()
     tf_first_peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
     malloc_trim()
@@ -164,6 +174,9 @@ def worker(args):
     steady_peak = peak_rss_bytes()
     tf_peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
     out = dict(depth=args.depth, recompute=bool(args.recompute), unit=args.unit,
+               loop=bool(args.loop), optimizer="fused",
+               start_to_first_step_s=first_step_done - START,
+               process_peak_mb=max(first_peak, steady_peak) / 2**20,
                gen_mode=args.gen_mode, batch=args.batch,
                frames=args.frames, repeats=args.repeats,
                params=int(sum(np.prod(v.shape) for v in variables)),
@@ -182,8 +195,9 @@ def worker(args):
     print("RESULT " + json.dumps(out), flush=True)
 
 
-def run_config(depth, recompute, frames, repeats, unit, gen_mode, batch=1):
+def run_config(depth, recompute, frames, repeats, unit, gen_mode, batch=1, loop=False):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", f"--depth={depth}",
+           f"--loop={int(loop)}",
            f"--recompute={int(recompute)}", f"--frames={frames}", f"--repeats={repeats}",
            f"--unit={unit}", f"--gen_mode={gen_mode}", f"--batch={batch}"]
     load_before = os.getloadavg()[0]
@@ -220,6 +234,8 @@ def main():
     parser.add_argument("--unit_depth", type=int, default=8)
     parser.add_argument("--flow_only_depths", default="24",
                         help="depths for the unconditional model (flow + marginal priors)")
+    parser.add_argument("--loop", type=int, default=0,
+                        help="1: loop_flow_steps=True (module docstring)")
     parser.add_argument("--append", action="store_true",
                         help="add to the results already in --out")
     parser.add_argument("--out", default=RESULTS)
@@ -234,15 +250,20 @@ def main():
             old = json.load(f)
         results = old["results"]
         commands = old.get("commands", [old.get("command")])
+        if {r.get("loop", False) for r in results} - {bool(args.loop)}:
+            parser.error(f"{args.out} holds runs with another --loop setting; write "
+                         "these to another --out")
     commands.append("python " + " ".join(sys.argv))
 
     def run(depth, recompute, frames=4, unit="level", gen_mode="conditional", batch=1):
         repeats = args.deep_repeats if depth >= 16 else args.repeats
-        r = run_config(depth, recompute, frames, repeats, unit, gen_mode, batch)
+        r = run_config(depth, recompute, frames, repeats, unit, gen_mode, batch,
+                       args.loop)
         results.append(r)
         print(f"{gen_mode} batch {batch} depth {depth:2d} recompute {str(recompute):5s} unit {unit:5s} "
               f"frames {frames:2d}: baseline {r['baseline_mb']:7.0f} MB  steady peak "
               f"{r['steady_peak_mb']:7.0f} MB  step {r['step_mb']:7.0f} MB  "
+              f"process peak {r['process_peak_mb']:7.0f} MB  "
               f"median step {r['median_step_s']:6.2f} s  (load {r['loadavg_1min']:.1f})",
               flush=True)
         write(args.out, results, commands)

@@ -110,9 +110,9 @@ def make_video(hp, seed=0):
 def make_optimizer(hp, kind="keras"):
     """Adam with T2T's betas and epsilon.
 
-    "keras": `tf_keras.optimizers.Adam`, what the trainer uses (about ten small ops
-    per variable); "fused": `tf_keras.optimizers.legacy.Adam`, one fused
-    `ResourceApplyAdam` op per variable (T2T's kind of update; same formula).
+    "keras": `tf_keras.optimizers.Adam` (about ten small ops per variable); "fused":
+    `tf_keras.optimizers.legacy.Adam`, one fused `ResourceApplyAdam` op per variable
+    (T2T's kind of update; same formula), what the trainer uses.
     """
     cls = {"keras": tf_keras.optimizers.Adam, "fused": tf_keras.optimizers.legacy.Adam}[kind]
     return cls(1e-4, beta_1=hp.optimizer_adam_beta1, beta_2=hp.optimizer_adam_beta2,

@@ -8,10 +8,15 @@ batch `--batch` after `--context` context frames (temperature 1, a new seed per 
 
 Reported: export wall time (tracing + writing), export size on disk, the first call
 (graph optimisation and the first run), and the median of `--repeats` further calls,
-also per generated frame.
+also per generated frame. Against issue 14's target (at most 2x the roofline), each
+config's sampling FLOPs are counted as `benchmarks/sampling.py` counts them (conv and
+matmul multiply-adds of encoding the context and of `num_frames` sampling steps, on
+the traced graphs) and divided by the 3x3 conv rate measured at the start of the same
+run: `roofline_s`, and `x_roofline` = median / roofline.
 
     python benchmarks/export_sampling.py                       # both configs
     python benchmarks/export_sampling.py --configs=shapes_cpu_64 --repeats=3
+    python benchmarks/export_sampling.py --configs=videoflow_bpp --hparams=loop_flow_steps=True
 
 Results go to benchmarks/results/export_sampling.json (with the command and machine).
 """
@@ -29,6 +34,12 @@ import time
 import numpy as np
 import tensorflow as tf
 
+try:
+    import common
+    from sampling import sampling_flops
+except ImportError:  # run as `python -m benchmarks.export_sampling`
+    from benchmarks import common
+    from benchmarks.sampling import sampling_flops
 from t2t_videoflow import export_lib, registry
 from t2t_videoflow.model import build_model
 
@@ -53,8 +64,9 @@ def build_untrained(hparams_set, overrides, init_batch=2, init_frames=3, seed=0)
     return model, hparams
 
 
-def bench(name, args, workdir):
+def bench(name, args, workdir, peak_gflops):
     hparams_set, overrides = CONFIGS[name]
+    overrides = ",".join(o for o in (overrides, args.hparams) if o)
     began = time.perf_counter()
     model, hparams = build_untrained(hparams_set, overrides)
     build_s = time.perf_counter() - began
@@ -72,6 +84,9 @@ def bench(name, args, workdir):
     shape = model.frame_shape
     context = tf.constant(np.random.RandomState(1).randint(
         0, 256, (args.batch, args.context, *shape)).astype(np.uint8))
+
+    flops = sum(sampling_flops(model, args.num_frames, 1.0, context).values())
+    roofline_s = flops / (peak_gflops * 1e9)
 
     def call(seed):
         out = sample(context=context, num_frames=tf.constant(args.num_frames),
@@ -91,7 +106,9 @@ def bench(name, args, workdir):
     row = dict(config=name, load_average_1min=os.getloadavg()[0], hparams_set=hparams_set, overrides=overrides,
                frame_shape=list(shape), params=params, build_and_init_s=build_s,
                export_s=export_s, export_mib=size / 2**20, load_s=load_s,
-               first_call_s=first_s, median_s=median_s,
+               first_call_s=first_s, median_s=median_s, gflop_per_call=flops / 1e9,
+               conv_peak_gflops=peak_gflops, roofline_s=roofline_s,
+               x_roofline=median_s / roofline_s,
                per_frame_ms=1000.0 * median_s / args.num_frames, times_s=times,
                num_frames=args.num_frames, batch=args.batch, context=args.context,
                repeats=args.repeats)
@@ -106,34 +123,41 @@ def main():
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--context", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--hparams", default="",
+                        help="overrides added to every config's, e.g. loop_flow_steps=True")
+    parser.add_argument("--output", default=RESULTS, help="results json")
     parser.add_argument("--no_write", action="store_true")
     args = parser.parse_args()
+    peak, _ = common.conv_peak_gflops()
+    print(f"conv peak: {peak:.0f} GFLOP/s, load {common.load_average()}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.configs.split(","):
-            row = bench(name, args, workdir)
+            row = bench(name, args, workdir, peak)
             rows.append(row)
             print(f"{name}: export {row['export_mib']:.1f} MiB in {row['export_s']:.1f} s; "
                   f"first call {row['first_call_s']:.2f} s; median {row['median_s']:.2f} s "
-                  f"({row['per_frame_ms']:.0f} ms/frame)", flush=True)
+                  f"({row['per_frame_ms']:.0f} ms/frame), {row['x_roofline']:.2f}x the "
+                  f"roofline of {row['roofline_s']:.2f} s", flush=True)
     header = (f"{'config':<15} {'params':>10} {'export MiB':>10} {'export s':>9} "
-              f"{'1st call s':>10} {'median s':>9} {'ms/frame':>9}")
+              f"{'1st call s':>10} {'median s':>9} {'ms/frame':>9} {'roofline s':>10} "
+              f"{'x roofline':>10}")
     print(f"\nsample: {args.num_frames} frames, batch {args.batch}, {args.context} context "
           f"frames, median of {args.repeats}")
     print(header)
     for r in rows:
         print(f"{r['config']:<15} {r['params']:>10,} {r['export_mib']:>10.1f} "
               f"{r['export_s']:>9.1f} {r['first_call_s']:>10.2f} {r['median_s']:>9.2f} "
-              f"{r['per_frame_ms']:>9.0f}")
+              f"{r['per_frame_ms']:>9.0f} {r['roofline_s']:>10.2f} {r['x_roofline']:>10.2f}")
     if not args.no_write:
-        os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         result = dict(command="python " + " ".join(sys.argv),
                       machine=dict(platform=platform.platform(), cpus=os.cpu_count(),
                                    gpus=len(tf.config.list_physical_devices("GPU"))),
                       tensorflow=tf.__version__, configs=rows)
-        with open(RESULTS, "w") as f:
+        with open(args.output, "w") as f:
             json.dump(result, f, indent=2)
-        print(f"wrote {RESULTS}")
+        print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":

@@ -256,7 +256,8 @@ def _looped_level_forward_and_log_det(level, x, training):
             _, _, grad_x, arrays = tf.while_loop(
                 lambda i, *_: i < depth, body, (tf.constant(0), y, grad_y, arrays),
                 maximum_iterations=depth, parallel_iterations=1)
-            stacked = {j: a.stack() for j, a in zip(diff, arrays)}
+            # Read each step's gradient from its array (no [K, ...] stack is built).
+            gradients = dict(zip(diff, arrays))
             where = {variable_key(v): (j, k) for k, step in enumerate(level.steps)
                      for j, v in enumerate(step.variables)}
             totals = []
@@ -265,7 +266,7 @@ def _looped_level_forward_and_log_det(level, x, training):
                 if j is None:
                     raise ValueError(f"{level.name}: the looped recomputation read "
                                      f"variable {v.name}, which no step of the level owns.")
-                totals.append(stacked[j][k] if j in stacked else tf.zeros_like(v))
+                totals.append(gradients[j].read(k) if j in gradients else tf.zeros_like(v))
             return grad_x, totals
 
         return (y, log_det), grad

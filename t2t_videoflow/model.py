@@ -168,7 +168,9 @@ class VideoFlow(tf.Module):
         derived seeds, every random kernel of the coupling and prior networks); None
         draws them from Python's and TF's global random state.
       memory_efficient_backprop: train the flow by recomputing its activations from
-        the level outputs instead of storing them (see `flow/recompute.py`).
+        the level outputs instead of storing them (see `flow/recompute.py`), and
+        recompute the conv3d_net prior's residual blocks in the backward pass
+        (`prior/temporal_network.py`).
       network_dtype: "float32" (T2T) or "bfloat16": the compute dtype of the coupling
         networks and of the conv3d_net prior's residual blocks (weights, flow
         arithmetic, log-dets and losses stay float32; `layers/coupling_network.py`).
@@ -235,7 +237,8 @@ class VideoFlow(tf.Module):
                 dilation_rates=latent_dilation_rates, architecture=latent_architecture,
                 pre_output_channels=latent_pre_output_channels,
                 coupling_dropout=coupling_dropout, level_scale=level_scale,
-                learn_top_scale=learn_top_scale, network_dtype=network_dtype)
+                learn_top_scale=learn_top_scale, network_dtype=network_dtype,
+                recompute_blocks=memory_efficient_backprop)
             n_cond = self.num_cond_latents + int(self.cond_first_frame)
             batch = batch_size if prior_class.needs_static_batch else None
             for l, shape in enumerate(level_shapes):

@@ -258,3 +258,46 @@ def test_mirrored_strategy_two_replicas():
     assert result["none"] == 0
     assert result["loss_rel"] <= RTOL
     assert result["worst"] <= RTOL
+
+
+def conv3d_forward_ops(model, frames):
+    """Conv3D (forward) ops in the traced loss-and-gradients graph, nested functions
+    included."""
+    def loss_and_grads(frames):
+        with tf.GradientTape() as tape:
+            loss = model.loss(frames, 1, training=True)
+        return tape.gradient(loss, model.trainable_variables)
+    graph = tf.function(loss_and_grads).get_concrete_function(frames).graph
+    pending, count = [graph], 0
+    while pending:
+        g = pending.pop()
+        count += sum(op.type == "Conv3D" for op in g.get_operations())
+        pending += [f.graph for f in g._functions.values() if hasattr(f, "graph")]
+    return count
+
+
+def test_prior_blocks_are_recomputed_under_memory_efficient_backprop():
+    plain, recompute, frames = model_pair("affine")
+    priors = lambda m: [*m.level_cond_priors, m.top_cond_prior]
+    assert not any(p.net.recompute_blocks for p in priors(plain))
+    assert all(p.net.recompute_blocks for p in priors(recompute))
+    # The backward pass runs every block's convs once more. (Equal gradients:
+    # test_model_loss_and_gradients_equal_plain_backprop.)
+    assert conv3d_forward_ops(recompute, frames) > conv3d_forward_ops(plain, frames)
+
+
+def test_prior_blocks_with_dropout_are_stored():
+    hp = tiny_hparams("affine", True)
+    hp.latent_dropout = 0.5
+    model = build_model(hp, (16, 16, 3), seed=0)
+    frames = tf.constant(np.random.default_rng(0).integers(0, 256, (2, 3, 16, 16, 3)),
+                         tf.uint8)
+    model.data_init(frames, seed=(0, 1))
+    stored = build_model(tiny_hparams("affine", True), (16, 16, 3), seed=0)
+    stored.data_init(frames, seed=(0, 1))
+    # A recomputation would draw other dropout masks, so blocks that draw them are
+    # stored: exactly plain backprop's Conv3D ops, fewer than without dropout.
+    plain = build_model(tiny_hparams("affine", False), (16, 16, 3), seed=0)
+    plain.data_init(frames, seed=(0, 1))
+    assert conv3d_forward_ops(model, frames) == conv3d_forward_ops(plain, frames)
+    assert conv3d_forward_ops(stored, frames) > conv3d_forward_ops(plain, frames)

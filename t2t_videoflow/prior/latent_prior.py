@@ -156,8 +156,10 @@ class Conv3dNetPrior(_NoisyInputPrior):
 
     Args (besides role, latent_skip, latent_noise): `encoder_depth`,
     `encoder_width`, `activation` ("relu" | "gatu"), `latent_dropout`,
-    `apply_dilations`, `dilation_rates` (T2T's `latent_*` hparams), and
-    `network_dtype` (this port's: the residual blocks' compute dtype).
+    `apply_dilations`, `dilation_rates` (T2T's `latent_*` hparams), and this port's
+    `network_dtype` (the residual blocks' compute dtype) and `recompute_blocks`
+    (recompute the blocks' activations in the backward pass; the model sets it under
+    `memory_efficient_backprop`; `prior/temporal_network.py`).
 
     T2T variables: top `conv3d/...`, level `latent_stack/...`.
     """
@@ -167,7 +169,7 @@ class Conv3dNetPrior(_NoisyInputPrior):
     def __init__(self, role, latent_skip=True, latent_noise=0.0, encoder_depth=2,
                  encoder_width=512, activation="relu", latent_dropout=0.0,
                  apply_dilations=False, dilation_rates=(1, 3), network_dtype="float32",
-                 **kwargs):
+                 recompute_blocks=False, **kwargs):
         super().__init__(role, latent_skip, latent_noise, **kwargs)
         if activation not in ACTIVATIONS:
             raise ValueError(
@@ -179,6 +181,7 @@ class Conv3dNetPrior(_NoisyInputPrior):
         self.apply_dilations = bool(apply_dilations)
         self.dilation_rates = tuple(int(r) for r in dilation_rates)
         self.network_dtype = network_dtype
+        self.recompute_blocks = bool(recompute_blocks)
 
     def build(self, latents_shape):
         self.num_latents, (batch, height, width, channels) = self._latent_shapes(
@@ -186,7 +189,7 @@ class Conv3dNetPrior(_NoisyInputPrior):
         self.net = TemporalLatentToDist(
             channels, self.encoder_depth, self.encoder_width, self.activation,
             self.latent_dropout, self.apply_dilations, self.dilation_rates,
-            compute_dtype=self.network_dtype,
+            compute_dtype=self.network_dtype, recompute_blocks=self.recompute_blocks,
             name="conv3d" if self.role == "top" else "latent_stack")
         in_channels = channels if self.role == "top" else 2 * channels
         self.net.build((batch, self.num_latents, height, width, in_channels))
@@ -209,7 +212,8 @@ class Conv3dNetPrior(_NoisyInputPrior):
                 "latent_dropout": self.latent_dropout,
                 "apply_dilations": self.apply_dilations,
                 "dilation_rates": list(self.dilation_rates),
-                "network_dtype": self.network_dtype}
+                "network_dtype": self.network_dtype,
+                "recompute_blocks": self.recompute_blocks}
 
 
 class ConvNetPrior(_NoisyInputPrior):

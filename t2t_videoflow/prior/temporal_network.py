@@ -11,6 +11,13 @@ channels. The readout takes the LAST time slice, which sees every input frame
 because time padding is causal. At init every block and the readout are 0, so the
 output is `N(0, 1)`.
 
+With `recompute_blocks=True` (the model sets it under `memory_efficient_backprop`)
+each residual block runs under `tf.recompute_grad`: training keeps only the blocks'
+inputs and recomputes a block's hidden maps (`encoder_width` channels at every time
+step) during the backward pass. Same values and gradients, less memory, one more
+forward pass of the blocks. Blocks that draw dropout masks (`dropout_rate > 0` with
+`training=True`) are stored as usual, since a recomputation would draw other masks.
+
 Allowed dilations (T2T `get_dilation_rates`, `dilation_factors` here): the
 undilated branch always; with `apply_dilations`, for each hparam value `r` in
 `dilation_rates` with `3 + 2r <= h` also spatial dilation factor `r + 1`.
@@ -59,11 +66,14 @@ class TemporalLatentToDist(keras.layers.Layer):
       dilation_rates: `latent_dilation_rates` (hparam values, factor = value + 1).
       compute_dtype: "float32" | "bfloat16", the residual blocks' compute dtype
         (`layers/coupling_network.py`); the residual sum and the readout stay float32.
+      recompute_blocks: recompute each residual block's activations in the backward
+        pass instead of storing them (module docstring).
     """
 
     def __init__(self, output_channels=None, encoder_depth=2, encoder_width=512,
                  activation="relu", dropout_rate=0.0, apply_dilations=False,
-                 dilation_rates=(1, 3), compute_dtype="float32", **kwargs):
+                 dilation_rates=(1, 3), compute_dtype="float32", recompute_blocks=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if activation not in ACTIVATIONS:
             raise ValueError(
@@ -78,6 +88,7 @@ class TemporalLatentToDist(keras.layers.Layer):
         self.apply_dilations = bool(apply_dilations)
         self.dilation_rates = tuple(int(r) for r in dilation_rates)
         self.compute_dtype_name = compute_dtype
+        self.recompute_blocks = bool(recompute_blocks)
 
     def build(self, input_shape):
         if len(input_shape) != 5 or input_shape[1] is None or input_shape[2] is None:
@@ -104,12 +115,16 @@ class TemporalLatentToDist(keras.layers.Layer):
         self.readout.build((input_shape[0], *input_shape[2:]))
 
     def call(self, x, training=False, init=False):
+        recompute = (self.recompute_blocks and not init
+                     and not (training and self.dropout_rate > 0.0))
         h = x
         for branches in self.blocks:
-            delta = branches[0](h, training=training, init=init)
-            for stack in branches[1:]:
-                delta = delta + stack(h, training=training, init=init)
-            h = h + delta
+            def block(h, branches=branches):
+                delta = branches[0](h, training=training, init=init)
+                for stack in branches[1:]:
+                    delta = delta + stack(h, training=training, init=init)
+                return h + delta
+            h = tf.recompute_grad(block)(h) if recompute else block(h)
         loc, log_scale = split_mean_logscale(self.readout(h[:, -1]))
         return loc, tf.exp(log_scale)
 
@@ -137,4 +152,5 @@ class TemporalLatentToDist(keras.layers.Layer):
                 "activation": self.activation, "dropout_rate": self.dropout_rate,
                 "apply_dilations": self.apply_dilations,
                 "dilation_rates": list(self.dilation_rates),
-                "compute_dtype": self.compute_dtype_name}
+                "compute_dtype": self.compute_dtype_name,
+                "recompute_blocks": self.recompute_blocks}

@@ -12,6 +12,11 @@ For each config it times, side by side in one process:
 Figures are medians over `--repeats` steps after `--warmup` steps. GFLOP/s counts the
 flow's convolutions analytically (multiply-add = 2 FLOPs; backward = 2x forward).
 
+Our flow runs in up to three forms per config: `ours` (the config's coupling network,
+e.g. the paper's GATU), `ours_relu` (a ReLU coupling network, the same kind of network
+as tfb.Glow's default: the like-for-like row; only where the config's is GATU) and,
+with `--bf16`, `ours_bf16` (the config's network with `network_dtype=bfloat16`).
+
     python benchmarks/flow_step.py                 # both configs, writes results json
     python benchmarks/flow_step.py --configs=small --repeats=5
 """
@@ -58,9 +63,10 @@ def flow_forward_flops(cfg):
     return flops * cfg["batch"]
 
 
-def our_step(cfg, jit_compile):
+def our_step(cfg, jit_compile, network_dtype="float32"):
     flow = MultiScaleFlow(cfg["image"], cfg["levels"], cfg["depth"], cfg["coupling"],
-                          cfg["width"], cfg["activation"], seed=0)
+                          cfg["width"], cfg["activation"], seed=0,
+                          network_dtype=network_dtype)
     x = tf.random.stateless_uniform([cfg["batch"], *cfg["image"]], [0, 1], -0.5, 0.5)
     flow.data_init(x)
     variables = flow.trainable_variables
@@ -106,6 +112,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--no_xla", action="store_true", help="skip the XLA variants")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time our flow with network_dtype=bfloat16")
     parser.add_argument("--output", default=RESULTS)
     args = parser.parse_args()
 
@@ -118,16 +126,26 @@ def main():
     for name in args.configs.split(","):
         cfg = CONFIGS[name]
         flops = 3 * flow_forward_flops(cfg)  # forward + backward
-        rows = {}
+        relu = {**cfg, "activation": "relu"}
+        rows, impl_flops = {}, {}
         for xla in ([False] if args.no_xla else [False, True]):
             tag = "_xla" if xla else ""
             rows["tfb_glow" + tag] = median_time(tfp_glow_step(cfg, xla), args.warmup,
                                                  args.repeats)
+            # tfb.Glow's default network is ReLU: count its convs as such.
+            impl_flops["tfb_glow" + tag] = 3 * flow_forward_flops(relu)
             rows["ours" + tag] = median_time(our_step(cfg, xla), args.warmup, args.repeats)
+            if cfg["activation"] != "relu":
+                rows["ours_relu" + tag] = median_time(our_step(relu, xla), args.warmup,
+                                                      args.repeats)
+                impl_flops["ours_relu" + tag] = 3 * flow_forward_flops(relu)
+            if args.bf16:
+                rows["ours_bf16" + tag] = median_time(our_step(cfg, xla, "bfloat16"),
+                                                      args.warmup, args.repeats)
         entry = {"config": {**cfg, "image": list(cfg["image"])},
                  "flow_gflop_per_step": flops / 1e9, "median_step_s": rows}
         for impl, seconds in rows.items():
-            gflops = flops / seconds / 1e9
+            gflops = impl_flops.get(impl, flops) / seconds / 1e9
             ratio = rows["tfb_glow" + ("_xla" if impl.endswith("_xla") else "")] / seconds
             entry.setdefault("gflops", {})[impl] = gflops
             entry.setdefault("fraction_of_peak", {})[impl] = gflops / peak

@@ -30,10 +30,11 @@ Fields (MB = MiB):
                    gradients and temporaries. Recomputation acts on this part.
   after_trace_mb, after_first_step_mb: RSS after tracing and after the first step.
 
-An option of this port that acts on memory:
+Options that act on memory:
   --loop          `loop_flow_steps=True`: each flow level, and with recomputation its
                   backward pass, runs as a `tf.while_loop`, so the graph TF keeps in
-                  memory is far smaller.
+                  memory is far smaller;
+  --graph_optimizer=0  grappler off (the trainer's `--nograph_optimizer`).
 
 The saved memory is then spent on a longer training window: depth 24 with
 recomputation at `--windows` frames (3 context + N-3 targets, all N frames encoded).
@@ -114,6 +115,9 @@ def worker(args):
     import tensorflow as tf
     import tf_keras
 
+    if not args.graph_optimizer:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
     from t2t_videoflow import registry
     from t2t_videoflow.model import build_model
 
@@ -174,7 +178,8 @@ def worker(args):
     steady_peak = peak_rss_bytes()
     tf_peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
     out = dict(depth=args.depth, recompute=bool(args.recompute), unit=args.unit,
-               loop=bool(args.loop), optimizer="fused",
+               loop=bool(args.loop), graph_optimizer=bool(args.graph_optimizer),
+               optimizer="fused",
                start_to_first_step_s=first_step_done - START,
                process_peak_mb=max(first_peak, steady_peak) / 2**20,
                gen_mode=args.gen_mode, batch=args.batch,
@@ -195,9 +200,10 @@ def worker(args):
     print("RESULT " + json.dumps(out), flush=True)
 
 
-def run_config(depth, recompute, frames, repeats, unit, gen_mode, batch=1, loop=False):
+def run_config(depth, recompute, frames, repeats, unit, gen_mode, batch=1, loop=False,
+               graph_optimizer=True):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", f"--depth={depth}",
-           f"--loop={int(loop)}",
+           f"--loop={int(loop)}", f"--graph_optimizer={int(graph_optimizer)}",
            f"--recompute={int(recompute)}", f"--frames={frames}", f"--repeats={repeats}",
            f"--unit={unit}", f"--gen_mode={gen_mode}", f"--batch={batch}"]
     load_before = os.getloadavg()[0]
@@ -234,6 +240,8 @@ def main():
     parser.add_argument("--unit_depth", type=int, default=8)
     parser.add_argument("--flow_only_depths", default="24",
                         help="depths for the unconditional model (flow + marginal priors)")
+    parser.add_argument("--graph_optimizer", type=int, default=1,
+                        help="0: grappler off, as the trainer's --nograph_optimizer")
     parser.add_argument("--loop", type=int, default=0,
                         help="1: loop_flow_steps=True (module docstring)")
     parser.add_argument("--append", action="store_true",
@@ -250,15 +258,16 @@ def main():
             old = json.load(f)
         results = old["results"]
         commands = old.get("commands", [old.get("command")])
-        if {r.get("loop", False) for r in results} - {bool(args.loop)}:
-            parser.error(f"{args.out} holds runs with another --loop setting; write "
-                         "these to another --out")
+        if {(r.get("loop", False), r.get("graph_optimizer", True)) for r in results} - {
+                (bool(args.loop), bool(args.graph_optimizer))}:
+            parser.error(f"{args.out} holds runs with other --loop/--graph_optimizer "
+                         "settings; write these to another --out")
     commands.append("python " + " ".join(sys.argv))
 
     def run(depth, recompute, frames=4, unit="level", gen_mode="conditional", batch=1):
         repeats = args.deep_repeats if depth >= 16 else args.repeats
         r = run_config(depth, recompute, frames, repeats, unit, gen_mode, batch,
-                       args.loop)
+                       args.loop, args.graph_optimizer)
         results.append(r)
         print(f"{gen_mode} batch {batch} depth {depth:2d} recompute {str(recompute):5s} unit {unit:5s} "
               f"frames {frames:2d}: baseline {r['baseline_mb']:7.0f} MB  steady peak "

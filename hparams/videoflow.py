@@ -76,7 +76,7 @@ def next_frame_glow_hparams():
         latent_noise=0.0,
         pretrain_steps=-1,
         # --- this port: memory ---
-        memory_efficient_backprop=False,  # recompute flow activations in backprop (issue 7)
+        memory_efficient_backprop=False,  # recompute flow + prior activations in backprop
         # --- this port: speed ---
         network_dtype="float32",         # or "bfloat16": coupling nets + conv3d_net blocks
         loop_flow_steps=False,           # each flow level as one tf.while_loop in graphs

@@ -106,12 +106,18 @@ class FlowLevel(SequentialFlow):
                              "variables to run as a loop.")
         return per_step[0], [tf.stack(vs) for vs in zip(*per_step)]
 
+    def _step_weight_arrays(self):
+        """Step 0's variables, and per variable a `TensorArray` of all K steps' values
+        (entry k: step k's), from which a loop body reads step k's weights."""
+        template, stacks = self._step_weights()
+        return template, [tf.TensorArray(s.dtype, size=len(self.steps),
+                                         element_shape=s.shape[1:],
+                                         infer_shape=True).unstack(s) for s in stacks]
+
     def _loop(self, x, step_fn, order):
         """Applies `step_fn(template, x) -> (x, log_det)` for k in `order`, looped."""
-        template, stacks = self._step_weights()
+        template, weights = self._step_weight_arrays()
         depth = len(self.steps)
-        weights = [tf.TensorArray(s.dtype, size=depth, element_shape=s.shape[1:],
-                                  infer_shape=True).unstack(s) for s in stacks]
         indices = tf.constant(list(order), tf.int32)
 
         def body(i, h, log_det):

@@ -93,6 +93,15 @@ def _after(x, tensors):
     return x + tf.cast(tf.add_n(ready), x.dtype)
 
 
+def _filled_upstream(y, grad_y, grad_log_det):
+    """The upstream gradients of `(y, log_det)`, zeros where one is None (unused)."""
+    if grad_y is None:
+        grad_y = tf.zeros_like(y)
+    if grad_log_det is None:
+        grad_log_det = tf.zeros(tf.shape(y)[:1], y.dtype)
+    return grad_y, grad_log_det
+
+
 def _dropout_rates(piece):
     """Coupling-network dropout rates inside a flow piece (walks `sequence`)."""
     rates = []
@@ -154,10 +163,7 @@ def reversible_forward_and_log_det(pieces, x, training=False):
 
         def grad(grad_y, grad_log_det, variables=None):
             variables = list(variables or [])
-            if grad_log_det is None:
-                grad_log_det = tf.zeros(tf.shape(y)[:1], y.dtype)
-            if grad_y is None:
-                grad_y = tf.zeros_like(y)
+            grad_y, grad_log_det = _filled_upstream(y, grad_y, grad_log_det)
             totals = [None] * len(variables)
             h, done = y, [grad_y]
             for piece in reversed(pieces):
@@ -224,17 +230,12 @@ def _looped_level_forward_and_log_det(level, x, training):
 
         def grad(grad_y, grad_log_det, variables=None):
             variables = list(variables or [])
-            if grad_log_det is None:
-                grad_log_det = tf.zeros(tf.shape(y)[:1], y.dtype)
-            if grad_y is None:
-                grad_y = tf.zeros_like(y)
-            template, stacks = level._step_weights()
-            weights = [tf.TensorArray(s.dtype, size=depth, element_shape=s.shape[1:],
-                                      infer_shape=True).unstack(s) for s in stacks]
+            grad_y, grad_log_det = _filled_upstream(y, grad_y, grad_log_det)
+            template, weights = level._step_weight_arrays()
             # Gradients are collected for the float weights only (not the init flags).
-            diff = [j for j, s in enumerate(stacks) if s.dtype.is_floating]
-            arrays = [tf.TensorArray(stacks[j].dtype, size=depth,
-                                     element_shape=stacks[j].shape[1:]) for j in diff]
+            diff = [j for j, w in enumerate(weights) if w.dtype.is_floating]
+            arrays = [tf.TensorArray(weights[j].dtype, size=depth,
+                                     element_shape=weights[j].element_shape) for j in diff]
 
             def body(i, h, g_y, arrays):
                 k = depth - 1 - i

@@ -34,7 +34,8 @@ Options that act on memory:
   --loop          `loop_flow_steps=True`: each flow level, and with recomputation its
                   backward pass, runs as a `tf.while_loop`, so the graph TF keeps in
                   memory is far smaller;
-  --graph_optimizer=0  grappler off (the trainer's `--nograph_optimizer`).
+  --graph_optimizer=0  grappler off (the trainer's `--nograph_optimizer`);
+  --hparams       overrides of `videoflow_bpp`, e.g. `network_dtype=bfloat16`.
 
 The saved memory is then spent on a longer training window: depth 24 with
 recomputation at `--windows` frames (3 context + N-3 targets, all N frames encoded).
@@ -121,7 +122,7 @@ def worker(args):
     from t2t_videoflow import registry
     from t2t_videoflow.model import build_model
 
-    hp = registry.hparams("videoflow_bpp")
+    hp = registry.create_hparams("videoflow_bpp", args.hparams)
     hp.depth = args.depth
     hp.memory_efficient_backprop = bool(args.recompute)
     hp.batch_size = args.batch
@@ -179,6 +180,7 @@ def worker(args):
     tf_peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
     out = dict(depth=args.depth, recompute=bool(args.recompute), unit=args.unit,
                loop=bool(args.loop), graph_optimizer=bool(args.graph_optimizer),
+               hparams=args.hparams,
                optimizer="fused",
                start_to_first_step_s=first_step_done - START,
                process_peak_mb=max(first_peak, steady_peak) / 2**20,
@@ -201,9 +203,10 @@ def worker(args):
 
 
 def run_config(depth, recompute, frames, repeats, unit, gen_mode, batch=1, loop=False,
-               graph_optimizer=True):
+               graph_optimizer=True, hparams=""):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", f"--depth={depth}",
            f"--loop={int(loop)}", f"--graph_optimizer={int(graph_optimizer)}",
+           f"--hparams={hparams}",
            f"--recompute={int(recompute)}", f"--frames={frames}", f"--repeats={repeats}",
            f"--unit={unit}", f"--gen_mode={gen_mode}", f"--batch={batch}"]
     load_before = os.getloadavg()[0]
@@ -240,6 +243,8 @@ def main():
     parser.add_argument("--unit_depth", type=int, default=8)
     parser.add_argument("--flow_only_depths", default="24",
                         help="depths for the unconditional model (flow + marginal priors)")
+    parser.add_argument("--hparams", default="",
+                        help="overrides of videoflow_bpp, e.g. network_dtype=bfloat16")
     parser.add_argument("--graph_optimizer", type=int, default=1,
                         help="0: grappler off, as the trainer's --nograph_optimizer")
     parser.add_argument("--loop", type=int, default=0,
@@ -258,16 +263,17 @@ def main():
             old = json.load(f)
         results = old["results"]
         commands = old.get("commands", [old.get("command")])
-        if {(r.get("loop", False), r.get("graph_optimizer", True)) for r in results} - {
-                (bool(args.loop), bool(args.graph_optimizer))}:
-            parser.error(f"{args.out} holds runs with other --loop/--graph_optimizer "
-                         "settings; write these to another --out")
+        settings = {(r.get("loop", False), r.get("graph_optimizer", True),
+                     r.get("hparams", "")) for r in results}
+        if settings - {(bool(args.loop), bool(args.graph_optimizer), args.hparams)}:
+            parser.error(f"{args.out} holds runs with other --loop/--graph_optimizer/"
+                         "--hparams settings; write these to another --out")
     commands.append("python " + " ".join(sys.argv))
 
     def run(depth, recompute, frames=4, unit="level", gen_mode="conditional", batch=1):
         repeats = args.deep_repeats if depth >= 16 else args.repeats
         r = run_config(depth, recompute, frames, repeats, unit, gen_mode, batch,
-                       args.loop, args.graph_optimizer)
+                       args.loop, args.graph_optimizer, args.hparams)
         results.append(r)
         print(f"{gen_mode} batch {batch} depth {depth:2d} recompute {str(recompute):5s} unit {unit:5s} "
               f"frames {frames:2d}: baseline {r['baseline_mb']:7.0f} MB  steady peak "

@@ -42,8 +42,7 @@ is the level's loop, and the backward pass is a second `tf.while_loop` over
 k = K-1, ..., 0 whose body is the recipe above for step 0 with step k's weights bound
 (`layers/variable_binding.py`). The body differentiates with respect to the bound
 weight tensors and writes step k's weight gradients at index k of one `TensorArray`
-per weight; the stacked `[K, ...]` gradients are then handed back to the K steps'
-variables. Iterations run one at a time (`parallel_iterations=1`), so, as unrolled,
+per weight; entry k of each array is then handed back to step k's variable. Iterations run one at a time (`parallel_iterations=1`), so, as unrolled,
 one step's activations live at a time. The graph holds one step instead of K for
 both passes.
 

@@ -82,6 +82,9 @@ def next_frame_glow_hparams():
         loop_flow_steps=False,           # each flow level as one tf.while_loop in graphs
         # --- this port: input bijection (0 = none = T2T; flow/input_transform.py) ---
         input_asinh_gain=0.0,
+        # --- this port: moving average of the weights for eval/sampling (0 = off = T2T;
+        #     t2t_videoflow/weight_ema.py) ---
+        weight_ema_decay=0.0,
         # --- this port: frame size (checked against the problem) and run length ---
         frame_height=64,
         frame_width=64,

@@ -50,6 +50,11 @@ MAX_SEED = 2**31 - 1
 
 HELP_TOKENS = ("--help", "-help", "-h", "--helpshort", "-helpshort", "-?")
 
+# The inference tools' --ema_weights (t2t_videoflow/weight_ema.py).
+EMA_WEIGHTS_HELP = ("Use the moving average of the weights where the checkpoint holds one "
+                    "(runs trained with weight_ema_decay > 0); --noema_weights: the "
+                    "trained weights themselves.")
+
 
 def define(kind, name, default, help_text, **kwargs):
     """Defines flag `name` of `kind` ("string", "integer", "float", "boolean", "enum")

@@ -69,6 +69,7 @@ TOOL.define("integer", "progress_every", 10, "Frames per sampling chunk / progre
             minimum=1)
 TOOL.define("float", "gif_fps", 4.0, "Frames per second of the GIFs.", above=0)
 TOOL.define("boolean", "jit_compile", False, "Compile the sampling loop with XLA.")
+TOOL.define("boolean", "ema_weights", True, cli.EMA_WEIGHTS_HELP)
 TOOL.define("string", "t2t_usr_dir", None, "Python package or file registering more "
             "problems and hparams sets (default: the run's).")
 
@@ -142,7 +143,7 @@ def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
            overrides="", data_dir=None, num_samples=3, temperature=None,
            num_target_frames=None, random_seed=0, checkpoint_path=None,
            input_frames=None, num_clips=1, use_test_set=False, progress_every=10,
-           gif_fps=4.0, jit_compile=False, t2t_usr_dir=None, log=print):
+           gif_fps=4.0, jit_compile=False, t2t_usr_dir=None, log=print, ema_weights=True):
     """Samples from the run in `output_dir` and writes the files; returns their paths.
 
     See the module docstring for the arguments (the flags of the same names).
@@ -159,7 +160,7 @@ def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
         raise UsageError(f"--gif_fps must be > 0; got {gif_fps}.")
     run = restore.restore_for_inference(
         output_dir, problem_name, hparams_set, overrides, checkpoint_path, t2t_usr_dir,
-        need_problem=input_frames is None)
+        need_problem=input_frames is None, use_ema=ema_weights)
     model, hparams = run["model"], run["hparams"]
     sampler = Sampler(model, jit_compile=jit_compile)
     needed = model.min_context_frames
@@ -178,7 +179,8 @@ def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
     k = hparams.video_num_target_frames if num_target_frames is None else num_target_frames
     out_dir = decode_to_file or os.path.join(output_dir, "decode")
     tf.io.gfile.makedirs(out_dir)
-    log(f"{NAME}: {run['checkpoint']} (step {run['step']}); {len(contexts)} clip(s) from "
+    log(f"{NAME}: {run['checkpoint']} (step {run['step']}, {run['weights']} weights); "
+        f"{len(contexts)} clip(s) from "
         f"{source}, {contexts.shape[1]} context frame(s); {num_samples} sample(s) of {k} "
         f"frame(s) at temperature {tau:g}")
     paths = []
@@ -207,7 +209,7 @@ def main(argv):
                v("num_target_frames"), v("random_seed"), v("checkpoint_path"),
                v("input_frames"), v("num_clips"), v("eval_use_test_set"),
                v("progress_every"), v("gif_fps"), v("jit_compile"), v("t2t_usr_dir"),
-               log=lambda message: print(message, flush=True))
+               log=lambda message: print(message, flush=True), ema_weights=v("ema_weights"))
     return TOOL.main(argv, body)
 
 

@@ -100,11 +100,12 @@ TOOL.define("integer", "interp_rank", 0, "interpolate: T2T's channel_interp=rank
 TOOL.define("boolean", "jit_compile", False, "Compile the model's passes with XLA.")
 TOOL.define("boolean", "plots", True, "Also write PNG plots (needs matplotlib, the "
             "`plots` extra).")
+TOOL.define("boolean", "ema_weights", True, cli.EMA_WEIGHTS_HELP)
 
 
 def evaluate(output_dir, experiment, data_dir=None, split="dev", results_dir=None,
              checkpoint_path=None, problem_name=None, t2t_usr_dir=None, log=print,
-             **flag_values):
+             ema_weights=True, **flag_values):
     """Runs `experiment` on the run in `output_dir`; returns its result dict.
 
     `flag_values` holds the experiment's options by flag name (`random_seed`,
@@ -121,9 +122,10 @@ def evaluate(output_dir, experiment, data_dir=None, split="dev", results_dir=Non
     if hasattr(module, "check_options"):     # before the (slow) restore
         module.check_options(**options)
     context = context_lib.load_run(output_dir, data_dir, split, checkpoint_path,
-                                   problem_name, t2t_usr_dir, log=log)
+                                   problem_name, t2t_usr_dir, log=log, use_ema=ema_weights)
     results_dir = results_dir or os.path.join(output_dir, "eval")
-    log(f"{NAME}: {experiment} on {context.checkpoint} (step {context.step}), "
+    log(f"{NAME}: {experiment} on {context.checkpoint} (step {context.step}, "
+        f"{context.weights} weights), "
         f"{context.problem.name} {split} split")
     result = module.run(context, results_dir=results_dir, **options)
     log(module.format_result(result))
@@ -142,11 +144,12 @@ def main(argv):
     def body():
         v = TOOL.value
         common = ("output_dir", "experiment", "data_dir", "split", "results_dir",
-                  "checkpoint_path", "problem", "t2t_usr_dir")
+                  "checkpoint_path", "problem", "t2t_usr_dir", "ema_weights")
         rest = {name: v(name) for name in TOOL.flag_names if name not in common}
         evaluate(v("output_dir"), v("experiment"), v("data_dir"), v("split"),
                  v("results_dir"), v("checkpoint_path"), v("problem"), v("t2t_usr_dir"),
-                 log=lambda message: print(message, flush=True), **rest)
+                 log=lambda message: print(message, flush=True),
+                 ema_weights=v("ema_weights"), **rest)
     return TOOL.main(argv, body, precheck=precheck)
 
 

@@ -39,20 +39,21 @@ TOOL.define("string", "hparams_set", None, "Hparams set (default: the run's hpar
 TOOL.define("string", "hparams", "", "Overrides, 'name=value,name=value'.")
 TOOL.define("string", "t2t_usr_dir", None, "Python package or file registering more "
             "problems and hparams sets (default: the run's).")
+TOOL.define("boolean", "ema_weights", True, cli.EMA_WEIGHTS_HELP)
 
 
 def export(output_dir, checkpoint_path=None, export_dir=None, problem_name=None,
-           hparams_set=None, overrides="", t2t_usr_dir=None, log=print):
+           hparams_set=None, overrides="", t2t_usr_dir=None, log=print, ema_weights=True):
     """Exports the run in `output_dir`; returns the export path."""
     run = restore.restore_for_inference(
         output_dir, problem_name, hparams_set, overrides, checkpoint_path, t2t_usr_dir,
-        need_problem=False)
+        need_problem=False, use_ema=ema_weights)
     problem = run["problem"]
     log(f"{NAME}: exporting {run['checkpoint']} (step {run['step']}, hparams set "
-        f"{run['hparams_set']}) ...")
+        f"{run['hparams_set']}, {run['weights']} weights) ...")
     metadata = {"problem": problem.name if problem else None,
                 "hparams_set": run["hparams_set"], "checkpoint": run["checkpoint"],
-                "step": run["step"]}
+                "step": run["step"], "weights": run["weights"]}
     path = export_lib.export_saved_model(
         run["model"], run["hparams"], export_dir or os.path.join(output_dir, "export"),
         metadata=metadata)
@@ -68,7 +69,7 @@ def main(argv):
         v = TOOL.value
         export(v("output_dir"), v("checkpoint_path"), v("export_dir"), v("problem"),
                v("hparams_set"), v("hparams"), v("t2t_usr_dir"),
-               log=lambda message: print(message, flush=True))
+               log=lambda message: print(message, flush=True), ema_weights=v("ema_weights"))
     return TOOL.main(argv, body)
 
 

@@ -392,6 +392,7 @@ RANGES = {
     "train_steps": (1, None, True, True),
     "input_asinh_gain": (0.0, None, True, True),
     "n_bits_x": (1, 8, True, True),
+    "weight_ema_decay": (0.0, 1.0, True, False),
 }
 
 # Hparams of T2T's sets that no code of this port reads: only T2T's value is accepted,

@@ -96,6 +96,7 @@ TOOL.define("integer", "batch", 8, "Clips per sampling call (batch * num_samples
 TOOL.define("string", "problem", None, "Problem of the clips (default: the run's).")
 TOOL.define("string", "t2t_usr_dir", None, "Python package or file registering more "
             "problems and hparams sets (default: the run's).")
+TOOL.define("boolean", "ema_weights", True, cli.EMA_WEIGHTS_HELP)
 
 
 def parse_temperatures(text):
@@ -210,7 +211,7 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
              num_samples=DEFAULTS["num_samples"], temperatures=None,
              num_target_frames=None, checkpoint_path=None, random_seed=0,
              results_file=None, use_test_set=False, batch=8, problem_name=None,
-             t2t_usr_dir=None, log=print):
+             t2t_usr_dir=None, log=print, ema_weights=True):
     """Runs the motion diagnostic on a shapes run; writes and returns the results.
 
     Args are the flags of the same names (module docstring); `temperatures` is a list
@@ -237,8 +238,8 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
     if not data_dir:
         raise UsageError("--data_dir is required.")
     run = restore.restore_for_inference(output_dir, problem_name,
-                                           checkpoint_path=checkpoint_path,
-                                           t2t_usr_dir=t2t_usr_dir)
+                                        checkpoint_path=checkpoint_path,
+                                        t2t_usr_dir=t2t_usr_dir, use_ema=ema_weights)
     model, hparams, problem = run["model"], run["hparams"], run["problem"]
     if not isinstance(problem, stochastic_shapes.StochasticShapes):
         raise UsageError(f"{NAME} analyses stochastic shapes runs; problem "
@@ -256,7 +257,8 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
     split = "test" if use_test_set else "dev"
     contexts, truths = dev_clips(problem, hparams, data_dir, num_clips, use_test_set)
     n_ctx = contexts.shape[1]
-    log(f"{NAME}: {run['checkpoint']} (step {run['step']}); {num_clips} {problem.name} "
+    log(f"{NAME}: {run['checkpoint']} (step {run['step']}, {run['weights']} weights); "
+        f"{num_clips} {problem.name} "
         f"{split} clip(s), {n_ctx} context frame(s); {num_samples} sample(s) of {k} "
         f"frame(s) per clip at temperature(s) "
         f"{', '.join(temperature_text(t) for t in temperatures)}")
@@ -289,7 +291,8 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
 
     results = {
         "run": {"output_dir": output_dir, "checkpoint": run["checkpoint"],
-                "step": run["step"], "problem": problem.name, "split": split},
+                "step": run["step"], "weights": run["weights"], "problem": problem.name,
+                "split": split},
         "settings": {"num_clips": num_clips, "num_samples": num_samples,
                      "num_target_frames": k, "temperatures": temperatures,
                      "random_seed": random_seed, "batch": batch},
@@ -327,7 +330,7 @@ def main(argv):
                  temperatures, v("num_target_frames"), v("checkpoint_path"),
                  v("random_seed"), v("results_file"), v("eval_use_test_set"), v("batch"),
                  v("problem"), v("t2t_usr_dir"),
-                 log=lambda message: print(message, flush=True))
+                 log=lambda message: print(message, flush=True), ema_weights=v("ema_weights"))
     return TOOL.main(argv, body)
 
 

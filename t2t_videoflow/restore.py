@@ -2,17 +2,20 @@
 
 `restore_for_inference` resolves the run (`run_dir.resolve_run`), builds the model from
 its hparams and restores the newest (or a given) checkpoint; `restore_model` is the
-building-and-reading step alone.
+building-and-reading step alone. When the checkpoint holds a moving average of the
+weights (hparam `weight_ema_decay > 0`), the model gets the averages unless
+`use_ema=False` (`weight_ema.py`).
 """
 
 import tensorflow as tf
 
-from t2t_videoflow import run_dir
+from t2t_videoflow import run_dir, weight_ema
 from t2t_videoflow.errors import RunDirError
 from t2t_videoflow.model import build_model
 
 
-def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=None):
+def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=None,
+                  use_ema=True):
     """Builds the run's model and restores its weights, for inference.
 
     Args:
@@ -21,9 +24,11 @@ def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=Non
       batch_size: static batch for encoders that need one (pointwise); default the
         run's `batch_size`.
       hparams: use these instead of the run's `hparams.json`.
+      use_ema: load the checkpoint's moving average of the weights where it has one.
 
     Returns:
-      `(model, hparams, info, checkpoint_path)`.
+      `(model, hparams, info, checkpoint_path)`; `info["weights"]` says which weights
+      the model holds: "ema" (the moving average) or "trained".
     """
     run_hparams, info = run_dir.load_run(output_dir)
     hparams = (hparams or run_hparams).copy()
@@ -38,11 +43,19 @@ def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=Non
     except AssertionError as e:
         raise RunDirError(f"Checkpoint {path!r} does not fit the model built from the "
                           f"run's hparams: {str(e).splitlines()[0]}") from e
+    info = dict(info, weights="trained")
+    if use_ema and weight_ema.has_averages(path):
+        try:
+            weight_ema.read_into_model(model, path)
+        except ValueError as e:
+            raise RunDirError(str(e)) from e
+        info["weights"] = "ema"
     return model, hparams, info, path
 
 
 def restore_for_inference(output_dir, problem_name=None, hparams_set=None, overrides="",
-                          checkpoint_path=None, t2t_usr_dir=None, need_problem=True):
+                          checkpoint_path=None, t2t_usr_dir=None, need_problem=True,
+                          use_ema=True):
     """The trained model of a run dir.
 
     Args:
@@ -54,17 +67,19 @@ def restore_for_inference(output_dir, problem_name=None, hparams_set=None, overr
       checkpoint_path: a checkpoint prefix; default the newest in `output_dir`.
       t2t_usr_dir: imported first; default the run's.
       need_problem: raise if no problem is known (the exporter can do without).
+      use_ema: load the checkpoint's moving average of the weights where it has one.
 
     Returns:
-      dict with model, hparams, hparams_set, problem (or None), checkpoint, step.
+      dict with model, hparams, hparams_set, problem (or None), checkpoint, step and
+      weights ("ema": the moving average; "trained").
 
     Raises:
       RunDirError, UsageError, UnknownNameError, HParamsError, UsrDirError.
     """
     run = run_dir.resolve_run(output_dir, problem_name, hparams_set, overrides,
                               t2t_usr_dir, need_problem=need_problem)
-    model, hparams, _, path = restore_model(output_dir, checkpoint_path,
-                                            hparams=run.hparams)
+    model, hparams, info, path = restore_model(output_dir, checkpoint_path,
+                                               hparams=run.hparams, use_ema=use_ema)
     return {"model": model, "hparams": hparams, "hparams_set": run.hparams_set,
             "problem": run.problem, "checkpoint": path,
-            "step": run_dir.checkpoint_step(path)}
+            "step": run_dir.checkpoint_step(path), "weights": info["weights"]}

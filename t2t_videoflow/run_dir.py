@@ -4,13 +4,16 @@
       hparams.json             the resolved hparams of the run (set + overrides + flags)
       run.json                 {"problem", "hparams_set", "t2t_usr_dir"}: what was trained
       checkpoint               CheckpointManager's index of the kept checkpoints
-      model.ckpt-N.index/.data-*   tf.train.Checkpoint(model=..., optimizer=..., step=...,
-                                   data=..., rng=...) at global step N (T2T's file names)
+      model.ckpt-N.index/.data-*   tf.train.Checkpoint(model=..., optimizer=..., data=...,
+                                   ema=...) at global step N (T2T's file names); `ema`,
+                                   the weights' moving average, only with
+                                   weight_ema_decay > 0
       train/, eval/            TensorBoard event files
       export/<timestamp>/      SavedModels written by t2t-videoflow-exporter
 
 The checkpoint's `model` node is the `VideoFlow` module, so inference code restores
-only that node (`restore.restore_model`).
+only that node (`restore.restore_model`), then reads the `ema` averages over its
+weights when the checkpoint has them.
 
 `resolve_run` is the one place that decides a command's problem, hparams set, hparams
 and user dir from its flags and the directory; trainer, decoder, exporter, eval and
@@ -65,6 +68,7 @@ ADDED_HPARAMS = {
     "network_dtype": "float32",
     "input_asinh_gain": 0.0,
     "loop_flow_steps": False,
+    "weight_ema_decay": 0.0,
 }
 
 

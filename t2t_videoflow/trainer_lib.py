@@ -25,8 +25,13 @@ Data-dependent init runs once before step 0 on a separate init batch of
 cross-replica context, so the assigned values reach every replica of the worker; with
 several workers every worker reads the same init batch, and the values are then
 averaged across workers so all replicas hold identical variables.
+
+With `weight_ema_decay > 0` the trainer also keeps a moving average of the weights
+(`weight_ema.py`), updated after every step, saved in every checkpoint and restored
+with it, and used by evaluation.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -38,11 +43,12 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from t2t_videoflow import distribute, run_dir
+from t2t_videoflow import distribute, run_dir, weight_ema
 from t2t_videoflow.model import RNG_ALG, build_model
 from t2t_videoflow.schedules import T2TSchedule
 from t2t_videoflow.errors import DataError, HParamsError, TrainingError, UsageError
 from t2t_videoflow.evaluation import bpp as bpp_lib
+from t2t_videoflow.weight_ema import WeightEMA
 
 # Summary image layout: at most this many clips per eval image summary.
 _MAX_SUMMARY_CLIPS = 3
@@ -173,6 +179,11 @@ class Trainer:
             self.variables = list(self.model.trainable_variables)
             # Slots now, not inside the first traced step (restores then match them).
             self.optimizer._create_all_weights(self.variables)  # pylint: disable=protected-access
+            # Moving average of the weights (off in T2T's sets); also built before any
+            # restore, so that the checkpoint's averages have somewhere to go.
+            self.ema = (WeightEMA(self.variables, hparams.weight_ema_decay,
+                                  self.optimizer.iterations)
+                        if hparams.weight_ema_decay > 0 else None)
 
         self.num_workers, self.worker_id = distribute.worker_index(self.strategy)
         self.local_replicas = self.num_replicas // self.num_workers
@@ -249,6 +260,8 @@ class Trainer:
         """(Re)builds the checkpoint and its manager over the model, the optimizer and,
         if given, the train iterator (then `self.train_iterator`)."""
         tracked = {"model": self.model, "optimizer": self.optimizer}
+        if self.ema is not None:
+            tracked[weight_ema.CHECKPOINT_NODE] = self.ema.averages
         if iterator is not None:
             self.train_iterator = tracked["data"] = iterator
         self.checkpoint = tf.train.Checkpoint(**tracked)
@@ -270,6 +283,8 @@ class Trainer:
             # initialised, and DDI is not run either way.
             tf.train.Checkpoint(model=self.model).read(latest).assert_existing_objects_matched()
             self.optimizer.iterations.assign(run_dir.checkpoint_step(latest) or 0)
+            if self.ema is not None:
+                self.ema.reset()
             self.restored_from = latest
             if self.train_iterator is None:
                 self.train_iterator = self._make_train_iterator(seed_offset=self.step)
@@ -279,8 +294,10 @@ class Trainer:
         if latest and self.num_workers == 1 and not _has_node(latest, "data"):
             # Written by several workers, which save no input position: continue on
             # this one worker with the pipeline restarted at the step (as they do).
-            tf.train.Checkpoint(model=self.model, optimizer=self.optimizer).restore(
-                latest).assert_existing_objects_matched()
+            nodes = {"model": self.model, "optimizer": self.optimizer}
+            if self.ema is not None:
+                nodes[weight_ema.CHECKPOINT_NODE] = self.ema.averages
+            tf.train.Checkpoint(**nodes).restore(latest).assert_existing_objects_matched()
             self.restored_from = latest
             self._track(self._make_train_iterator(seed_offset=self.step))
             self.log(f"Restored {latest} (step {self.step}), written by several workers: "
@@ -304,6 +321,8 @@ class Trainer:
             self.model.data_init(frames, seed=(self.config.random_seed, 1))
             if self.num_workers > 1:
                 self._average_variables_across_workers()
+            if self.ema is not None:
+                self.ema.reset()
         return self.step
 
     def _average_variables_across_workers(self):
@@ -323,6 +342,8 @@ class Trainer:
         update (finite loss and gradients, overflowing step) is never saved."""
         variables = list(self.model.variables) + [
             v for v in self.optimizer.variables() if v.dtype.is_floating]
+        if self.ema is not None:
+            variables += self.ema.averages
         bad = [v.name for v in variables
                if v.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(v)))]
         if bad:
@@ -382,6 +403,8 @@ class Trainer:
                                               use_norm=grad_norm)
         self.optimizer.apply_gradients(zip(grads, self.variables),
                                        experimental_aggregate_gradients=False)
+        if self.ema is not None:
+            self.ema.update()
         return loss, grad_norm
 
     def _train_step_fn(self, condition):
@@ -519,6 +542,13 @@ class Trainer:
 
     # -- evaluation --------------------------------------------------------------------
     def evaluate(self, eval_steps=None, step=None):
+        """Dev-set bits per pixel (`_evaluate`) of the weights evaluation uses: the
+        moving average of the weights when the run keeps one (`weight_ema_decay`), else
+        the trained weights, which are left as they were."""
+        with self._evaluated_weights():
+            return self._evaluate(eval_steps, step)
+
+    def _evaluate(self, eval_steps, step):
         """Dev-set bits per pixel with the problem's protocol (REFERENCE 6.2).
 
         Scores every frame after `video_num_input_frames` of each dev clip (BAIR: the 10
@@ -591,7 +621,7 @@ class Trainer:
         results = {}
         for path in tf.train.checkpoints_iterator(self.config.output_dir,
                                                   timeout=timeout_secs):
-            tf.train.Checkpoint(model=self.model).read(path).expect_partial()
+            self._read_weights(path)
             step = run_dir.checkpoint_step(path)
             self.log(f"Evaluating {path}")
             results[step] = self.evaluate(step=step)
@@ -602,8 +632,25 @@ class Trainer:
     def restore_for_eval(self, checkpoint_path=None):
         """Loads the model weights of the newest (or the given) checkpoint."""
         path = run_dir.resolve_checkpoint(self.config.output_dir, checkpoint_path)
-        tf.train.Checkpoint(model=self.model).read(path).expect_partial()
+        self._read_weights(path)
         return run_dir.checkpoint_step(path)
+
+    def _read_weights(self, path):
+        """The model weights of a checkpoint and, when the run keeps a moving average,
+        its averages (a checkpoint without them: the averages := the weights)."""
+        tf.train.Checkpoint(model=self.model).read(path).expect_partial()
+        if self.ema is None:
+            return
+        if weight_ema.has_averages(path):
+            tf.train.Checkpoint(**{weight_ema.CHECKPOINT_NODE: self.ema.averages}).read(
+                path).expect_partial()
+        else:
+            self.ema.reset()
+
+    def _evaluated_weights(self):
+        """Context in which the model holds the weights that evaluation uses: the
+        moving average when the run keeps one, else the trained weights."""
+        return self.ema.averaged_weights() if self.ema is not None else contextlib.nullcontext()
 
 
 def _has_node(checkpoint_path, node):

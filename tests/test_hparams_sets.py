@@ -14,7 +14,8 @@ condition_all_levels num_train_frames latent_dist_encoder num_cond_latents laten
 latent_apply_dilations latent_dilation_rates model_input cond_first_frame latent_skip
 latent_encoder_depth latent_encoder_width latent_dropout latent_pre_output_channels
 latent_activation latent_noise pretrain_steps train_steps frame_height frame_width
-frame_channels memory_efficient_backprop network_dtype input_asinh_gain loop_flow_steps""".split()
+frame_channels memory_efficient_backprop network_dtype input_asinh_gain loop_flow_steps
+weight_ema_decay""".split()
 
 # T2T next_frame_glow_hparams = glow_hparams (+ basic_params1) + video fields.
 NFG = dict(
@@ -34,7 +35,7 @@ NFG = dict(
     latent_pre_output_channels=512, latent_activation="relu", latent_noise=0.0,
     pretrain_steps=-1, frame_height=64, frame_width=64, frame_channels=3, train_steps=250000,
     memory_efficient_backprop=False, network_dtype="float32", input_asinh_gain=0.0,
-    loop_flow_steps=False)
+    loop_flow_steps=False, weight_ema_decay=0.0)
 
 BAIR_QUANT = dict(NFG, video_num_input_frames=3, video_num_target_frames=10, num_train_frames=4,
                   num_cond_latents=3, depth=24, activation="gatu",

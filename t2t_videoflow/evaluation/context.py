@@ -28,6 +28,7 @@ class RunContext:
       split: "dev" or "test".
       checkpoint: the checkpoint prefix the weights came from (or a description).
       step: its global step (None if unknown).
+      weights: "ema" (the run's moving average of the weights) or "trained".
       arrays: in-memory clips uint8 `[N, T, H, W, 3]` instead of a problem's split.
       log: progress messages go here.
     """
@@ -38,6 +39,7 @@ class RunContext:
     split: str = "dev"
     checkpoint: str = ""
     step: Optional[int] = None
+    weights: str = "trained"
     arrays: Optional[np.ndarray] = None
     log: Callable[[str], None] = print
 
@@ -105,9 +107,10 @@ class RunContext:
 
 
 def load_run(output_dir, data_dir=None, split="dev", checkpoint_path=None,
-             problem_name=None, t2t_usr_dir=None, log=print):
+             problem_name=None, t2t_usr_dir=None, log=print, use_ema=True):
     """Restores the run in `output_dir` and returns its `RunContext` (the problem and
-    hparams are the run's; the checkpoint the newest unless given)."""
+    hparams are the run's; the checkpoint the newest unless given; the weights' moving
+    average where the checkpoint has one, unless `use_ema=False`)."""
     # pylint: disable=import-outside-toplevel  (TensorFlow loads after the flags)
     from t2t_videoflow import restore
     if split not in ("dev", "test"):
@@ -115,11 +118,11 @@ def load_run(output_dir, data_dir=None, split="dev", checkpoint_path=None,
     if data_dir is None:
         raise UsageError("--data_dir is required: the directory of the problem's shards.")
     run = restore.restore_for_inference(output_dir, problem_name, None, "",
-                                        checkpoint_path, t2t_usr_dir)
+                                        checkpoint_path, t2t_usr_dir, use_ema=use_ema)
     problem = run["problem"]
     if split == "test" and "test" not in problem.splits:
         raise UsageError(f"Problem {problem.name!r} has no test split (splits: "
                          f"{', '.join(problem.splits)}); use --split=dev.")
     return RunContext(model=run["model"], hparams=run["hparams"], problem=problem,
                       data_dir=data_dir, split=split, checkpoint=run["checkpoint"],
-                      step=run["step"], log=log)
+                      step=run["step"], weights=run["weights"], log=log)

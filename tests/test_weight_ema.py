@@ -90,6 +90,13 @@ def test_inference_reads_the_averages_unless_told_not_to(data_dir, tmp_path):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
     run = restore.restore_for_inference(str(tmp_path / "ema"))
     assert run["weights"] == "ema"
+    # --schedule=evaluate / continuous_eval: a fresh trainer reads weights and averages.
+    evaluator = make_trainer(data_dir, tmp_path / "ema", train_steps=2,
+                             overrides="weight_ema_decay=0.9")
+    assert evaluator.restore_for_eval() == 2
+    for got, want in zip(evaluator.ema.averages + evaluator.variables,
+                         trainer.ema.averages + trainer.variables):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
 
     plain = make_trainer(data_dir, tmp_path / "plain", train_steps=1)
     plain.restore_or_initialize()

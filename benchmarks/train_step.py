@@ -86,8 +86,18 @@ def shapes_cpu_hparams():
     return hp
 
 
+def paper_shapes_hparams():
+    """T2T's `next_frame_glow_shapes` (the paper's stochastic-shapes model, section 5.1:
+    64x64, 3 x 24 additive 512 gatu; conv3d_net 10 x 256; batch 10) as the trainer runs
+    it: 2-frame windows, 1 conditioning and 1 scored frame. What issue 11's paper result
+    costs per step on this machine."""
+    hp = registry.hparams("next_frame_glow_shapes")
+    hp.video_num_target_frames = hp.num_train_frames - hp.video_num_input_frames
+    return hp
+
+
 CONFIGS = {"cpu_small": cpu_small_hparams, "paper_b1": paper_b1_hparams,
-           "shapes_cpu": shapes_cpu_hparams}
+           "shapes_cpu": shapes_cpu_hparams, "paper_shapes": paper_shapes_hparams}
 
 
 def clip_spec(hp):

@@ -48,7 +48,7 @@ def test_decode_dev_clips_writes_gifs_grid_and_model_samples(run, tmp_path, caps
     assert code == 0
     assert sorted(os.listdir(out)) == ["clip000_grid.png", "clip000_sample00.gif",
                                        "clip000_sample01.gif", "clip000_samples.npy"]
-    assert "model.ckpt-7 (step 7)" in stdout
+    assert "model.ckpt-7 (step 7, trained weights)" in stdout
     progress = [l for l in stdout.splitlines() if "clip 1/1:" in l]
     assert [l.split(": ")[-1].split(" (")[0] for l in progress] == [
         "2/5 frames", "4/5 frames", "5/5 frames"]

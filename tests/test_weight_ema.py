@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_videoflow import registry, restore, run_dir, weight_ema
+from t2t_videoflow import registry, restore, run_dir, trainer_lib, weight_ema
 from t2t_videoflow.errors import HParamsError
 
 from test_trainer import PROBLEM, make_trainer  # noqa: F401  (data_dir fixture below)
@@ -162,3 +162,26 @@ def test_decoder_says_which_weights_it_samples_with(data_dir, tmp_path):
                                ema_weights=flag)
         assert paths
         assert f"(step 1, {word} weights)" in logs[0], logs[0]
+
+
+def test_mirrored_strategy_keeps_the_same_averages(data_dir, tmp_path):
+    """The update runs in replica context under tf.distribute (merge_call path)."""
+    plain = make_trainer(data_dir, tmp_path / "plain", train_steps=2,
+                         overrides="weight_ema_decay=0.5")
+    plain.restore_or_initialize()
+    plain.train()
+    hparams = registry.create_hparams("videoflow_tiny", "weight_ema_decay=0.5", PROBLEM)
+    hparams.train_steps = 2
+    run_dir.save_run(str(tmp_path / "mirrored"), hparams, PROBLEM, "videoflow_tiny")
+    config = trainer_lib.TrainConfig(
+        output_dir=str(tmp_path / "mirrored"), data_dir=data_dir, train_steps=2,
+        eval_steps=2, save_checkpoints_steps=2, log_every_steps=1, random_seed=3,
+        eval_sample_clips=1)
+    mirrored = trainer_lib.Trainer(registry.problem(PROBLEM), hparams, config,
+                                   strategy=tf.distribute.MirroredStrategy(["/cpu:0"]),
+                                   log=lambda _: None)
+    mirrored.restore_or_initialize()
+    mirrored.train()
+    for a, b in zip(plain.ema.averages, mirrored.ema.averages):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    assert weight_ema.has_averages(mirrored.manager.latest_checkpoint)

@@ -159,6 +159,24 @@ def sample_grid_gif(path, output_dir, data_dir, num_clips, num_samples, temperat
     return run["step"]
 
 
+def motion_by_step(spec, final):
+    """`[{step, dev clips' bpp, shares at temperature 1.0, areas}, ...]` from the motion
+    JSONs named in `spec` ("STEP=FILE,...") plus the final one, sorted by step."""
+    reports = [json.load(open(path)) for _, path in
+               (item.split("=", 1) for item in filter(None, spec.split(",")))]
+    rows = []
+    for report in reports + [final]:
+        sample = next(r for r in report["samples"] if r["temperature"] == 1.0)
+        shares = sample["motion"]["shares"]
+        rows.append({"step": report["run"]["step"], "data_bpp": report["data"]["bpp"],
+                     "own_samples_bpp": sample["bpp"],
+                     "intact": shares["intact"], "intact_coherent": shares["intact_coherent"],
+                     "no_shape": shares["no_shape"],
+                     "directions_represented": sample["motion"]["uniformity"]["represented"],
+                     "mean_area_samples": sample["motion"]["mean_area_samples"]})
+    return sorted(rows, key=lambda row: row["step"]) if spec else []
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", required=True)
@@ -174,6 +192,10 @@ def main(argv=None):
     parser.add_argument("--num_samples", type=int, default=5)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--motion_by_step", default="",
+                        help="STEP=FILE,...: motion JSONs of earlier checkpoints of the run "
+                             "(t2t-videoflow-motion --checkpoint_path=RUN/model.ckpt-STEP "
+                             "--results_file=FILE), summarised per step in NAME.json")
     args = parser.parse_args(argv)
     try:
         import matplotlib  # noqa: F401
@@ -226,6 +248,7 @@ def main(argv=None):
                          "mean_area_context": row["motion"]["mean_area_context"]}
                         for row in motion["samples"]],
         },
+        "motion_by_step": motion_by_step(args.motion_by_step, motion),
         "command": "python benchmarks/shapes_results.py " + " ".join(
             sys.argv[1:] if argv is None else argv),
     }

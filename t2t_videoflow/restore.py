@@ -46,7 +46,7 @@ def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=Non
     info = dict(info, weights="trained")
     if use_ema and weight_ema.has_averages(path):
         try:
-            weight_ema.read_into_model(model, path)
+            weight_ema.read_averages(model.trainable_variables, path)
         except ValueError as e:
             raise RunDirError(str(e)) from e
         info["weights"] = "ema"

@@ -124,6 +124,13 @@ def resolve_checkpoint(output_dir, checkpoint_path=None):
     return path
 
 
+def checkpoint_has_node(checkpoint_path, node):
+    """Whether a checkpoint holds the top-level node `node` (`model`, `optimizer`,
+    `data`, `ema`)."""
+    return any(name.startswith(f"{node}/")
+               for name, _ in tf.train.list_variables(checkpoint_path))
+
+
 def checkpoint_step(path):
     """The global step N of a `.../model.ckpt-N` path (None if the name has none)."""
     tail = os.path.basename(path).rsplit("-", 1)

@@ -291,7 +291,7 @@ class Trainer:
             self.log(f"Fine-tuning the model-only checkpoint {latest} (an import) from step "
                      f"{self.step} with fresh Adam moments; data-dependent init is not run.")
             return self.step
-        if latest and self.num_workers == 1 and not _has_node(latest, "data"):
+        if latest and self.num_workers == 1 and not run_dir.checkpoint_has_node(latest, "data"):
             # Written by several workers, which save no input position: continue on
             # this one worker with the pipeline restarted at the step (as they do).
             nodes = {"model": self.model, "optimizer": self.optimizer}
@@ -642,8 +642,7 @@ class Trainer:
         if self.ema is None:
             return
         if weight_ema.has_averages(path):
-            tf.train.Checkpoint(**{weight_ema.CHECKPOINT_NODE: self.ema.averages}).read(
-                path).expect_partial()
+            weight_ema.read_averages(self.ema.averages, path)
         else:
             self.ema.reset()
 
@@ -653,15 +652,9 @@ class Trainer:
         return self.ema.averaged_weights() if self.ema is not None else contextlib.nullcontext()
 
 
-def _has_node(checkpoint_path, node):
-    """Whether a checkpoint holds the trainer checkpoint's top-level `node`."""
-    return any(name.startswith(f"{node}/")
-               for name, _ in tf.train.list_variables(checkpoint_path))
-
-
 def _has_optimizer_state(checkpoint_path):
     """Whether a checkpoint holds the trainer's optimizer (not a model-only import)."""
-    return _has_node(checkpoint_path, "optimizer")
+    return run_dir.checkpoint_has_node(checkpoint_path, "optimizer")
 
 
 def train_log(output_dir):

@@ -16,13 +16,15 @@ average when the checkpoint holds one (`--noema_weights`: the raw weights).
 
 Checkpoint layout: node `ema`, the averages as a list in `model.trainable_variables`
 order, next to `model` and `optimizer`. Inference reads that list straight into a
-freshly built model's own variables (`read_into_model`), so no tool needs to know
-which variable an average belongs to.
+freshly built model's own trainable variables (`read_averages`), so no tool needs to
+know which variable an average belongs to.
 """
 
 import contextlib
 
 import tensorflow as tf
+
+from t2t_videoflow import run_dir
 
 CHECKPOINT_NODE = "ema"
 
@@ -76,18 +78,18 @@ class WeightEMA:
 
 def has_averages(checkpoint_path):
     """Whether a checkpoint holds a trainer's weight averages (node `ema`)."""
-    prefix = CHECKPOINT_NODE + "/"
-    return any(name.startswith(prefix) for name, _ in tf.train.list_variables(checkpoint_path))
+    return run_dir.checkpoint_has_node(checkpoint_path, CHECKPOINT_NODE)
 
 
-def read_into_model(model, checkpoint_path):
-    """Loads the checkpoint's weight averages into `model`'s trainable variables.
+def read_averages(variables, checkpoint_path):
+    """Loads the checkpoint's weight averages into `variables` (the trainable
+    variables' order: a model's own, or a trainer's averages).
 
     Raises:
-      ValueError: the checkpoint's averages do not fit the model.
+      ValueError: the checkpoint's averages do not fit the variables.
     """
     try:
-        tf.train.Checkpoint(**{CHECKPOINT_NODE: list(model.trainable_variables)}).read(
+        tf.train.Checkpoint(**{CHECKPOINT_NODE: list(variables)}).read(
             checkpoint_path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
         raise ValueError(f"The weight averages in {checkpoint_path!r} do not fit the "

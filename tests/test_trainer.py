@@ -195,7 +195,7 @@ def test_one_worker_resumes_a_checkpoint_of_several_workers(data_dir, tmp_path):
     tf.train.CheckpointManager(
         tf.train.Checkpoint(model=first.model, optimizer=first.optimizer),
         str(tmp_path / "run"), max_to_keep=3, checkpoint_name="model.ckpt").save(2)
-    has_node = trainer_lib._has_node   # pylint: disable=protected-access
+    has_node = run_dir.checkpoint_has_node
     assert not has_node(latest, "data")
     del first
     second = make_trainer(data_dir, tmp_path / "run", train_steps=4)

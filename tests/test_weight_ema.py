@@ -117,14 +117,7 @@ def test_averages_that_do_not_fit_the_model_are_an_error(data_dir, tmp_path):
                       [model.trainable_variables[1]] + list(model.trainable_variables)):
         with pytest.raises(ValueError, match=r"weight averages in .*model\.ckpt-1.* do not "
                                              r"fit the model"):
-            weight_ema.read_into_model(_WithVariables(variables), path)
-
-
-class _WithVariables:
-    """Stands for a model with these trainable variables."""
-
-    def __init__(self, variables):
-        self.trainable_variables = variables
+            weight_ema.read_averages(variables, path)
 
 
 @pytest.mark.parametrize("text,message", [

@@ -178,3 +178,22 @@ def test_mirrored_strategy_keeps_the_same_averages(data_dir, tmp_path):
     for a, b in zip(plain.ema.averages, mirrored.ema.averages):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
     assert weight_ema.has_averages(mirrored.manager.latest_checkpoint)
+
+
+def test_eval_tool_scores_the_weights_the_trainer_scores(data_dir, tmp_path):
+    """`t2t-videoflow-eval --experiment=bpp` gives the trainer's figure, with the
+    averages by default, and records which weights it scored."""
+    from t2t_videoflow import evaluate   # pylint: disable=import-outside-toplevel
+    trainer = make_trainer(data_dir, tmp_path, train_steps=2, overrides="weight_ema_decay=0.9",
+                           eval_steps=-1)
+    trainer.restore_or_initialize()
+    trainer.train()
+    want = trainer.evaluate()["bpp"]
+    common = dict(data_dir=data_dir, log=lambda _: None, random_seed=3)  # the trainer's seed
+    averaged = evaluate.evaluate(str(tmp_path), "bpp", results_dir=str(tmp_path / "eval_ema"),
+                                 **common)
+    trained = evaluate.evaluate(str(tmp_path), "bpp", results_dir=str(tmp_path / "eval_raw"),
+                                ema_weights=False, **common)
+    assert (averaged["weights"], trained["weights"]) == ("ema", "trained")
+    assert averaged["bpp"] == pytest.approx(want, rel=1e-5)
+    assert trained["bpp"] != pytest.approx(want, rel=1e-5)

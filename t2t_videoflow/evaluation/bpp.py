@@ -154,8 +154,8 @@ def run(context, seed=0, num_draws=1, batch_size=8, max_clips=None, jit_compile=
                 f"clip of the {context.split} split, {num_draws} noise draw(s)")
     result = score_split(scorer, context.clips(num_frames, batch_size, max_clips),
                          seed=seed, num_draws=num_draws, log=context.log)
-    result = {"experiment": NAME, "checkpoint": context.checkpoint, "step": context.step,
-              "split": context.split, "context_frames": context.num_context,
+    result = {"experiment": NAME, **context.provenance(),
+              "context_frames": context.num_context,
               "target_frames": num_frames - context.num_context, "seed": seed, **result}
     if results_dir:
         result["files"] = [report.write_json(results_dir, NAME, result)]

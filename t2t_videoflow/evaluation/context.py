@@ -43,6 +43,12 @@ class RunContext:
     arrays: Optional[np.ndarray] = None
     log: Callable[[str], None] = print
 
+    def provenance(self):
+        """What every experiment's result records about the weights it scored: the
+        checkpoint, its step, which weights ("ema" or "trained") and the split."""
+        return {"checkpoint": self.checkpoint, "step": self.step, "weights": self.weights,
+                "split": self.split}
+
     @classmethod
     def from_arrays(cls, model, hparams, clips, log=print, checkpoint="in-memory"):
         """A context over in-memory uint8 clips `[N, T, H, W, 3]` (tests, notebooks)."""

@@ -244,8 +244,8 @@ def run(context, i3d_model=None, seed=0, num_frames=None, temperature=None,
     generated_features = np.stack(generated_features)                    # [N, S, F]
     per_draw = [frechet_distance_of_features(real_features, generated_features[:, s])
                 for s in range(num_samples)]
-    result = {"experiment": NAME, "checkpoint": context.checkpoint, "step": context.step,
-              "split": context.split, "clips": count,
+    result = {"experiment": NAME, **context.provenance(),
+              "clips": count,
               "samples_per_clip": int(num_samples), "context_frames": n,
               "num_frames": int(num_frames), "temperature": tau, "seed": seed,
               "i3d_model": getattr(i3d, "path", None),

@@ -195,8 +195,8 @@ def run(context, seed=0, num_interp=11, levels="all", num_frames=None, batch_siz
     distance = lambda end: np.abs(decoded.astype(np.float64)
                                   - end[:, None].astype(np.float64)).mean(axis=(0, 2, 3, 4))
     error = lambda k, end: int(np.abs(decoded[:, k].astype(int) - end.astype(int)).max())
-    result = {"experiment": NAME, "checkpoint": context.checkpoint, "step": context.step,
-              "split": context.split, "clips": int(len(decoded)), "seed": seed,
+    result = {"experiment": NAME, **context.provenance(),
+              "clips": int(len(decoded)), "seed": seed,
               "levels": levels, "rank": rank, "endpoints": [1, int(num_frames)],
               "alphas": np.linspace(0.0, 1.0, num_interp).tolist(),
               "statistics": frame_stats.frame_statistics(decoded, previous=first),

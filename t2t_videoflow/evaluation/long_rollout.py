@@ -105,8 +105,8 @@ def run(context, seed=0, num_frames=None, temperature=None, num_samples=10,
         raise UsageError("No clips to condition on.")
     contexts, samples = np.stack(contexts), np.stack(samples)   # [N, n, ...], [N, S, K, ...]
     last = np.broadcast_to(contexts[:, None, -1], samples.shape[:2] + samples.shape[3:])
-    result = {"experiment": NAME, "checkpoint": context.checkpoint, "step": context.step,
-              "split": context.split, "clips": int(len(samples)),
+    result = {"experiment": NAME, **context.provenance(),
+              "clips": int(len(samples)),
               "samples_per_clip": int(num_samples), "context_frames": n,
               "num_frames": num_frames, "temperature": temperature, "seed": seed,
               "near_black_threshold": frame_stats.NEAR_BLACK,

@@ -171,8 +171,8 @@ def run(context, seed=0, num_frames=None, batch_size=8, max_clips=None, plots=Tr
               else None)
     error_list = errors.tolist() if errors is not None else [None] * len(frames)
     drop = first_decrease(means, errors)
-    result = {"experiment": NAME, "checkpoint": context.checkpoint, "step": context.step,
-              "split": context.split, "context_frames": n, "clips": int(len(scores)),
+    result = {"experiment": NAME, **context.provenance(),
+              "context_frames": n, "clips": int(len(scores)),
               "seed": seed, "frames": frames, "bpp_mean": means.tolist(),
               "bpp_stderr": error_list, "monotonic": drop is None,
               "first_decrease": frames[drop] if drop is not None else None,

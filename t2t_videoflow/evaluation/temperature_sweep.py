@@ -256,8 +256,8 @@ def run(context, temperatures=DEFAULT_TEMPERATURES, num_samples=10, seed=0, batc
     names = ["psnr", "ssim"] + (["vgg"] if vgg is not None else [])
     frame_values = int(np.prod(clips.shape[2:]))
     result = {
-        "experiment": NAME, "checkpoint": context.checkpoint, "step": context.step,
-        "split": context.split, "context_frames": num_context,
+        "experiment": NAME, **context.provenance(),
+        "context_frames": num_context,
         "target_frames": num_targets, "clips": int(len(clips)),
         "num_samples": int(num_samples), "seed": seed,
         "temperatures": temperatures, "metrics": names,

@@ -163,6 +163,21 @@ def load_average():
     return round(os.getloadavg()[0], 2)
 
 
+def motion_sample_summary(row):
+    """The figures the shapes results quote from one `samples` row of a
+    `t2t-videoflow-motion` report: shares intact / intact and coherent / without a
+    shape, directions represented, mean shape areas, and the bits the model gives its
+    own samples."""
+    motion = row["motion"]
+    shares = motion["shares"]
+    return {"intact": shares["intact"], "intact_coherent": shares["intact_coherent"],
+            "no_shape": shares["no_shape"],
+            "directions_represented": motion["uniformity"]["represented"],
+            "mean_area_context": motion["mean_area_context"],
+            "mean_area_samples": motion["mean_area_samples"],
+            "own_samples_bpp": row["bpp"]}
+
+
 def write_results(name, payload, path=None, indent=2):
     """Writes `payload` (plus command, machine) to `benchmarks/results/NAME.json`.
 

@@ -27,6 +27,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -160,21 +163,21 @@ def sample_grid_gif(path, output_dir, data_dir, num_clips, num_samples, temperat
 
 
 def motion_by_step(spec, final):
-    """`[{step, dev clips' bpp, shares at temperature 1.0, areas}, ...]` from the motion
-    JSONs named in `spec` ("STEP=FILE,...") plus the final one, sorted by step."""
-    reports = [json.load(open(path)) for _, path in
-               (item.split("=", 1) for item in filter(None, spec.split(",")))]
+    """`[{step, dev clips' bpp, figures at temperature 1.0}, ...]` from the motion JSONs
+    named in `spec` ("STEP=FILE,...") plus the final one, sorted by step; [] without
+    `spec`."""
+    if not spec:
+        return []
+    reports = []
+    for item in filter(None, spec.split(",")):
+        with open(item.split("=", 1)[1]) as f:
+            reports.append(json.load(f))
     rows = []
     for report in reports + [final]:
         sample = next(r for r in report["samples"] if r["temperature"] == 1.0)
-        shares = sample["motion"]["shares"]
         rows.append({"step": report["run"]["step"], "data_bpp": report["data"]["bpp"],
-                     "own_samples_bpp": sample["bpp"],
-                     "intact": shares["intact"], "intact_coherent": shares["intact_coherent"],
-                     "no_shape": shares["no_shape"],
-                     "directions_represented": sample["motion"]["uniformity"]["represented"],
-                     "mean_area_samples": sample["motion"]["mean_area_samples"]})
-    return sorted(rows, key=lambda row: row["step"]) if spec else []
+                     **common.motion_sample_summary(sample)})
+    return sorted(rows, key=lambda row: row["step"])
 
 
 def main(argv=None):

@@ -43,19 +43,9 @@ def score(path, data_dir, ema, num_clips, num_samples, temperature):
         path, data_dir, num_clips=num_clips, num_samples=num_samples,
         temperatures=[temperature], ema_weights=ema, log=quiet,
         results_file=os.path.join(path, f"motion_{'ema' if ema else 'raw'}.json"))
-    row = motion["samples"][0]
-    shares = row["motion"]["shares"]
-    return {
-        "weights": motion["run"]["weights"],
-        "step": motion["run"]["step"],
-        "dev_bpp": bpp["bpp"], "dev_clips": bpp["clips"],
-        "intact": shares["intact"], "intact_coherent": shares["intact_coherent"],
-        "no_shape": shares["no_shape"],
-        "directions_represented": row["motion"]["uniformity"]["represented"],
-        "mean_area_context": row["motion"]["mean_area_context"],
-        "mean_area_samples": row["motion"]["mean_area_samples"],
-        "own_samples_bpp": row["bpp"],
-    }
+    return {"weights": motion["run"]["weights"], "step": motion["run"]["step"],
+            "dev_bpp": bpp["bpp"], "dev_clips": bpp["clips"],
+            **common.motion_sample_summary(motion["samples"][0])}
 
 
 def main():

@@ -37,7 +37,8 @@ import tensorflow_probability as tfp
 
 from t2t_videoflow.flow.multiscale import MultiScaleFlow
 from t2t_videoflow.layers.keras_tracking import (
-    keras_layers_in, keras_variables, reseed_random_kernels, untracked)
+    keras_layers_in, keras_variables, random_kernels_deferred, reseed_random_kernels,
+    untracked)
 from t2t_videoflow.prior.latent_prior import (
     MarginalTopPrior, conditional_prior, encoder_class)
 from t2t_videoflow.prior.latent_to_dist import SingleConvDist
@@ -211,57 +212,62 @@ class VideoFlow(tf.Module):
         self.cond_first_frame = bool(cond_first_frame)
         prior_class = encoder_class(latent_dist_encoder)
         self.num_cond_latents = prior_class.past_latents(num_cond_latents)
-        self.flow = MultiScaleFlow(self.frame_shape, n_levels, depth, coupling,
-                                   coupling_width, activation, coupling_dropout, seed=seed,
-                                   memory_efficient_backprop=memory_efficient_backprop,
-                                   network_dtype=network_dtype,
-                                   input_asinh_gain=input_asinh_gain,
-                                   loop_steps=loop_flow_steps)
-        level_shapes, top_shape = self.flow.latent_shapes()
-        self.level_shapes, self.top_shape = level_shapes, top_shape
-        level_priors = []
-        for l, shape in enumerate(level_shapes):
-            head = SingleConvDist(name="level_prior")
-            head.build((None, *shape))
-            level_priors.append(head)
-        marginal_top_prior = MarginalTopPrior(name="unconditional")
-        marginal_top_prior.build((None, *top_shape))
-        level_cond_priors, top_cond_prior = [], None
-        if gen_mode == "conditional":
-            # Every encoder's options; each prior class takes only its own.
-            options = dict(
-                latent_skip=latent_skip, latent_noise=latent_noise,
-                encoder_depth=latent_encoder_depth, encoder_width=latent_encoder_width,
-                activation=latent_activation, latent_dropout=latent_dropout,
-                apply_dilations=latent_apply_dilations,
-                dilation_rates=latent_dilation_rates, architecture=latent_architecture,
-                pre_output_channels=latent_pre_output_channels,
-                coupling_dropout=coupling_dropout, level_scale=level_scale,
-                learn_top_scale=learn_top_scale, network_dtype=network_dtype,
-                recompute_blocks=memory_efficient_backprop)
-            n_cond = self.num_cond_latents + int(self.cond_first_frame)
-            batch = batch_size if prior_class.needs_static_batch else None
+        # Kernels that `reseed_random_kernels` redraws are created zero-filled,
+        # not drawn twice (keras_tracking.random_kernels_deferred).
+        with random_kernels_deferred(enabled=seed is not None):
+            self.flow = MultiScaleFlow(self.frame_shape, n_levels, depth, coupling,
+                                       coupling_width, activation, coupling_dropout, seed=seed,
+                                       memory_efficient_backprop=memory_efficient_backprop,
+                                       network_dtype=network_dtype,
+                                       input_asinh_gain=input_asinh_gain,
+                                       loop_steps=loop_flow_steps)
+            level_shapes, top_shape = self.flow.latent_shapes()
+            self.level_shapes, self.top_shape = level_shapes, top_shape
+            level_priors = []
             for l, shape in enumerate(level_shapes):
-                prior = conditional_prior(latent_dist_encoder, "level",
-                                          name="level_cond_prior", **options)
-                prior.build([(batch, *shape)] * n_cond)
-                level_cond_priors.append(prior)
-            top_cond_prior = conditional_prior(latent_dist_encoder, "top", name="top",
-                                               **options)
-            top_cond_prior.build([(batch, *top_shape)] * n_cond)
-        # The Keras 3 prior layers are held untracked; their variables are tracked once,
-        # in `prior_variables` (see layers/keras_tracking.py).
-        self.level_priors = untracked(level_priors)
-        self.marginal_top_prior = untracked(marginal_top_prior)
-        self.level_cond_priors = untracked(level_cond_priors)
-        self.top_cond_prior = untracked(top_cond_prior)
-        layers = {f"level_prior_{l}": p for l, p in enumerate(level_priors)}
-        layers["marginal_top_prior"] = marginal_top_prior
-        layers.update({f"level_cond_prior_{l}": p for l, p in enumerate(level_cond_priors)})
-        if top_cond_prior is not None:
-            layers["top_cond_prior"] = top_cond_prior
-        if seed is not None:
-            reseed_random_kernels(keras_layers_in(self.flow) + list(layers.values()), seed)
+                head = SingleConvDist(name="level_prior")
+                head.build((None, *shape))
+                level_priors.append(head)
+            marginal_top_prior = MarginalTopPrior(name="unconditional")
+            marginal_top_prior.build((None, *top_shape))
+            level_cond_priors, top_cond_prior = [], None
+            if gen_mode == "conditional":
+                # Every encoder's options; each prior class takes only its own.
+                options = dict(
+                    latent_skip=latent_skip, latent_noise=latent_noise,
+                    encoder_depth=latent_encoder_depth, encoder_width=latent_encoder_width,
+                    activation=latent_activation, latent_dropout=latent_dropout,
+                    apply_dilations=latent_apply_dilations,
+                    dilation_rates=latent_dilation_rates, architecture=latent_architecture,
+                    pre_output_channels=latent_pre_output_channels,
+                    coupling_dropout=coupling_dropout, level_scale=level_scale,
+                    learn_top_scale=learn_top_scale, network_dtype=network_dtype,
+                    recompute_blocks=memory_efficient_backprop)
+                n_cond = self.num_cond_latents + int(self.cond_first_frame)
+                batch = batch_size if prior_class.needs_static_batch else None
+                for l, shape in enumerate(level_shapes):
+                    prior = conditional_prior(latent_dist_encoder, "level",
+                                              name="level_cond_prior", **options)
+                    prior.build([(batch, *shape)] * n_cond)
+                    level_cond_priors.append(prior)
+                top_cond_prior = conditional_prior(latent_dist_encoder, "top", name="top",
+                                                   **options)
+                top_cond_prior.build([(batch, *top_shape)] * n_cond)
+            # The Keras 3 prior layers are held untracked; their variables are tracked once,
+            # in `prior_variables` (see layers/keras_tracking.py).
+            self.level_priors = untracked(level_priors)
+            self.marginal_top_prior = untracked(marginal_top_prior)
+            self.level_cond_priors = untracked(level_cond_priors)
+            self.top_cond_prior = untracked(top_cond_prior)
+            layers = {f"level_prior_{l}": p for l, p in enumerate(level_priors)}
+            layers["marginal_top_prior"] = marginal_top_prior
+            layers.update({f"level_cond_prior_{l}": p
+                           for l, p in enumerate(level_cond_priors)})
+            if top_cond_prior is not None:
+                layers["top_cond_prior"] = top_cond_prior
+            if seed is not None:
+                reseed_random_kernels(keras_layers_in(self.flow) + list(layers.values()),
+                                      seed)
         self.prior_variables = keras_variables(layers)
 
     # -- input checks ------------------------------------------------------------------

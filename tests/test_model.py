@@ -14,6 +14,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flow_testing import perturb
+from t2t_videoflow.layers.conv import ConvActNorm2D
+from t2t_videoflow.layers.keras_tracking import (
+    deferrable_initializer, keras_layers_in, random_kernels_deferred)
 from t2t_videoflow.model import VideoFlow, postprocess, preprocess
 
 tfd = tfp.distributions
@@ -666,6 +669,32 @@ def test_the_seed_alone_fixes_the_initial_weights():
         differing += int(not np.array_equal(a.numpy(), c.numpy()))
     # Every random kernel (coupling nets' convs, the ConvLSTM kernels, ...) differs.
     assert differing >= 4
+
+
+def test_seeded_build_draws_each_random_kernel_once_and_leaves_none_zero():
+    """A seeded model creates its seedable kernels zero-filled and draws them once, in
+    `reseed_random_kernels`: afterwards every kernel of a layer with `reseed` holds its
+    initializer's draw (N(0, 0.05^2) for the convs), and the deferral is over (a layer
+    built later, or after a failed build, draws its own kernel)."""
+    model = tiny_model(seed=4, latent_dist_encoder="conv_lstm")
+    layers = [layer for top in keras_layers_in(model.flow) + [
+        model.level_cond_priors[0], model.top_cond_prior]
+        for layer in top._flatten_layers(include_self=True, recursive=True)
+        if hasattr(layer, "reseed")]
+    assert len(layers) >= 4
+    for layer in layers:
+        kernel = layer.kernel.numpy()
+        assert np.count_nonzero(kernel) == kernel.size, layer.name
+        if isinstance(layer, ConvActNorm2D):
+            assert 0.03 < kernel.std() < 0.07, layer.name
+    with pytest.raises(RuntimeError):
+        with random_kernels_deferred():
+            assert deferrable_initializer("random_normal") == "zeros"
+            assert deferrable_initializer("ones") == "ones"  # no seed: never deferred
+            raise RuntimeError("build failed")
+    later = ConvActNorm2D(4)
+    later.build((None, 8, 8, 3))
+    assert np.count_nonzero(later.kernel.numpy()) == later.kernel.numpy().size
 
 
 def test_cond_first_frame_duplicates_frame_zero_as_t2t():

@@ -18,6 +18,7 @@ Conventions (T2T's, kept so T2T checkpoints map one-to-one):
 import keras
 import tensorflow as tf
 
+from t2t_videoflow.layers.keras_tracking import deferrable_initializer
 from t2t_videoflow.layers.variable_binding import read
 
 LOGSCALE_FACTOR = 3.0
@@ -202,7 +203,8 @@ class ConvActNorm2D(keras.layers.Layer):
         c_in = int(input_shape[-1]) + (0 if self.kernel_size == (1, 1) else 1)
         self.kernel = self.add_weight(
             name="W", shape=(*self.kernel_size, c_in, self.filters),
-            initializer=keras.initializers.RandomNormal(stddev=KERNEL_STDDEV))
+            initializer=deferrable_initializer(
+                keras.initializers.RandomNormal(stddev=KERNEL_STDDEV)))
         self.actnorm.build((*input_shape[:-1], self.filters))
 
     def reseed(self, seed):

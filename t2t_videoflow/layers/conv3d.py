@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from t2t_videoflow.layers.conv import KERNEL_STDDEV, LOGSCALE_FACTOR, actnorm_statistics
 from t2t_videoflow.layers.coupling_network import ACTIVATIONS, ConvStack
+from t2t_videoflow.layers.keras_tracking import deferrable_initializer
 
 
 
@@ -208,7 +209,8 @@ class ConvActNorm3D(_Conv3DBase):
     def build(self, input_shape):
         self.kernel = self.add_weight(
             name="W", shape=self._resolve(input_shape),
-            initializer=keras.initializers.RandomNormal(stddev=KERNEL_STDDEV))
+            initializer=deferrable_initializer(
+                keras.initializers.RandomNormal(stddev=KERNEL_STDDEV)))
         self.actnorm.build((*input_shape[:-1], self.filters))
 
     def reseed(self, seed):

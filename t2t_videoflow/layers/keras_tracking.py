@@ -16,6 +16,9 @@ weights' Keras paths, so
     Keras layers compute with.
 """
 
+import contextlib
+import threading
+
 import keras
 from tensorflow.python.trackable import data_structures
 
@@ -51,6 +54,35 @@ def keras_variables(layers_by_name):
                 raise ValueError(f"Two Keras weights share the key {key!r}.")
             out[key] = weight.value
     return out
+
+
+_DEFERRAL = threading.local()
+
+
+@contextlib.contextmanager
+def random_kernels_deferred(enabled=True):
+    """Within the block (when `enabled`), layers being built create their seedable
+    random kernels zero-filled instead of drawing them (`deferrable_initializer`).
+
+    For a model whose kernels `reseed_random_kernels` redraws right after building:
+    the first draw would be thrown away, and drawing the paper model's 67M weights
+    costs over a second of start-up. Leave the block only after reseeding.
+    """
+    previous = getattr(_DEFERRAL, "active", False)
+    _DEFERRAL.active = previous or bool(enabled)
+    try:
+        yield
+    finally:
+        _DEFERRAL.active = previous
+
+
+def deferrable_initializer(initializer):
+    """`initializer`, or "zeros" inside `random_kernels_deferred` when `initializer`
+    takes a seed (so `reseed` will redraw it from the same kind of initializer)."""
+    if (getattr(_DEFERRAL, "active", False)
+            and "seed" in keras.initializers.get(initializer).get_config()):
+        return "zeros"
+    return initializer
 
 
 def reseed_random_kernels(layers, seed):

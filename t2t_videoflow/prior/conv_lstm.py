@@ -11,6 +11,7 @@ returns `(h', (c', h'))`; nothing is kept on the layer between calls.
 import keras
 import tensorflow as tf
 
+from t2t_videoflow.layers.keras_tracking import deferrable_initializer
 from t2t_videoflow.prior.latent_to_dist import SingleConvDist
 
 
@@ -45,7 +46,7 @@ class ConvLSTMCell(keras.layers.Layer):
             name="kernel",
             shape=(self.kernel_size, self.kernel_size, c_in + self.filters,
                    4 * self.filters),
-            initializer=self.kernel_initializer)
+            initializer=deferrable_initializer(self.kernel_initializer))
         self.biases = self.add_weight(
             name="biases", shape=(4 * self.filters,), initializer="zeros")
 

@@ -134,6 +134,29 @@ def test_looped_recomputation_graph_does_not_grow_with_depth():
     assert counts[2] == counts[5] > 0
 
 
+def test_looped_recomputation_reads_each_weight_once_per_pass():
+    """The looped, recomputed level's weights enter its custom gradient as stacks read
+    outside it: each variable is read once for the forward loop and once for the
+    backward one, and no op passes the variables through (`tf.custom_gradient` would
+    add an identity of every variable, read each again and fill zeros for them).
+    These per-variable ops are most of the paper model's graph (issue 14)."""
+    flow = MultiScaleFlow((8, 8, 3), n_levels=2, depth=3, coupling_width=8, seed=0,
+                          loop_steps=True, memory_efficient_backprop=True)
+
+    def grads(x):
+        with tf.GradientTape() as tape:
+            log_det = tf.reduce_sum(flow.encode(x).log_det)
+        return tape.gradient(log_det, flow.trainable_variables)
+    graph = tf.function(grads, autograph=False).get_concrete_function(
+        tf.TensorSpec([2, 8, 8, 3])).graph
+    ops = graph.get_operations()
+    float_variables = [v for v in flow.variables if v.dtype.is_floating]  # no flags
+    assert sum(op.type == "ReadVariableOp" for op in ops) == 2 * len(float_variables)
+    # The custom gradient's own identity: y, log_det, x and one stack per step weight.
+    assert max((len(op.inputs) for op in ops if op.type == "IdentityN"), default=0) \
+        == 3 + len(flow.levels[0]._step_variables()[0])
+
+
 def test_looped_graph_does_not_grow_with_depth():
     counts = {}
     for loop in (False, True):

@@ -98,25 +98,39 @@ class FlowLevel(SequentialFlow):
     def _use_loop(self):
         return self.loop_steps and len(self.steps) > 1 and not tf.executing_eagerly()
 
-    def _step_weights(self):
-        """Step 0's variables, and per variable the `[K, ...]` stack of all steps'."""
-        per_step = [step.variables for step in self.steps]
+    def _step_variables(self):
+        """Per step, its float variables (the same structure for every step). The
+        actnorms' boolean `initialized` flags are left out: a loop never initialises,
+        so its body reads no flag."""
+        per_step = [[v for v in step.variables if tf.as_dtype(v.dtype).is_floating]
+                    for step in self.steps]
         if any(len(v) != len(per_step[0]) for v in per_step):
             raise ValueError(f"{self.name}: the steps of a level must have the same "
                              "variables to run as a loop.")
+        return per_step
+
+    def _step_weights(self):
+        """Step 0's float variables, and per variable the `[K, ...]` stack of all
+        steps' values."""
+        per_step = self._step_variables()
         return per_step[0], [tf.stack(vs) for vs in zip(*per_step)]
 
-    def _step_weight_arrays(self):
-        """Step 0's variables, and per variable a `TensorArray` of all K steps' values
-        (entry k: step k's), from which a loop body reads step k's weights."""
-        template, stacks = self._step_weights()
+    def _step_weight_arrays(self, stacks=None):
+        """Step 0's float variables, and per variable a `TensorArray` of all K steps'
+        values (entry k: step k's), from which a loop body reads step k's weights.
+        `stacks`: the `[K, ...]` stacks to use (default: read from the variables)."""
+        if stacks is None:
+            template, stacks = self._step_weights()
+        else:
+            template = self._step_variables()[0]
         return template, [tf.TensorArray(s.dtype, size=len(self.steps),
                                          element_shape=s.shape[1:],
                                          infer_shape=True).unstack(s) for s in stacks]
 
-    def _loop(self, x, step_fn, order):
-        """Applies `step_fn(template, x) -> (x, log_det)` for k in `order`, looped."""
-        template, weights = self._step_weight_arrays()
+    def _loop(self, x, step_fn, order, stacks=None):
+        """Applies `step_fn(template, x) -> (x, log_det)` for k in `order`, looped,
+        with the steps' weights from `stacks` (default: the variables)."""
+        template, weights = self._step_weight_arrays(stacks)
         depth = len(self.steps)
         indices = tf.constant(list(order), tf.int32)
 
@@ -131,6 +145,12 @@ class FlowLevel(SequentialFlow):
             (tf.constant(0), x, tf.zeros(tf.shape(x)[:1], x.dtype)),
             maximum_iterations=depth)
         return y, log_det
+
+    def looped_forward(self, x, training, stacks):
+        """The looped forward pass with the steps' weights given as `[K, ...]` stacks
+        (in `_step_weights` order) instead of read from the variables."""
+        return self._loop(x, lambda step, h: step._forward_frames(h, training),
+                          range(len(self.steps)), stacks)
 
     def _forward_frames(self, x, training):
         if not self._use_loop():

@@ -42,9 +42,11 @@ is the level's loop, and the backward pass is a second `tf.while_loop` over
 k = K-1, ..., 0 whose body is the recipe above for step 0 with step k's weights bound
 (`layers/variable_binding.py`). The body differentiates with respect to the bound
 weight tensors and writes step k's weight gradients at index k of one `TensorArray`
-per weight; entry k of each array is then handed back to step k's variable. Iterations run one at a time (`parallel_iterations=1`), so, as unrolled,
-one step's activations live at a time. The graph holds one step instead of K for
-both passes.
+per weight. The weights enter the level's custom gradient as `[K, ...]` stacks, so
+each array, stacked, is the gradient of its stack, and autodiff of the stacking
+hands entry k to step k's variable. Iterations run one at a time
+(`parallel_iterations=1`), so, as unrolled, one step's activations live at a time.
+The graph holds one step instead of K for both passes.
 
 Caching. The inverse is computed from the actual output tensor with the pieces'
 one-pass `inverse_and_log_det`, never TFP's `inverse` (whose cache is keyed by tensor
@@ -70,7 +72,7 @@ References:
 import tensorflow as tf
 
 from t2t_videoflow.flow.base import flatten_batch
-from t2t_videoflow.layers.variable_binding import bind, variable_key
+from t2t_videoflow.layers.variable_binding import bind
 # `stop_recording` has no public equivalent that covers every active tape; TF's own
 # `tf.recompute_grad` uses it the same way.
 from tensorflow.python.eager import record
@@ -216,25 +218,36 @@ def level_forward_and_log_det(level, x, training=False, unit="level"):
 
 
 def _looped_level_forward_and_log_det(level, x, training):
-    """unit="level" for a looped `FlowLevel`: both passes as `tf.while_loop`s (docstring)."""
+    """unit="level" for a looped `FlowLevel`: both passes as `tf.while_loop`s (docstring).
+
+    The steps' weights enter the custom gradient as explicit `[K, ...]` stacks, read
+    outside it, rather than as variables read inside: `tf.custom_gradient` would
+    otherwise pass every variable of the level through one identity op, read each
+    again and fill a zero gradient for each (about six ops per variable, 1,224
+    variables in the paper model's flow), and the stacks' own gradient (unstacking)
+    hands each step's part to its variable. The backward pass reads the variables
+    again instead of holding the forward pass's stacks until then.
+    """
     check_recompute_supported(level.steps, training)
     flat, unflatten = flatten_batch(x, 3)
     template_step = level.steps[0]
     depth = len(level.steps)
+    _, stacks = level._step_weights()
 
     @tf.custom_gradient
-    def unit(inputs):
+    def unit(inputs, *stacks):
         with record.stop_recording():
-            y, log_det = level._forward_frames(inputs, training)
+            y, log_det = level.looped_forward(inputs, training, stacks)
 
         def grad(grad_y, grad_log_det, variables=None):
-            variables = list(variables or [])
+            if variables:
+                raise ValueError(
+                    f"{level.name}: the looped recomputation read variables other than "
+                    f"its steps' weights: {[v.name for v in variables]}.")
             grad_y, grad_log_det = _filled_upstream(y, grad_y, grad_log_det)
             template, weights = level._step_weight_arrays()
-            # Gradients are collected for the float weights only (not the init flags).
-            diff = [j for j, w in enumerate(weights) if w.dtype.is_floating]
-            arrays = [tf.TensorArray(weights[j].dtype, size=depth,
-                                     element_shape=weights[j].element_shape) for j in diff]
+            arrays = [tf.TensorArray(w.dtype, size=depth, element_shape=w.element_shape)
+                      for w in weights]
 
             def body(i, h, g_y, arrays):
                 k = depth - 1 - i
@@ -242,11 +255,10 @@ def _looped_level_forward_and_log_det(level, x, training):
                 with bind(template, values):
                     h_in, _ = template_step._inverse_frames(tf.stop_gradient(h))
                     h_in = tf.stop_gradient(h_in)
-                    watched = [values[j] for j in diff]
                     with tf.GradientTape() as tape:
-                        tape.watch([h_in] + watched)
+                        tape.watch([h_in] + values)
                         h_out, step_log_det = template_step._forward_frames(h_in, training)
-                grads = tape.gradient([h_out, step_log_det], [h_in] + watched,
+                grads = tape.gradient([h_out, step_log_det], [h_in] + values,
                                       output_gradients=[g_y, grad_log_det],
                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
                 arrays = [a.write(k, g) for a, g in zip(arrays, grads[1:])]
@@ -256,20 +268,9 @@ def _looped_level_forward_and_log_det(level, x, training):
             _, _, grad_x, arrays = tf.while_loop(
                 lambda i, *_: i < depth, body, (tf.constant(0), y, grad_y, arrays),
                 maximum_iterations=depth, parallel_iterations=1)
-            # Read each step's gradient from its array (no [K, ...] stack is built).
-            gradients = dict(zip(diff, arrays))
-            where = {variable_key(v): (j, k) for k, step in enumerate(level.steps)
-                     for j, v in enumerate(step.variables)}
-            totals = []
-            for v in variables:
-                j, k = where.get(variable_key(v), (None, None))
-                if j is None:
-                    raise ValueError(f"{level.name}: the looped recomputation read "
-                                     f"variable {v.name}, which no step of the level owns.")
-                totals.append(gradients[j].read(k) if j in gradients else tf.zeros_like(v))
-            return grad_x, totals
+            return [grad_x] + [a.stack() for a in arrays]
 
         return (y, log_det), grad
 
-    y, log_det = unit(flat)
+    y, log_det = unit(flat, *stacks)
     return unflatten(y), unflatten(log_det)

@@ -16,6 +16,8 @@ from flow_testing import perturb
 from t2t_videoflow import registry
 from t2t_videoflow.flow.multiscale import MultiScaleFlow
 from t2t_videoflow.flow.recompute import reversible_forward_and_log_det
+from t2t_videoflow.layers.recompute_block import recompute_with_weights
+from t2t_videoflow.layers.variable_binding import read
 from t2t_videoflow.model import build_model
 
 RTOL = 1e-4
@@ -301,3 +303,57 @@ def test_prior_blocks_with_dropout_are_stored():
     plain.data_init(frames, seed=(0, 1))
     assert conv3d_forward_ops(model, frames) == conv3d_forward_ops(plain, frames)
     assert conv3d_forward_ops(stored, frames) > conv3d_forward_ops(plain, frames)
+
+
+def _block_and_weights(read_all=True):
+    """`f(x) = tanh(x W1 + b) W2` with weights read through `read()` (all, or W2 read
+    directly when `read_all` is False), and its variables."""
+    w1 = tf.Variable(tf.random.stateless_normal([6, 5], [1, 2]))
+    b = tf.Variable(tf.random.stateless_normal([5], [1, 3]))
+    w2 = tf.Variable(tf.random.stateless_normal([5, 6], [1, 4]))
+    flag = tf.Variable(True)  # non-float variables are ignored
+
+    def f(x):
+        h = tf.tanh(x @ read(w1) + read(b))
+        return h @ (read(w2) if read_all else w2)
+    return f, [w1, b, w2, flag]
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_recompute_with_weights_gives_plain_backprop(compiled):
+    """`recompute_with_weights` (the prior's recomputed residual blocks): same output
+    and gradients w.r.t. the input and every weight as plain backprop, eagerly and in
+    a graph; in the graph the weights pass through the custom gradient as explicit
+    inputs (one identity op with y, x and the three float weights, each variable read
+    once forward and once backward, as tf.recompute_grad does not)."""
+    f, variables = _block_and_weights()
+    x = tf.random.stateless_normal([4, 6], [1, 5])
+    trainable = variables[:3]
+
+    def run(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.sin(fn(x)))
+        return loss, tape.gradient(loss, [x] + trainable)
+
+    recomputed = recompute_with_weights(f, variables)
+    if compiled:
+        plain_loss, plain_grads = tf.function(lambda: run(f))()
+        loss, grads = tf.function(lambda: run(recomputed))()
+    else:
+        plain_loss, plain_grads = run(f)
+        loss, grads = run(recomputed)
+    assert_same(plain_loss, plain_grads, loss, grads, [x] + trainable)
+    graph = tf.function(lambda: run(recomputed)).get_concrete_function().graph
+    ops = graph.get_operations()
+    assert [len(op.inputs) for op in ops if op.type == "IdentityN"] == [5]
+    assert sum(op.type == "ReadVariableOp" for op in ops) == 2 * len(trainable)
+
+
+def test_recompute_with_weights_refuses_a_direct_variable_read():
+    f, variables = _block_and_weights(read_all=False)
+    x = tf.random.stateless_normal([4, 6], [1, 5])
+    with pytest.raises(ValueError, match="not bound through read"):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(recompute_with_weights(f, variables)(x))
+        tape.gradient(loss, variables[:3])

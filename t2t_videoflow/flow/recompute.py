@@ -33,8 +33,9 @@ reconstruction needs only `y_k`, which exists after the forward pass, so without
 care the executor (or XLA's scheduler) may run every recomputation right after the
 forward pass and keep all the activations after all. Each step's reconstruction is
 therefore made data-dependent on its upstream gradient and on the variable gradients
-of the step after it (`_after`), which serialises the steps of the backward pass (TF's
-`recompute_grad` uses the same device for its upstream gradient).
+of the step after it (`after`, `layers/recompute_block.py`), which serialises the
+steps of the backward pass (TF's `recompute_grad` uses the same device for its
+upstream gradient).
 
 Looped levels. When the level runs its steps as one `tf.while_loop` (`loop_steps`,
 inside a graph; `flow/flow_step.py`), unit="level" keeps that shape: the forward pass
@@ -72,26 +73,13 @@ References:
 import tensorflow as tf
 
 from t2t_videoflow.flow.base import flatten_batch
+from t2t_videoflow.layers.recompute_block import after
 from t2t_videoflow.layers.variable_binding import bind
 # `stop_recording` has no public equivalent that covers every active tape; TF's own
 # `tf.recompute_grad` uses it the same way.
 from tensorflow.python.eager import record
 
 RECOMPUTE_UNITS = ("level", "step")
-
-
-def _after(x, tensors):
-    """`x`, made data-dependent on every tensor in `tensors` (computed only after them).
-
-    Adds exactly zero (NaN if a tensor's first element is NaN, which would poison the
-    gradient anyway). A data edge, unlike a control dependency, is also respected by
-    XLA.
-    """
-    ready = []
-    for t in tensors:
-        first = tf.reshape(t, [-1])[:1]
-        ready.append(tf.reduce_sum(tf.where(first == first, 0.0, float("nan"))))
-    return x + tf.cast(tf.add_n(ready), x.dtype)
 
 
 def _filled_upstream(y, grad_y, grad_log_det):
@@ -172,7 +160,7 @@ def reversible_forward_and_log_det(pieces, x, training=False):
                 # (its input gradient AND its variable gradients): otherwise the
                 # executor may run ahead along the input-gradient chain and keep
                 # several pieces' activations alive while variable gradients wait.
-                h = _after(tf.stop_gradient(h), done)
+                h = after(tf.stop_gradient(h), done)
                 h_in, _ = piece.inverse_and_log_det(h)
                 h_in = tf.stop_gradient(h_in)
                 with tf.GradientTape() as tape:
@@ -262,8 +250,8 @@ def _looped_level_forward_and_log_det(level, x, training):
                                       output_gradients=[g_y, grad_log_det],
                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
                 arrays = [a.write(k, g) for a, g in zip(arrays, grads[1:])]
-                # The next step starts once this one is fully differentiated (`_after`).
-                return i + 1, _after(h_in, grads[1:]), grads[0], arrays
+                # The next step starts once this one is fully differentiated (`after`).
+                return i + 1, after(h_in, grads[1:]), grads[0], arrays
 
             _, _, grad_x, arrays = tf.while_loop(
                 lambda i, *_: i < depth, body, (tf.constant(0), y, grad_y, arrays),

@@ -30,6 +30,7 @@ import tensorflow as tf
 from t2t_videoflow.layers.conv import KERNEL_STDDEV, LOGSCALE_FACTOR, actnorm_statistics
 from t2t_videoflow.layers.coupling_network import ACTIVATIONS, ConvStack
 from t2t_videoflow.layers.keras_tracking import deferrable_initializer
+from t2t_videoflow.layers.variable_binding import read
 
 
 
@@ -144,8 +145,8 @@ class ActNorm3D(keras.layers.Layer):
         # T x [1, 1, 1, C] -> [1, T, 1, 1, C], broadcast over [B, T, H, W, C]. Stacked on
         # axis 1 as they are: no reshapes, and the gradient is one unstack (the prior's
         # graph had about 4,000 reshapes and their shape constants from these lines).
-        bias = tf.stack(self.biases, axis=1)
-        logs = tf.stack(self.logscales, axis=1)
+        bias = tf.stack([read(b) for b in self.biases], axis=1)
+        logs = tf.stack([read(s) for s in self.logscales], axis=1)
         return ((x + tf.cast(bias, x.dtype))
                 * tf.cast(tf.exp(logs * self.logscale_factor), x.dtype))
 
@@ -219,7 +220,7 @@ class ConvActNorm3D(_Conv3DBase):
         self.kernel.assign(init(self.kernel.shape))
 
     def call(self, x, init=False):
-        y = _conv3d(x, self.kernel, self._kernel_size, self.dilation)
+        y = _conv3d(x, read(self.kernel), self._kernel_size, self.dilation)
         return self.actnorm(y, init=init)
 
     def t2t_variables(self):
@@ -253,10 +254,10 @@ class ZeroConv3D(_Conv3DBase):
 
     def call(self, x, init=False):
         del init  # No actnorm inside; accepted so networks can pass it uniformly.
-        y = _conv3d(x, self.kernel, self._kernel_size, self.dilation)
-        y = y + tf.cast(tf.reshape(self.bias, [-1]), y.dtype)
-        return y * tf.cast(tf.exp(tf.reshape(self.logs, [-1]) * self.logscale_factor),
-                           y.dtype)
+        y = _conv3d(x, read(self.kernel), self._kernel_size, self.dilation)
+        y = y + tf.cast(tf.reshape(read(self.bias), [-1]), y.dtype)
+        return y * tf.cast(tf.exp(tf.reshape(read(self.logs), [-1])
+                                  * self.logscale_factor), y.dtype)
 
     def t2t_variables(self):
         return {"W": self.kernel, "b": self.bias, "logs": self.logs}

@@ -12,9 +12,10 @@ because time padding is causal. At init every block and the readout are 0, so th
 output is `N(0, 1)`.
 
 With `recompute_blocks=True` (the model sets it under `memory_efficient_backprop`)
-each residual block runs under `tf.recompute_grad`: training keeps only the blocks'
-inputs and recomputes a block's hidden maps (`encoder_width` channels at every time
-step) during the backward pass. Same values and gradients, less memory, one more
+each residual block is recomputed in the backward pass
+(`layers/recompute_block.py`, what `tf.recompute_grad` does with fewer ops):
+training keeps only the blocks' inputs and recomputes a block's hidden maps
+(`encoder_width` channels at every time step) during the backward pass. Same values and gradients, less memory, one more
 forward pass of the blocks. Blocks that draw dropout masks (`dropout_rate > 0` with
 `training=True`) are stored as usual, since a recomputation would draw other masks.
 
@@ -28,6 +29,7 @@ import tensorflow as tf
 
 from t2t_videoflow.layers.conv import ZeroConv2D
 from t2t_videoflow.layers.conv3d import ACTIVATIONS, ConvStack3D
+from t2t_videoflow.layers.recompute_block import recompute_with_weights
 from t2t_videoflow.prior.latent_to_dist import split_mean_logscale
 
 
@@ -124,7 +126,10 @@ class TemporalLatentToDist(keras.layers.Layer):
                 for stack in branches[1:]:
                     delta = delta + stack(h, training=training, init=init)
                 return h + delta
-            h = tf.recompute_grad(block)(h) if recompute else block(h)
+            if recompute:
+                block = recompute_with_weights(
+                    block, [w for stack in branches for w in stack.weights])
+            h = block(h)
         loc, log_scale = split_mean_logscale(self.readout(h[:, -1]))
         return loc, tf.exp(log_scale)
 

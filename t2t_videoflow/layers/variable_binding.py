@@ -1,7 +1,7 @@
 """Reading a variable through `read(v)`, so that a loop can bind other values to it.
 
-The flow's steps and their coupling networks read every weight as `read(self.kernel)`
-instead of `self.kernel`. Outside `bind` that is the variable itself. Inside
+The flow's steps, their coupling networks and the conv3d prior's layers read every
+weight as `read(self.kernel)` instead of `self.kernel`. Outside `bind` that is the variable itself. Inside
 
     with bind(template_variables, values):
         y = template_step.forward(x)
@@ -10,7 +10,9 @@ each of `template_variables` reads as the matching tensor of `values`. This lets
 traced copy of a flow step compute any step of its level: `flow/flow_step.py` runs a
 level's K steps as a `tf.while_loop` whose body binds step k's weights (sliced from
 their stack) to step 0's variables. The graph then holds one step instead of K, which
-is what makes tracing and graph optimisation of the paper model fast.
+is what makes tracing and graph optimisation of the paper model fast. The recomputed
+blocks (`flow/recompute.py`, `layers/recompute_block.py`) bind the same way, so
+their weights enter a custom gradient as explicit inputs.
 
 Bindings are keyed by the variable's identity (a Keras weight and the `tf.Variable`
 it wraps count as one) and nest (the innermost wins).

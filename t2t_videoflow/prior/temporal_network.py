@@ -12,10 +12,10 @@ because time padding is causal. At init every block and the readout are 0, so th
 output is `N(0, 1)`.
 
 With `recompute_blocks=True` (the model sets it under `memory_efficient_backprop`)
-each residual block is recomputed in the backward pass
-(`layers/recompute_block.py`, what `tf.recompute_grad` does with fewer ops):
-training keeps only the blocks' inputs and recomputes a block's hidden maps
-(`encoder_width` channels at every time step) during the backward pass. Same values and gradients, less memory, one more
+each residual block is recomputed in the backward pass (`layers/recompute_block.py`,
+what `tf.recompute_grad` does, with fewer ops): training keeps only the blocks'
+inputs and recomputes a block's hidden maps (`encoder_width` channels at every time
+step) during the backward pass. Same values and gradients, less memory, one more
 forward pass of the blocks. Blocks that draw dropout masks (`dropout_rate > 0` with
 `training=True`) are stored as usual, since a recomputation would draw other masks.
 

@@ -35,7 +35,11 @@ Options that act on memory:
                   backward pass, runs as a `tf.while_loop`, so the graph TF keeps in
                   memory is far smaller;
   --graph_optimizer=0  grappler off (the trainer's `--nograph_optimizer`);
-  --hparams       overrides of `videoflow_bpp`, e.g. `network_dtype=bfloat16`.
+  --hparams       overrides of `videoflow_bpp`, e.g. `network_dtype=bfloat16`;
+  --cpu_allocator the tools' `--cpu_allocator` (default: theirs). "bfc", TF's pool,
+                  keeps every page a step has used; "system" (malloc, 2 glibc arenas)
+                  gives freed tensors back, and keeps no statistics: the tf_* fields are
+                  None. Results before 2026-12-06's `cpu_allocator` field are "bfc".
 
 The saved memory is then spent on a longer training window: depth 24 with
 recomputation at `--windows` frames (3 context + N-3 targets, all N frames encoded).
@@ -112,6 +116,8 @@ def source_md5():
 
 def worker(args):
     """One configuration in this process; prints one JSON line."""
+    from t2t_videoflow import cli
+    cli.use_cpu_allocator(args.cpu_allocator)  # before TensorFlow, as the tools do
     import numpy as np
     import tensorflow as tf
     import tf_keras
@@ -181,7 +187,7 @@ def worker(args):
     out = dict(depth=args.depth, recompute=bool(args.recompute), unit=args.unit,
                loop=bool(args.loop), graph_optimizer=bool(args.graph_optimizer),
                hparams=args.hparams,
-               optimizer="fused",
+               optimizer="fused", cpu_allocator=args.cpu_allocator,
                start_to_first_step_s=first_step_done - START,
                process_peak_mb=max(first_peak, steady_peak) / 2**20,
                gen_mode=args.gen_mode, batch=args.batch,
@@ -193,20 +199,35 @@ def worker(args):
                after_trace_mb=after_trace / 2**20,
                after_first_step_mb=after_first / 2**20,
                transient_mb=(steady_peak - after_first) / 2**20,
-               tf_baseline_mb=tf_baseline / 2**20, tf_peak_mb=tf_peak / 2**20,
-               tf_first_step_peak_mb=tf_first_peak / 2**20,
-               tf_step_mb=(tf_peak - tf_baseline) / 2**20,
+               **tf_statistics(args.cpu_allocator, tf_baseline, tf_peak, tf_first_peak),
                trace_s=trace_s, first_step_s=first_step_s, median_step_s=statistics.median(times),
                step_times_s=times, first_loss=first_loss, losses=losses,
                loadavg_1min=os.getloadavg()[0], source_md5=source_md5())
     print("RESULT " + json.dumps(out), flush=True)
 
 
+def default_cpu_allocator():
+    """The tools' default `--cpu_allocator` (defining the flags imports no TensorFlow)."""
+    from t2t_videoflow import cli
+    return cli.FLAGS["cpu_allocator"].default
+
+
+def tf_statistics(cpu_allocator, baseline, peak, first_peak):
+    """TF's tensor-byte columns in MB; None under the system allocator, which keeps
+    no statistics (`get_memory_info` reads 0)."""
+    if cpu_allocator != "bfc":
+        return dict(tf_baseline_mb=None, tf_peak_mb=None, tf_first_step_peak_mb=None,
+                    tf_step_mb=None)
+    return dict(tf_baseline_mb=baseline / 2**20, tf_peak_mb=peak / 2**20,
+                tf_first_step_peak_mb=first_peak / 2**20,
+                tf_step_mb=(peak - baseline) / 2**20)
+
+
 def run_config(depth, recompute, frames, repeats, unit, gen_mode, batch=1, loop=False,
-               graph_optimizer=True, hparams=""):
+               graph_optimizer=True, hparams="", cpu_allocator="bfc"):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", f"--depth={depth}",
            f"--loop={int(loop)}", f"--graph_optimizer={int(graph_optimizer)}",
-           f"--hparams={hparams}",
+           f"--hparams={hparams}", f"--cpu_allocator={cpu_allocator}",
            f"--recompute={int(recompute)}", f"--frames={frames}", f"--repeats={repeats}",
            f"--unit={unit}", f"--gen_mode={gen_mode}", f"--batch={batch}"]
     load_before = os.getloadavg()[0]
@@ -249,6 +270,10 @@ def main():
                         help="0: grappler off, as the trainer's --nograph_optimizer")
     parser.add_argument("--loop", type=int, default=0,
                         help="1: loop_flow_steps=True (module docstring)")
+    parser.add_argument("--cpu_allocator", default=default_cpu_allocator(),
+                        choices=["system", "bfc"],
+                        help="the tools' --cpu_allocator (default: theirs); TF's tensor "
+                             "statistics (tf_* columns) exist only under bfc")
     parser.add_argument("--append", action="store_true",
                         help="add to the results already in --out")
     parser.add_argument("--out", default=RESULTS)
@@ -264,16 +289,17 @@ def main():
         results = old["results"]
         commands = old.get("commands", [old.get("command")])
         settings = {(r.get("loop", False), r.get("graph_optimizer", True),
-                     r.get("hparams", "")) for r in results}
-        if settings - {(bool(args.loop), bool(args.graph_optimizer), args.hparams)}:
+                     r.get("hparams", ""), r.get("cpu_allocator", "bfc")) for r in results}
+        if settings - {(bool(args.loop), bool(args.graph_optimizer), args.hparams,
+                        args.cpu_allocator)}:
             parser.error(f"{args.out} holds runs with other --loop/--graph_optimizer/"
-                         "--hparams settings; write these to another --out")
+                         "--hparams/--cpu_allocator settings; write these to another --out")
     commands.append("python " + " ".join(sys.argv))
 
     def run(depth, recompute, frames=4, unit="level", gen_mode="conditional", batch=1):
         repeats = args.deep_repeats if depth >= 16 else args.repeats
         r = run_config(depth, recompute, frames, repeats, unit, gen_mode, batch,
-                       args.loop, args.graph_optimizer, args.hparams)
+                       args.loop, args.graph_optimizer, args.hparams, args.cpu_allocator)
         results.append(r)
         print(f"{gen_mode} batch {batch} depth {depth:2d} recompute {str(recompute):5s} unit {unit:5s} "
               f"frames {frames:2d}: baseline {r['baseline_mb']:7.0f} MB  steady peak "
@@ -310,7 +336,7 @@ def write(out, results, commands, show=False):
         latest[(*_key(r), r["recompute"])] = r
 
     def mb(r, key):
-        return f"{r[key]:.0f}" if key in r else "-"
+        return f"{r[key]:.0f}" if r.get(key) is not None else "-"
 
     summary = {}
     log("\n| model | batch | depth | plain peak RSS MB | recompute peak RSS MB | ratio | "
@@ -324,7 +350,7 @@ def write(out, results, commands, show=False):
         row = dict(
             peak_ratio=rec["steady_peak_mb"] / plain["steady_peak_mb"],
             time_overhead=rec["median_step_s"] / plain["median_step_s"] - 1.0)
-        if "tf_step_mb" in rec and "tf_step_mb" in plain:
+        if rec.get("tf_step_mb") is not None and plain.get("tf_step_mb") is not None:
             row["tf_step_ratio"] = rec["tf_step_mb"] / plain["tf_step_mb"]
         summary[f"{gen_mode}/batch{batch}/depth{depth}"] = row
         tf_ratio = f"{row['tf_step_ratio']:.2f}" if "tf_step_ratio" in row else "-"
@@ -345,7 +371,8 @@ def write(out, results, commands, show=False):
                                 r["depth"], 4, "level", False))
             fits = "-" if plain is None else str(
                 r["steady_peak_mb"] <= plain["steady_peak_mb"])
-            fits_tf = "-" if plain is None or "tf_peak_mb" not in plain else str(
+            fits_tf = "-" if plain is None or None in (
+                plain.get("tf_peak_mb"), r.get("tf_peak_mb")) else str(
                 r["tf_peak_mb"] <= plain["tf_peak_mb"])
             log(f"| {r.get('gen_mode', 'conditional')} | {r['depth']} | {r['unit']} | "
                 f"{r['frames']} | {r['steady_peak_mb']:.0f} | {mb(r, 'tf_peak_mb')} | "

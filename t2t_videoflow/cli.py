@@ -11,7 +11,8 @@ stages, so that a wrong command line fails in well under a second:
      (oneDNN notice, "Could not find cuda drivers", the CUDA `cuInit` failure on
      machines without a GPU, CPU feature guard) kept off the terminal unless the user
      asked for them (`--tf_cpp_log`, or `TF_CPP_MIN_LOG_LEVEL` set in the
-     environment, which leaves TensorFlow's own logging as it is).
+     environment, which leaves TensorFlow's own logging as it is), and with the CPU
+     allocator chosen by `--cpu_allocator` (`use_cpu_allocator`).
   3. The tool's body, under `errors.run_cli` (user errors as one line).
 
 The tool modules import TensorFlow and the model code lazily (`lazy_import`), so
@@ -25,6 +26,7 @@ given on the command line.
 """
 
 import contextlib
+import ctypes
 import importlib
 import math
 import os
@@ -98,6 +100,41 @@ def _stderr_silenced():
         os.close(null)
 
 
+CPU_ALLOCATORS = ("bfc", "system")
+# glibc's mallopt parameter for the number of malloc arenas (malloc.h: M_ARENA_MAX).
+_M_ARENA_MAX = -8
+
+
+def use_cpu_allocator(kind):
+    """Chooses where TensorFlow's CPU tensors live; call before TensorFlow is imported.
+
+    "bfc" (the default, TensorFlow's): a pool (oneDNN's allocator over a
+    best-fit-with-coalescing arena) that keeps every page it has ever handed out, so
+    the process holds the step's worst fragmentation for good. "system": every
+    tensor from `malloc` (`TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1`, unless the variable is
+    already set), with glibc held to 2 malloc arenas (its default, 8 per core, keeps
+    freed memory scattered over thread arenas): freed tensors go back to the system,
+    so the process holds about what is alive, for a few percent of step time (the
+    page faults of fresh memory). README, memory section: the paper model's
+    recomputing training step, measured both ways. TensorFlow's per-device memory
+    statistics (`tf.config.experimental.get_memory_info`) read 0 under "system".
+
+    Raises:
+      ValueError: unknown `kind`.
+    """
+    if kind not in CPU_ALLOCATORS:
+        raise ValueError(f"Unknown CPU allocator {kind!r}; expected one of "
+                         f"{CPU_ALLOCATORS}.")
+    if kind != "system":
+        return
+    os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to limit
+        return
+    libc.mallopt(_M_ARENA_MAX, 2)
+
+
 def import_tensorflow(show_log=False):
     """Imports TensorFlow, by default without its C++ start-up log lines.
 
@@ -127,6 +164,11 @@ def import_tensorflow(show_log=False):
 define("boolean", "tf_cpp_log", False, "Show TensorFlow's C++ start-up log lines "
        "(oneDNN, CUDA, CPU features); also shown when TF_CPP_MIN_LOG_LEVEL is set in "
        "the environment.")
+define("enum", "cpu_allocator", "bfc", "Where TensorFlow's CPU tensors live: 'bfc' "
+       "(TensorFlow's pool, which keeps every page it has used; the fastest) or "
+       "'system' (malloc with 2 glibc arenas: freed tensors go back to the system, so "
+       "the process holds less, at a few percent of step time; for memory-bound runs, "
+       "e.g. with memory_efficient_backprop).", enum_values=list(CPU_ALLOCATORS))
 
 
 class Tool:
@@ -204,9 +246,12 @@ class Tool:
             lines.append(f"  --{name}{required}")
             lines += textwrap.wrap(spec["help"] + shown, width=84,
                                    initial_indent="      ", subsequent_indent="      ")
-        lines.append("  --tf_cpp_log")
-        lines += textwrap.wrap(FLAGS["tf_cpp_log"].help, width=84,
-                               initial_indent="      ", subsequent_indent="      ")
+        for name in ("tf_cpp_log", "cpu_allocator"):
+            lines.append(f"  --{name}")
+            default = FLAGS[name].default
+            shown = f" (default: {default!r})" if isinstance(default, str) else ""
+            lines += textwrap.wrap(FLAGS[name].help + shown, width=84,
+                                   initial_indent="      ", subsequent_indent="      ")
         lines += ["", "Also --flagfile=FILE; --helpfull lists every absl flag."]
         return "\n".join(lines)
 
@@ -231,6 +276,8 @@ class Tool:
                 precheck()
         except UsageError as e:
             return self.error(e)
+        if "tensorflow" not in sys.modules:
+            use_cpu_allocator(FLAGS.cpu_allocator)
         import_tensorflow(show_log=FLAGS.tf_cpp_log)
         if runner is None:
             runner = importlib.import_module("t2t_videoflow.errors").run_cli

@@ -190,3 +190,33 @@ def test_run_dir_layout_module_does_not_import_the_model():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     assert out.strip() == "False False"
+
+
+ALLOCATOR_PROBE = (
+    "import sys; from t2t_videoflow import cli; cli.use_cpu_allocator(sys.argv[1]); "
+    "import tensorflow as tf; x = tf.ones([256, 256]); y = x @ x; "
+    "print(tf.config.experimental.get_memory_info('CPU:0')['peak'])")
+
+
+@pytest.mark.parametrize("kind,preset,pooled", [
+    ("bfc", None, True), ("system", None, False), ("system", "0", True)])
+def test_cpu_allocator_chooses_where_tensors_live(kind, preset, pooled):
+    """`--cpu_allocator` (every tool; applied before TensorFlow is imported): "system"
+    takes tensors from malloc, so TF's pool statistics stay at 0, "bfc" is TF's pool.
+    A TF_ONEDNN_USE_SYSTEM_ALLOCATOR already in the environment wins."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"}
+    if preset is not None:
+        env["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] = preset
+    out = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE, kind], env=env,
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    assert (int(out.split()[-1]) > 0) == pooled
+
+
+def test_cpu_allocator_flag_is_listed_and_checked():
+    with pytest.raises(ValueError, match="Unknown CPU allocator 'pool'"):
+        cli.use_cpu_allocator("pool")
+    result, _ = console("trainer", "--help")
+    assert result.returncode == 0 and "--cpu_allocator" in result.stdout
+    assert "(default: 'bfc')" in result.stdout.split("--cpu_allocator")[1]
+    bad, _ = console("trainer", "--cpu_allocator=pool", "--data_dir=D", "--output_dir=O")
+    assert bad.returncode == 1 and "cpu_allocator" in bad.stderr

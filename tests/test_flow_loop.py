@@ -105,15 +105,20 @@ def conv_ops(flow):
     return sum(op.type == "Conv2D" for op in ops)
 
 
-def gradient_conv_ops(flow):
-    """Conv ops (forward and backward kinds) in the traced gradient of the encoder,
-    counting those inside (nested) while-loop functions."""
+def encoder_gradient_graph(flow):
+    """The traced graph of the encoder's log-det gradient w.r.t. the flow's weights."""
     def grads(x):
         with tf.GradientTape() as tape:
             log_det = tf.reduce_sum(flow.encode(x).log_det)
         return tape.gradient(log_det, flow.trainable_variables)
-    graph = tf.function(grads, autograph=False).get_concrete_function(
+    return tf.function(grads, autograph=False).get_concrete_function(
         tf.TensorSpec([2, 8, 8, 3])).graph
+
+
+def gradient_conv_ops(flow):
+    """Conv ops (forward and backward kinds) in the traced gradient of the encoder,
+    counting those inside (nested) while-loop functions."""
+    graph = encoder_gradient_graph(flow)
     pending, ops = [graph], []
     while pending:
         g = pending.pop()
@@ -142,14 +147,7 @@ def test_looped_recomputation_reads_each_weight_once_per_pass():
     These per-variable ops are most of the paper model's graph (issue 14)."""
     flow = MultiScaleFlow((8, 8, 3), n_levels=2, depth=3, coupling_width=8, seed=0,
                           loop_steps=True, memory_efficient_backprop=True)
-
-    def grads(x):
-        with tf.GradientTape() as tape:
-            log_det = tf.reduce_sum(flow.encode(x).log_det)
-        return tape.gradient(log_det, flow.trainable_variables)
-    graph = tf.function(grads, autograph=False).get_concrete_function(
-        tf.TensorSpec([2, 8, 8, 3])).graph
-    ops = graph.get_operations()
+    ops = encoder_gradient_graph(flow).get_operations()
     float_variables = [v for v in flow.variables if v.dtype.is_floating]  # no flags
     assert sum(op.type == "ReadVariableOp" for op in ops) == 2 * len(float_variables)
     # The custom gradient's own identity: y, log_det, x and one stack per step weight.

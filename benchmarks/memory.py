@@ -206,10 +206,10 @@ def worker(args):
     print("RESULT " + json.dumps(out), flush=True)
 
 
-def default_cpu_allocator():
-    """The tools' default `--cpu_allocator` (defining the flags imports no TensorFlow)."""
+def cpu_allocator_choices():
+    """The tools' `--cpu_allocator` values and default (no TensorFlow imported)."""
     from t2t_videoflow import cli
-    return cli.FLAGS["cpu_allocator"].default
+    return list(cli.CPU_ALLOCATORS), cli.FLAGS["cpu_allocator"].default
 
 
 def tf_statistics(cpu_allocator, baseline, peak, first_peak):
@@ -270,8 +270,8 @@ def main():
                         help="0: grappler off, as the trainer's --nograph_optimizer")
     parser.add_argument("--loop", type=int, default=0,
                         help="1: loop_flow_steps=True (module docstring)")
-    parser.add_argument("--cpu_allocator", default=default_cpu_allocator(),
-                        choices=["system", "bfc"],
+    allocators, default_allocator = cpu_allocator_choices()
+    parser.add_argument("--cpu_allocator", default=default_allocator, choices=allocators,
                         help="the tools' --cpu_allocator (default: theirs); TF's tensor "
                              "statistics (tf_* columns) exist only under bfc")
     parser.add_argument("--append", action="store_true",

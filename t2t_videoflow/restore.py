@@ -9,7 +9,7 @@ weights (hparam `weight_ema_decay > 0`), the model gets the averages unless
 
 import tensorflow as tf
 
-from t2t_videoflow import run_dir, weight_ema
+from t2t_videoflow import checkpoint_compat, run_dir, weight_ema
 from t2t_videoflow.errors import RunDirError
 from t2t_videoflow.model import build_model
 
@@ -37,16 +37,15 @@ def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=Non
     path = run_dir.resolve_checkpoint(output_dir, checkpoint_path)
     frame_shape = (hparams.frame_height, hparams.frame_width, hparams.frame_channels)
     model = build_model(hparams, frame_shape)
-    status = tf.train.Checkpoint(model=model).read(path).expect_partial()
     try:
-        status.assert_existing_objects_matched()
+        checkpoint_compat.restore(path, model, read=True, partial=True)
     except AssertionError as e:
         raise RunDirError(f"Checkpoint {path!r} does not fit the model built from the "
                           f"run's hparams: {str(e).splitlines()[0]}") from e
     info = dict(info, weights="trained")
     if use_ema and weight_ema.has_averages(path):
         try:
-            weight_ema.read_averages(model.trainable_variables, path)
+            weight_ema.read_averages(model.trainable_variables, path, model)
         except ValueError as e:
             raise RunDirError(str(e)) from e
         info["weights"] = "ema"

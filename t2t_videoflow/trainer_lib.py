@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from t2t_videoflow import distribute, run_dir, weight_ema
+from t2t_videoflow import checkpoint_compat, distribute, run_dir, weight_ema
 from t2t_videoflow.model import RNG_ALG, build_model
 from t2t_videoflow.schedules import T2TSchedule
 from t2t_videoflow.errors import DataError, HParamsError, TrainingError, UsageError
@@ -270,6 +270,20 @@ class Trainer:
             max_to_keep=self.config.keep_checkpoint_max,
             checkpoint_name=run_dir.CHECKPOINT_NAME)
 
+    def _restore(self, path, with_data):
+        """Restores the model, the optimizer, the weight averages and (`with_data`) the
+        input position from `path`, asserting that each was in it; checkpoints of the
+        per-time-step actnorm layout read too (`checkpoint_compat.py`)."""
+        nodes = {"optimizer": self.optimizer}
+        averages = None
+        if self.ema is not None:
+            nodes[weight_ema.CHECKPOINT_NODE] = self.ema.averages
+            averages = (weight_ema.CHECKPOINT_NODE, self.ema.averages)
+        if with_data and self.train_iterator is not None:
+            nodes["data"] = self.train_iterator
+        checkpoint_compat.restore(path, self.model, nodes, optimizer=self.optimizer,
+                                  averages=averages)
+
     def restore_or_initialize(self):
         """Restores the newest checkpoint of the run, or runs data-dependent init.
 
@@ -281,7 +295,7 @@ class Trainer:
             # A model-only checkpoint (t2t-videoflow-import): fine-tune its weights with
             # fresh Adam moments from the step in its name. Its actnorms are marked
             # initialised, and DDI is not run either way.
-            tf.train.Checkpoint(model=self.model).read(latest).assert_existing_objects_matched()
+            checkpoint_compat.restore(latest, self.model, read=True)
             self.optimizer.iterations.assign(run_dir.checkpoint_step(latest) or 0)
             if self.ema is not None:
                 self.ema.reset()
@@ -294,10 +308,7 @@ class Trainer:
         if latest and self.num_workers == 1 and not run_dir.checkpoint_has_node(latest, "data"):
             # Written by several workers, which save no input position: continue on
             # this one worker with the pipeline restarted at the step (as they do).
-            nodes = {"model": self.model, "optimizer": self.optimizer}
-            if self.ema is not None:
-                nodes[weight_ema.CHECKPOINT_NODE] = self.ema.averages
-            tf.train.Checkpoint(**nodes).restore(latest).assert_existing_objects_matched()
+            self._restore(latest, with_data=False)
             self.restored_from = latest
             self._track(self._make_train_iterator(seed_offset=self.step))
             self.log(f"Restored {latest} (step {self.step}), written by several workers: "
@@ -305,7 +316,7 @@ class Trainer:
                      "seed offset by the step; data-dependent init is not repeated.")
             return self.step
         if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            self._restore(latest, with_data=True)
             self.restored_from = latest
             if self.train_iterator is None:
                 self.train_iterator = self._make_train_iterator(seed_offset=self.step)
@@ -638,11 +649,11 @@ class Trainer:
     def _read_weights(self, path):
         """The model weights of a checkpoint and, when the run keeps a moving average,
         its averages (a checkpoint without them: the averages := the weights)."""
-        tf.train.Checkpoint(model=self.model).read(path).expect_partial()
+        checkpoint_compat.restore(path, self.model, read=True, partial=True)
         if self.ema is None:
             return
         if weight_ema.has_averages(path):
-            weight_ema.read_averages(self.ema.averages, path)
+            weight_ema.read_averages(self.ema.averages, path, self.model)
         else:
             self.ema.reset()
 

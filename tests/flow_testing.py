@@ -1,5 +1,6 @@
 """Helpers shared by the flow tests: oracle loading, perturbation, brute-force Jacobians."""
 
+import collections
 import os
 
 import numpy as np
@@ -60,3 +61,28 @@ def brute_force_flow_log_det(flow, x):
         return [*enc.latents, enc.top]
 
     return brute_force_log_det(to_latents, x)
+
+
+def assert_t2t_names_cover(variables, targets):
+    """Each of `variables` is named exactly once by `targets` (`t2t_variables()`): as a
+    whole, or, when stacked, every entry of its stacking axis by its own T2T name."""
+    from t2t_videoflow.layers.stacked_slice import StackedSlice
+    from t2t_videoflow.layers.variable_binding import variable_key
+
+    named = collections.Counter()
+    stack_sizes = {}
+    for target in targets.values():
+        if isinstance(target, StackedSlice):
+            key = variable_key(target.variable)
+            named[(key, target.index)] += 1
+            stack_sizes[key] = int(target.variable.shape[target.axis])
+        else:
+            named[(variable_key(target), None)] += 1
+    expected = collections.Counter()
+    for variable in variables:
+        key = variable_key(variable)
+        if key in stack_sizes:
+            expected.update((key, t) for t in range(stack_sizes[key]))
+        else:
+            expected[(key, None)] += 1
+    assert named == expected, (named - expected, expected - named)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from flow_testing import assert_t2t_names_cover
 from t2t_videoflow.layers.conv3d import (
     ActNorm3D, ConvActNorm3D, ConvStack3D, ZeroConv3D, default_kernel_size, time_pad)
 
@@ -87,12 +88,14 @@ def test_actnorm3d_ddi_per_time_step():
     y = layer(tf.constant(x), init=True).numpy()
     np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0.0, atol=1e-3)
     np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1.0, atol=1e-3)
-    assert len(layer.trainable_variables) == 2 * 4
+    # Stored stacked: one [1, T, 1, 1, C] variable per kind, not one per time step.
+    assert [tuple(v.shape) for v in layer.trainable_variables] == [(1, 4, 1, 1, 3)] * 2
     names = layer.t2t_variables()
     assert sorted(names) == sorted(
         [f"actnorm_{t}/actnorm_{t}_center/b" for t in range(4)]
         + [f"actnorm_{t}/actnorm_{t}_scale/logs" for t in range(4)])
     assert all(tuple(v.shape) == (1, 1, 1, 3) for v in names.values())
+    assert_t2t_names_cover(layer.trainable_variables, names)
     # The stored values are T2T's: b = -mean, logs = ln(1/(std + 1e-6)) / 3.
     np.testing.assert_allclose(names["actnorm_2/actnorm_2_center/b"].numpy().ravel(),
                                -x[:, 2].mean(axis=(0, 1, 2)), rtol=1e-5)
@@ -166,7 +169,7 @@ def test_conv_stack3d_zero_at_init_and_names(activation):
     for layer in second:
         expected[f"conv_block/{layer}/W"] = (1, 1, 1, 8, 8)
     assert {k: tuple(v.shape) for k, v in names.items()} == expected
-    assert len(stack.trainable_variables) == len(expected)
+    assert_t2t_names_cover(stack.trainable_variables, names)
 
 
 @pytest.mark.parametrize("dilation", [1, 2])

@@ -9,7 +9,8 @@ used by the `conv3d_net` temporal prior (`prior/temporal_network.py`):
     0 (1 at every padded position, whole padded time frames included). The conv
     that follows is VALID, so the output keeps `[T, H, W]`, and output time `t`
     sees only inputs at times `<= t`.
-  * `ActNorm3D`: one actnorm per time index (`2 * C * T` parameters).
+  * `ActNorm3D`: one actnorm per time index (`2 * C * T` parameters, stacked in two
+    variables).
   * `ConvActNorm3D`, `ZeroConv3D`: T2T's `conv` on 5-D inputs with and without
     actnorm.
   * `ConvStack3D`: T2T's `conv_stack` on 5-D inputs.
@@ -30,6 +31,7 @@ import tensorflow as tf
 from t2t_videoflow.layers.conv import KERNEL_STDDEV, LOGSCALE_FACTOR, actnorm_statistics
 from t2t_videoflow.layers.coupling_network import ACTIVATIONS, ConvStack
 from t2t_videoflow.layers.keras_tracking import deferrable_initializer
+from t2t_videoflow.layers.stacked_slice import StackedSlice
 from t2t_videoflow.layers.variable_binding import read
 
 
@@ -100,9 +102,17 @@ def _static_num_steps(input_shape, layer_name):
 class ActNorm3D(keras.layers.Layer):
     """Per-time-step actnorm (T2T `actnorm_3d`): `y[:, t] = (x[:, t] + b_t) * exp(3 s_t)`.
 
-    Input and output: `[B, T, H, W, C]`; `T` must be static. Each time index `t` owns
-    its parameters `b_t`, `s_t` of shape `[1, 1, 1, C]` (`2 * C * T` in total). With
-    `init=True` the parameters of step `t` are first set from the statistics of
+    Input and output: `[B, T, H, W, C]`; `T` must be static. Each time index `t` has
+    its own parameters `b_t`, `s_t` (`2 * C * T` in total), stored stacked as two
+    variables `bias` and `logs` of shape `[1, T, 1, 1, C]` (T2T keeps T pairs of
+    `[1, 1, 1, C]` variables; `t2t_variables()` names each entry as T2T does, through
+    `StackedSlice`). One variable per stack instead of one per time step: the paper
+    model's prior had 720 of these, a third of all its variables, and every variable
+    costs optimizer slots, checkpoint entries and graph plumbing at start-up (README,
+    start-up). Checkpoints of the per-time-step layout still restore
+    (`checkpoint_compat.py`).
+
+    With `init=True` the parameters of step `t` are first set from the statistics of
     `x[:, t]` over batch and space, unless the layer was already initialised: as for
     the 2-D `ActNorm`, a non-trainable `initialized` flag is saved with the weights, so
     data-dependent init happens once and never after a restore or a T2T import. No
@@ -116,22 +126,18 @@ class ActNorm3D(keras.layers.Layer):
 
     def build(self, input_shape):
         self.num_steps = _static_num_steps(input_shape, "ActNorm3D")
-        channels = int(input_shape[-1])
-        self.biases, self.logscales = [], []
-        for t in range(self.num_steps):
-            self.biases.append(self.add_weight(
-                name=f"bias_{t}", shape=(1, 1, 1, channels), initializer="zeros"))
-            self.logscales.append(self.add_weight(
-                name=f"logs_{t}", shape=(1, 1, 1, channels), initializer="zeros"))
+        shape = (1, self.num_steps, 1, 1, int(input_shape[-1]))
+        self.bias = self.add_weight(name="bias", shape=shape, initializer="zeros")
+        self.logs = self.add_weight(name="logs", shape=shape, initializer="zeros")
         self.initialized = self.add_weight(
             name="initialized", shape=(), dtype="bool", initializer="zeros",
             trainable=False)
 
     def _initialize(self, x):
+        # Reduced over batch and space, kept as size 1: [1, T, 1, 1, C], the stacks' shape.
         bias, logs = actnorm_statistics(x, [0, 2, 3], self.logscale_factor)
-        for t in range(self.num_steps):
-            self.biases[t].assign(tf.reshape(bias[:, t], self.biases[t].shape))
-            self.logscales[t].assign(tf.reshape(logs[:, t], self.logscales[t].shape))
+        self.bias.assign(bias)
+        self.logs.assign(logs)
         self.initialized.assign(True)
         return tf.constant(True)
 
@@ -142,20 +148,16 @@ class ActNorm3D(keras.layers.Layer):
         if init:
             tf.cond(self.initialized.value, lambda: tf.constant(False),
                     lambda: self._initialize(x))
-        # T x [1, 1, 1, C] -> [1, T, 1, 1, C], broadcast over [B, T, H, W, C]. Stacked on
-        # axis 1 as they are: no reshapes, and the gradient is one unstack (the prior's
-        # graph had about 4,000 reshapes and their shape constants from these lines).
-        bias = tf.stack([read(b) for b in self.biases], axis=1)
-        logs = tf.stack([read(s) for s in self.logscales], axis=1)
-        return ((x + tf.cast(bias, x.dtype))
-                * tf.cast(tf.exp(logs * self.logscale_factor), x.dtype))
+        # [1, T, 1, 1, C] broadcasts over [B, T, H, W, C].
+        return ((x + tf.cast(read(self.bias), x.dtype))
+                * tf.cast(tf.exp(read(self.logs) * self.logscale_factor), x.dtype))
 
     def t2t_variables(self):
-        """T2T names (relative to the `actnorm` scope) -> variables."""
+        """T2T names (relative to the `actnorm` scope) -> entries of the stacks."""
         out = {}
         for t in range(self.num_steps):
-            out[f"actnorm_{t}/actnorm_{t}_center/b"] = self.biases[t]
-            out[f"actnorm_{t}/actnorm_{t}_scale/logs"] = self.logscales[t]
+            out[f"actnorm_{t}/actnorm_{t}_center/b"] = StackedSlice(self.bias, t, axis=1)
+            out[f"actnorm_{t}/actnorm_{t}_scale/logs"] = StackedSlice(self.logs, t, axis=1)
         return out
 
     def get_config(self):

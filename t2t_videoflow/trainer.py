@@ -17,6 +17,8 @@ with other hparams, a diverged loss) print one `t2t-videoflow-trainer: error: ..
 and exit with status 1.
 """
 
+import json
+import os
 import sys
 import time
 
@@ -147,7 +149,45 @@ def main(argv):
         except RuntimeError as e:
             raise UsageError(str(e)) from e
         return _run(strategy)
-    return TOOL.main(argv, body, precheck=_check_hparams_early)
+    return TOOL.main(argv, body, precheck=_check_hparams_early,
+                     auto_allocator=_auto_allocator)
+
+
+def _auto_allocator():
+    return auto_allocator_for(FLAGS.hparams_set, FLAGS.hparams, FLAGS.t2t_usr_dir,
+                              FLAGS.output_dir)
+
+
+def auto_allocator_for(hparams_set, overrides, usr_dir, output_dir):
+    """`--cpu_allocator=auto`: `cli.auto_cpu_allocator` of the hparams this command
+    will train with (`hparams_set`, else the set recorded in `output_dir`, plus
+    `overrides`), resolved before TensorFlow loads. "bfc" where that needs TensorFlow
+    or a user dir (a set registered by --t2t_usr_dir, a run dir on a remote file
+    system) or fails (the error is reported later, where it always is)."""
+    if not hparams_set:
+        info = _local_run_info(output_dir)
+        hparams_set, usr_dir = info.get("hparams_set"), usr_dir or info.get("t2t_usr_dir")
+    if not hparams_set or usr_dir:
+        return "bfc"
+    try:
+        hparams = registry.create_hparams(hparams_set, overrides or "")
+    except (ValueError, registry.UnknownNameError):
+        return "bfc"
+    return cli.auto_cpu_allocator(bool(hparams.get("memory_efficient_backprop", False)))
+
+
+def _local_run_info(output_dir):
+    """`run.json` of a run in a local `output_dir` (read without TensorFlow); {} if
+    there is none or it is not readable that way."""
+    path = os.path.join(output_dir or "", "run.json")   # run_dir.RUN_INFO_FILE
+    if "://" in path or not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def _check_hparams_early():
@@ -227,6 +267,9 @@ def _run(strategy):
     _say(f"{NAME}: problem {problem.name}, hparams set {hparams_set}, "
          f"{distribute.strategy_name(strategy)} with "
          f"{strategy.num_replicas_in_sync} replica(s); output in {FLAGS.output_dir}")
+    if TOOL.cpu_allocator is not None:
+        _say(f"{NAME}: CPU allocator {TOOL.cpu_allocator} (--cpu_allocator="
+             f"{FLAGS.cpu_allocator})")
 
     config = trainer_lib.TrainConfig(
         output_dir=FLAGS.output_dir, data_dir=FLAGS.data_dir,

@@ -213,10 +213,43 @@ def test_cpu_allocator_chooses_where_tensors_live(kind, preset, pooled):
 
 
 def test_cpu_allocator_flag_is_listed_and_checked():
-    with pytest.raises(ValueError, match="Unknown CPU allocator 'pool'"):
-        cli.use_cpu_allocator("pool")
+    for kind in ("pool", "auto"):   # "auto" is resolved by the tool, never applied
+        with pytest.raises(ValueError, match=f"Unknown CPU allocator '{kind}'"):
+            cli.use_cpu_allocator(kind)
     result, _ = console("trainer", "--help")
     assert result.returncode == 0 and "--cpu_allocator" in result.stdout
-    assert "(default: 'bfc')" in result.stdout.split("--cpu_allocator")[1]
+    assert "(default: 'auto')" in result.stdout.split("--cpu_allocator")[1]
     bad, _ = console("trainer", "--cpu_allocator=pool", "--data_dir=D", "--output_dir=O")
     assert bad.returncode == 1 and "cpu_allocator" in bad.stderr
+
+
+def test_auto_cpu_allocator_follows_the_runs_memory_efficient_backprop(tmp_path):
+    """--cpu_allocator=auto (the default): "system" for a training run with
+    memory_efficient_backprop, from --hparams_set + --hparams or, without
+    --hparams_set, from the set recorded in --output_dir; "bfc" otherwise and where
+    the set cannot be known before TensorFlow loads (a user dir, an unknown name)."""
+    from t2t_videoflow.trainer import auto_allocator_for
+
+    on = "memory_efficient_backprop=true"
+    assert auto_allocator_for("videoflow_tiny", on, None, None) == "system"
+    assert auto_allocator_for("videoflow_tiny", "", None, None) == "bfc"
+    assert auto_allocator_for("videoflow_tiny", on, "/some/usr_dir", None) == "bfc"
+    assert auto_allocator_for("no_such_set", on, None, None) == "bfc"
+    assert auto_allocator_for("videoflow_tiny", "no_such_hparam=1", None, None) == "bfc"
+    assert auto_allocator_for(None, on, None, str(tmp_path)) == "bfc"   # no run yet
+    (tmp_path / "run.json").write_text('{"hparams_set": "videoflow_tiny"}')
+    assert auto_allocator_for(None, on, None, str(tmp_path)) == "system"
+    assert auto_allocator_for(None, "", None, str(tmp_path)) == "bfc"
+    (tmp_path / "run.json").write_text("not json")
+    assert auto_allocator_for(None, on, None, str(tmp_path)) == "bfc"
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    ("memory_efficient_backprop=true", "system"), ("", "bfc")])
+def test_trainer_reports_its_cpu_allocator(tmp_path, overrides, expected):
+    result, _ = console("trainer", "--problem=stochastic_shapes_16",
+                        "--hparams_set=videoflow_tiny", f"--hparams={overrides}",
+                        f"--data_dir={tmp_path / 'no_data'}",
+                        f"--output_dir={tmp_path / 'run'}", "--schedule=train")
+    assert f"CPU allocator {expected} (--cpu_allocator=auto)" in result.stdout, (
+        result.stdout + result.stderr)

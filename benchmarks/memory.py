@@ -39,7 +39,9 @@ Options that act on memory:
   --cpu_allocator the tools' `--cpu_allocator` (default: theirs). "bfc", TF's pool,
                   keeps every page a step has used; "system" (malloc, 2 glibc arenas)
                   gives freed tensors back, and keeps no statistics: the tf_* fields are
-                  None. Results before 2026-12-06's `cpu_allocator` field are "bfc".
+                  None; "auto" is the trainer's choice (system with recomputation).
+                  Results before 2026-12-06's `cpu_allocator` field are "bfc"; the
+                  `cpu_allocator_flag` field (the flag as given) came later.
 
 The saved memory is then spent on a longer training window: depth 24 with
 recomputation at `--windows` frames (3 context + N-3 targets, all N frames encoded).
@@ -117,7 +119,10 @@ def source_md5():
 def worker(args):
     """One configuration in this process; prints one JSON line."""
     from t2t_videoflow import cli
-    cli.use_cpu_allocator(args.cpu_allocator)  # before TensorFlow, as the tools do
+    allocator = args.cpu_allocator
+    if allocator == "auto":   # the trainer's choice for this run
+        allocator = cli.auto_cpu_allocator(bool(args.recompute))
+    cli.use_cpu_allocator(allocator)  # before TensorFlow, as the tools do
     import numpy as np
     import tensorflow as tf
     import tf_keras
@@ -127,6 +132,7 @@ def worker(args):
 
     from t2t_videoflow import registry
     from t2t_videoflow.model import build_model
+    from t2t_videoflow.trainer_lib import create_adam_slots
 
     hp = registry.create_hparams("videoflow_bpp", args.hparams)
     hp.depth = args.depth
@@ -149,7 +155,7 @@ def worker(args):
         epsilon=hp.optimizer_adam_epsilon)
     variables = list(model.trainable_variables)
     model.data_init(video, seed=(0, 1))
-    optimizer._create_all_weights(variables)  # pylint: disable=protected-access
+    create_adam_slots(optimizer, variables)
 
     @tf.function
     def train_step(video, step):
@@ -187,7 +193,8 @@ def worker(args):
     out = dict(depth=args.depth, recompute=bool(args.recompute), unit=args.unit,
                loop=bool(args.loop), graph_optimizer=bool(args.graph_optimizer),
                hparams=args.hparams,
-               optimizer="fused", cpu_allocator=args.cpu_allocator,
+               optimizer="fused", cpu_allocator=allocator,
+               cpu_allocator_flag=args.cpu_allocator,
                start_to_first_step_s=first_step_done - START,
                process_peak_mb=max(first_peak, steady_peak) / 2**20,
                gen_mode=args.gen_mode, batch=args.batch,
@@ -199,7 +206,7 @@ def worker(args):
                after_trace_mb=after_trace / 2**20,
                after_first_step_mb=after_first / 2**20,
                transient_mb=(steady_peak - after_first) / 2**20,
-               **tf_statistics(args.cpu_allocator, tf_baseline, tf_peak, tf_first_peak),
+               **tf_statistics(allocator, tf_baseline, tf_peak, tf_first_peak),
                trace_s=trace_s, first_step_s=first_step_s, median_step_s=statistics.median(times),
                step_times_s=times, first_loss=first_loss, losses=losses,
                loadavg_1min=os.getloadavg()[0], source_md5=source_md5())
@@ -289,7 +296,9 @@ def main():
         results = old["results"]
         commands = old.get("commands", [old.get("command")])
         settings = {(r.get("loop", False), r.get("graph_optimizer", True),
-                     r.get("hparams", ""), r.get("cpu_allocator", "bfc")) for r in results}
+                     r.get("hparams", ""),
+                     r.get("cpu_allocator_flag", r.get("cpu_allocator", "bfc")))
+                    for r in results}
         if settings - {(bool(args.loop), bool(args.graph_optimizer), args.hparams,
                         args.cpu_allocator)}:
             parser.error(f"{args.out} holds runs with other --loop/--graph_optimizer/"

@@ -43,6 +43,7 @@ except ImportError:  # run as `python -m benchmarks.train_step`
     from benchmarks import common
 from t2t_videoflow import registry
 from t2t_videoflow.model import build_model
+from t2t_videoflow.trainer_lib import create_adam_slots
 
 # T2T's own step times on this machine kind (issue 7), seconds.
 T2T_STEP_S = {"cpu_small": 0.118, "paper_b1": 2.3}
@@ -145,7 +146,7 @@ def built_optimizer(hp, variables, kind="keras"):
     if hasattr(opt, "build"):
         opt.build(variables)
     else:
-        opt._create_all_weights(variables)  # pylint: disable=protected-access
+        create_adam_slots(opt, variables)
     return opt
 
 

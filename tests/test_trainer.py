@@ -318,3 +318,27 @@ def test_continuous_eval_scores_new_checkpoints_until_the_last(data_dir, tmp_pat
     assert sorted(results) == [2, 4]                      # stops after the last step
     assert results[4]["bpp"] == pytest.approx(trainer.evaluate()["bpp"], rel=1e-6)
     assert results[2]["bpp"] != results[4]["bpp"]
+
+
+def test_create_adam_slots_makes_independent_zero_slots():
+    """One zeros tensor per shape seeds the slots, yet every slot is its own variable:
+    an update of one variable's moments leaves those of a same-shaped one at zero, and
+    the slots are those the optimizer makes by itself."""
+    import tf_keras
+
+    variables = [tf.Variable(tf.ones([2, 3])), tf.Variable(tf.ones([2, 3])),
+                 tf.Variable(tf.ones([4]))]
+    optimizer = tf_keras.optimizers.legacy.Adam(0.1)
+    trainer_lib.create_adam_slots(optimizer, variables)
+    reference = tf_keras.optimizers.legacy.Adam(0.1)
+    reference._create_all_weights(variables)  # pylint: disable=protected-access
+    assert sorted(v.name for v in optimizer.variables()) == sorted(
+        v.name for v in reference.variables())
+    for variable in variables:
+        for slot in ("m", "v"):
+            value = optimizer.get_slot(variable, slot)
+            assert value.shape == variable.shape and not np.any(value.numpy())
+    optimizer.apply_gradients([(tf.fill([2, 3], 2.0), variables[0])])
+    assert np.all(optimizer.get_slot(variables[0], "m").numpy() != 0)
+    for slot in ("m", "v"):
+        assert not np.any(optimizer.get_slot(variables[1], slot).numpy())

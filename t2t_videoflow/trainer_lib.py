@@ -490,6 +490,8 @@ class Trainer:
             while self.step < train_steps:
                 step = self.step
                 condition = step > self.hparams.pretrain_steps
+                compiling = condition not in self._train_steps
+                began = time.perf_counter()
                 loss, grad_norm, lr = self._train_step_fn(condition)(self.train_iterator)
                 loss, grad_norm = float(loss), float(grad_norm)
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
@@ -500,6 +502,10 @@ class Trainer:
                 bpp = loss
                 interval_sum, interval_count = interval_sum + loss, interval_count + 1
                 done = self.step
+                if compiling:
+                    self.log(f"Step {done} took {time.perf_counter() - began:.1f} s: it "
+                             "traced and set up the compiled training step, which happens "
+                             "once per process (and once more after pretrain_steps).")
                 self._write_step_bpp(done, bpp)
                 if done % cfg.log_every_steps == 0 or done == train_steps:
                     now = time.perf_counter()

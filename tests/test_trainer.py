@@ -91,6 +91,9 @@ def test_train_evaluate_checkpoints_and_tensorboard(data_dir, tmp_path):
         == ["model.ckpt-4.index"]                          # keep_checkpoint_max=1
     assert any(line.startswith("step 4/4  bpp ") and "steps/s" in line and "ETA" in line
                for line in trainer.logs)
+    # One compiled step (pretrain_steps = -1: every step is conditional), timed once.
+    assert [line.split(" took ")[0] for line in trainer.logs
+            if "traced and set up the compiled training step" in line] == ["Step 1"]
 
     def tags(subdir):
         found = {}

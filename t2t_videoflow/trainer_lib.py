@@ -211,11 +211,17 @@ class Trainer:
         # The data position is part of the checkpoint (exact resume) on one worker. With
         # several workers each has its own pipeline; see `_make_train_iterator`.
         self._track(self._make_train_iterator() if self.num_workers == 1 else None)
-        # No AutoGraph here or in the train step: the model's loops are explicit TF
-        # ops, and converting its few hundred functions costs seconds of start-up
-        # (cpu_small tracing 9.2 -> 7.0 s).
-        self._grad_fn = tf.function(self._loss_and_grads, jit_compile=config.jit_compile,
-                                    autograph=False)
+        # The loss and gradients get a function of their own when XLA compiles them, or
+        # when several replicas in this process would each trace them (then traced once,
+        # called per replica). Otherwise they are traced inline into the step: a nested
+        # function costs its own graph, captures of every variable and executor, about
+        # 3 s of the paper model's start-up (README, start-up). No AutoGraph here or in
+        # the train step: the model's loops are explicit TF ops, and converting its few
+        # hundred functions costs seconds of start-up (cpu_small tracing 9.2 -> 7.0 s).
+        self._grad_fn = (tf.function(self._loss_and_grads, jit_compile=config.jit_compile,
+                                     autograph=False)
+                         if config.jit_compile or self.local_replicas > 1
+                         else self._loss_and_grads)
         self._train_steps = {}   # condition flag -> tf.function
         self._scorer = bpp_lib.Scorer(self.model, self.num_context, self.replica_batch,
                                       jit_compile=config.jit_compile)

@@ -70,8 +70,3 @@ class StackedSlice:
 
     def __repr__(self):
         return f"<StackedSlice {self.name} shape={tuple(self.shape)}>"
-
-
-def base_variable(target):
-    """The variable behind a `t2t_variables()` value (a variable or a `StackedSlice`)."""
-    return target.variable if isinstance(target, StackedSlice) else target

@@ -161,7 +161,7 @@ def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
     run = restore.restore_for_inference(
         output_dir, problem_name, hparams_set, overrides, checkpoint_path, t2t_usr_dir,
         need_problem=input_frames is None, use_ema=ema_weights)
-    model, hparams = run["model"], run["hparams"]
+    model, hparams = run.model, run.hparams
     sampler = Sampler(model, jit_compile=jit_compile)
     needed = model.min_context_frames
     if input_frames:
@@ -172,14 +172,14 @@ def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
     else:
         if not data_dir:
             raise UsageError("--data_dir is required (or give --input_frames).")
-        contexts, truths = dev_clips(run["problem"], hparams, data_dir, num_clips,
+        contexts, truths = dev_clips(run.problem, hparams, data_dir, num_clips,
                                      use_test_set)
-        source = f"{run['problem'].name} {'test' if use_test_set else 'dev'} clips"
+        source = f"{run.problem.name} {'test' if use_test_set else 'dev'} clips"
     tau = hparams.temperature if temperature is None else float(temperature)
     k = hparams.video_num_target_frames if num_target_frames is None else num_target_frames
     out_dir = decode_to_file or os.path.join(output_dir, "decode")
     tf.io.gfile.makedirs(out_dir)
-    log(f"{NAME}: {run['checkpoint']} (step {run['step']}, {run['weights']} weights); "
+    log(f"{NAME}: {run.checkpoint} (step {run.step}, {run.weights} weights); "
         f"{len(contexts)} clip(s) from "
         f"{source}, {contexts.shape[1]} context frame(s); {num_samples} sample(s) of {k} "
         f"frame(s) at temperature {tau:g}")

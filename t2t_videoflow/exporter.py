@@ -48,14 +48,14 @@ def export(output_dir, checkpoint_path=None, export_dir=None, problem_name=None,
     run = restore.restore_for_inference(
         output_dir, problem_name, hparams_set, overrides, checkpoint_path, t2t_usr_dir,
         need_problem=False, use_ema=ema_weights)
-    problem = run["problem"]
-    log(f"{NAME}: exporting {run['checkpoint']} (step {run['step']}, hparams set "
-        f"{run['hparams_set']}, {run['weights']} weights) ...")
+    problem = run.problem
+    log(f"{NAME}: exporting {run.checkpoint} (step {run.step}, hparams set "
+        f"{run.hparams_set}, {run.weights} weights) ...")
     metadata = {"problem": problem.name if problem else None,
-                "hparams_set": run["hparams_set"], "checkpoint": run["checkpoint"],
-                "step": run["step"], "weights": run["weights"]}
+                "hparams_set": run.hparams_set, "checkpoint": run.checkpoint,
+                "step": run.step, "weights": run.weights}
     path = export_lib.export_saved_model(
-        run["model"], run["hparams"], export_dir or os.path.join(output_dir, "export"),
+        run.model, run.hparams, export_dir or os.path.join(output_dir, "export"),
         metadata=metadata)
     size = export_lib.export_size_bytes(path)
     log(f"{NAME}: SavedModel written to {path} ({size / 2**20:.1f} MiB); signatures "

@@ -360,43 +360,48 @@ CHOICES = {
 }
 
 # (low, high, low_inclusive, high_inclusive); None = unbounded. Ints and floats.
+# Every integer that sizes a tensor or a loop has an upper bound far above any
+# published setting (paper E.1: 3 levels x 24 steps, 512 channels, 64x64 frames),
+# so a typo such as depth=99999999 is one error line instead of an out-of-memory
+# crash; raise a bound here if a real experiment needs more.
 _INF = float("inf")
 RANGES = {
-    "n_levels": (1, None, True, True),
-    "depth": (1, None, True, True),
-    "coupling_width": (1, None, True, True),
+    "n_levels": (1, 8, True, True),
+    "depth": (1, 256, True, True),
+    "coupling_width": (1, 8_192, True, True),
     "coupling_dropout": (0.0, 1.0, True, False),
-    "init_batch_size": (1, None, True, True),
+    "init_batch_size": (1, 4_096, True, True),
     "temperature": (0.0, None, True, True),
-    "batch_size": (1, None, True, True),
+    "batch_size": (1, 4_096, True, True),
     "learning_rate_constant": (0.0, None, True, True),
     "clip_grad_norm": (0.0, None, True, True),
     "learning_rate": (0.0, None, True, True),
-    "learning_rate_warmup_steps": (0, None, True, True),
-    "learning_rate_decay_steps": (0, None, True, True),
+    "learning_rate_warmup_steps": (0, 1_000_000_000, True, True),
+    "learning_rate_decay_steps": (0, 1_000_000_000, True, True),
     "optimizer_adam_beta1": (0.0, 1.0, True, False),
     "optimizer_adam_beta2": (0.0, 1.0, True, False),
     "optimizer_adam_epsilon": (0.0, None, False, True),
-    "video_num_input_frames": (1, None, True, True),
-    "video_num_target_frames": (1, None, True, True),
-    "num_cond_latents": (1, None, True, True),
-    "latent_encoder_depth": (1, None, True, True),
-    "latent_encoder_width": (1, None, True, True),
+    "video_num_input_frames": (1, 512, True, True),
+    "video_num_target_frames": (1, 512, True, True),
+    "num_cond_latents": (1, 64, True, True),
+    "latent_encoder_depth": (1, 128, True, True),
+    "latent_encoder_width": (1, 8_192, True, True),
     "latent_dropout": (0.0, 1.0, True, False),
-    "latent_pre_output_channels": (1, None, True, True),
+    "latent_pre_output_channels": (1, 8_192, True, True),
     "latent_noise": (0.0, None, True, True),
-    "pretrain_steps": (-1, None, True, True),
-    "frame_height": (1, None, True, True),
-    "frame_width": (1, None, True, True),
-    "frame_channels": (1, None, True, True),
-    "train_steps": (1, None, True, True),
+    "pretrain_steps": (-1, 1_000_000_000, True, True),
+    "frame_height": (1, 2_048, True, True),
+    "frame_width": (1, 2_048, True, True),
+    "frame_channels": (1, 4, True, True),
+    "train_steps": (1, 1_000_000_000, True, True),
     "input_asinh_gain": (0.0, None, True, True),
     "n_bits_x": (1, 8, True, True),
     "weight_ema_decay": (0.0, 1.0, True, False),
 }
 
 # Hparams of T2T's sets that no code of this port reads: only T2T's value is accepted,
-# so a run never records a setting that had no effect (REFERENCE 1.1, 5.1, 5.2).
+# so a run never records a setting that had no effect (docs/t2t.md, Dequantisation
+# and Hparams sets).
 UNUSED_AT_T2T_DEFAULT = {
     "weight_decay": 0.0,                  # glow_hparams; no weight decay is applied
     "optimizer": "adam",                  # Adam (beta1/beta2/epsilon are read)

@@ -240,7 +240,7 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
     run = restore.restore_for_inference(output_dir, problem_name,
                                         checkpoint_path=checkpoint_path,
                                         t2t_usr_dir=t2t_usr_dir, use_ema=ema_weights)
-    model, hparams, problem = run["model"], run["hparams"], run["problem"]
+    model, hparams, problem = run.model, run.hparams, run.problem
     if not isinstance(problem, stochastic_shapes.StochasticShapes):
         raise UsageError(f"{NAME} analyses stochastic shapes runs; problem "
                          f"{problem.name!r} is not one.")
@@ -257,7 +257,7 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
     split = "test" if use_test_set else "dev"
     contexts, truths = dev_clips(problem, hparams, data_dir, num_clips, use_test_set)
     n_ctx = contexts.shape[1]
-    log(f"{NAME}: {run['checkpoint']} (step {run['step']}, {run['weights']} weights); "
+    log(f"{NAME}: {run.checkpoint} (step {run.step}, {run.weights} weights); "
         f"{num_clips} {problem.name} "
         f"{split} clip(s), {n_ctx} context frame(s); {num_samples} sample(s) of {k} "
         f"frame(s) per clip at temperature(s) "
@@ -290,8 +290,8 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
         rows.append(row)
 
     results = {
-        "run": {"output_dir": output_dir, "checkpoint": run["checkpoint"],
-                "step": run["step"], "weights": run["weights"], "problem": problem.name,
+        "run": {"output_dir": output_dir, "checkpoint": run.checkpoint,
+                "step": run.step, "weights": run.weights, "problem": problem.name,
                 "split": split},
         "settings": {"num_clips": num_clips, "num_samples": num_samples,
                      "num_target_frames": k, "temperatures": temperatures,

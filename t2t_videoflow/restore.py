@@ -7,7 +7,7 @@ weights (hparam `weight_ema_decay > 0`), the model gets the averages unless
 `use_ema=False` (`weight_ema.py`).
 """
 
-import tensorflow as tf
+from typing import Any, NamedTuple, Optional
 
 from t2t_videoflow import checkpoint_compat, run_dir, weight_ema
 from t2t_videoflow.errors import RunDirError
@@ -52,6 +52,17 @@ def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=Non
     return model, hparams, info, path
 
 
+class TrainedRun(NamedTuple):
+    """A trained run, ready for inference (`load_trained_run`)."""
+    model: Any                   # VideoFlow, holding the checkpoint's weights
+    hparams: Any                 # HParams the model was built from
+    hparams_set: Optional[str]   # the run's registered set name
+    problem: Any                 # the registered problem, or None
+    checkpoint: str              # the checkpoint prefix read
+    step: Optional[int]          # its global step
+    weights: str                 # "ema" (the moving average) or "trained"
+
+
 def restore_for_inference(output_dir, problem_name=None, hparams_set=None, overrides="",
                           checkpoint_path=None, t2t_usr_dir=None, need_problem=True,
                           use_ema=True):
@@ -64,13 +75,12 @@ def restore_for_inference(output_dir, problem_name=None, hparams_set=None, overr
         given, the set is rebuilt from the registry (and must fit the checkpoint).
       overrides: `name=value,...` applied to the hparams.
       checkpoint_path: a checkpoint prefix; default the newest in `output_dir`.
-      t2t_usr_dir: imported first; default the run's.
+      t2t_usr_dir: imported first (the one `run.json` records is never imported).
       need_problem: raise if no problem is known (the exporter can do without).
       use_ema: load the checkpoint's moving average of the weights where it has one.
 
     Returns:
-      dict with model, hparams, hparams_set, problem (or None), checkpoint, step and
-      weights ("ema": the moving average; "trained").
+      A `TrainedRun`.
 
     Raises:
       RunDirError, UsageError, UnknownNameError, HParamsError, UsrDirError.
@@ -79,6 +89,28 @@ def restore_for_inference(output_dir, problem_name=None, hparams_set=None, overr
                               t2t_usr_dir, need_problem=need_problem)
     model, hparams, info, path = restore_model(output_dir, checkpoint_path,
                                                hparams=run.hparams, use_ema=use_ema)
-    return {"model": model, "hparams": hparams, "hparams_set": run.hparams_set,
-            "problem": run.problem, "checkpoint": path,
-            "step": run_dir.checkpoint_step(path), "weights": info["weights"]}
+    return TrainedRun(model=model, hparams=hparams, hparams_set=run.hparams_set,
+                      problem=run.problem, checkpoint=path,
+                      step=run_dir.checkpoint_step(path), weights=info["weights"])
+
+
+def load_trained_run(output_dir, checkpoint_path=None, use_ema=True, t2t_usr_dir=None):
+    """The model of a trained run dir, with its weights, for scoring and sampling.
+
+        run = load_trained_run("runs/shapes_demo")
+        bpp = run.model.bits_per_pixel(clips, num_context=1)     # [B, T - 1]
+        frames = run.model.sample(clips[:, :1], num_frames=2)     # uint8
+
+    Args:
+      output_dir: a directory written by `t2t-videoflow-trainer` or `-import`.
+      checkpoint_path: a checkpoint prefix; default the newest in `output_dir`.
+      use_ema: the moving average of the weights where the checkpoint has one.
+      t2t_usr_dir: a user dir to import first, if the run's problem or set is
+        registered there.
+
+    Returns:
+      A `TrainedRun`.
+    """
+    return restore_for_inference(output_dir, checkpoint_path=checkpoint_path,
+                                 t2t_usr_dir=t2t_usr_dir, need_problem=False,
+                                 use_ema=use_ema)

@@ -18,7 +18,8 @@ def resolve_t2t_checkpoint(path):
     if not path:
         raise UsageError("--t2t_checkpoint is required.")
     if tf.io.gfile.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
+        found = run_dir.checkpoints_on_disk(path)      # never the state file's paths
+        latest = found[-1][1] if found else None
         if latest is None:
             raise run_dir.RunDirError(f"No checkpoint in the T2T dir {path!r}.")
         return latest
@@ -59,6 +60,7 @@ def import_t2t_checkpoint(t2t_checkpoint, problem_name, hparams_set, output_dir,
                                   "import into a new directory.")
     if t2t_usr_dir:
         import_usr_dir(t2t_usr_dir)
+        t2t_usr_dir = os.path.realpath(os.path.expanduser(t2t_usr_dir))
     problem = registry.problem(problem_name)
     hparams = registry.create_hparams(hparams_set, overrides or "")
     problem.check_hparams(hparams, set_name=hparams_set)

@@ -5,7 +5,9 @@ the distributed train iterator, a `tf.train.CheckpointManager` writing
 `OUTPUT_DIR/model.ckpt-N` (see `run_dir`), and TensorBoard writers under
 `OUTPUT_DIR/train` and `OUTPUT_DIR/eval`.
 
-A training step (REFERENCE 4.1, 4.3) on every replica r with its b = B / R clips:
+A training step (T2T `NextFrameGlow.video_objective_tower`,
+`learning_rate.learning_rate_schedule`; docs/t2t.md, Loss and Learning-rate schedule)
+on every replica r with its b = B / R clips:
 
     bpp_i = mean over scored frames of -J_t / (D ln 2)      (model.bits_per_pixel)
     loss_r = sum_i bpp_i / B                                 (B = global batch)
@@ -21,7 +23,8 @@ of losses as an uninterrupted run. (Dropout, when a set turns it on, uses TF's s
 RNG and is not replayed.)
 
 Data-dependent init runs once before step 0 on a separate init batch of
-`init_batch_size` clips (REFERENCE 4.2), never after a restore. It runs in
+`init_batch_size` clips (T2T `Glow.create_init_batch`, `glow_init_hook.GlowInitHook`;
+docs/t2t.md, Data-dependent init), never after a restore. It runs in
 cross-replica context, so the assigned values reach every replica of the worker; with
 several workers every worker reads the same init batch, and the values are then
 averaged across workers so all replicas hold identical variables.
@@ -135,7 +138,8 @@ def _format_duration(seconds):
 
 
 def train_frames_per_clip(hparams):
-    """Frames of each training clip: the random window, or the whole clip (REFERENCE 1.3)."""
+    """Frames of each training clip: the random window, or the whole clip (T2T
+    `NextFrameGlow.get_all_frames`)."""
     if hparams.num_train_frames != -1:
         return hparams.num_train_frames
     return hparams.video_num_input_frames + hparams.video_num_target_frames
@@ -176,7 +180,7 @@ class Trainer:
         self.frame_shape = (hparams.frame_height, hparams.frame_width,
                             hparams.frame_channels)
         conditional = hparams.gen_mode == "conditional"
-        # Leading frames that condition but are not scored (REFERENCE 4.1); T2T's
+        # Leading frames that condition but are not scored (T2T `NextFrameGlow.video_objective_tower`); T2T's
         # unconditional mode scores every frame.
         self.num_context = hparams.video_num_input_frames if conditional else 0
 
@@ -291,8 +295,11 @@ class Trainer:
         if iterator is not None:
             self.train_iterator = tracked["data"] = iterator
         self.checkpoint = tf.train.Checkpoint(**tracked)
+        directory = distribute.worker_dir(self.config.output_dir, self.strategy)
+        # The manager deletes what the state file lists: make it list only this dir's.
+        run_dir.repair_checkpoint_state(directory, log=self.log)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, distribute.worker_dir(self.config.output_dir, self.strategy),
+            self.checkpoint, directory,
             max_to_keep=self.config.keep_checkpoint_max,
             checkpoint_name=run_dir.CHECKPOINT_NAME)
 
@@ -592,7 +599,7 @@ class Trainer:
             return self._evaluate(eval_steps, step)
 
     def _evaluate(self, eval_steps, step):
-        """Dev-set bits per pixel with the problem's protocol (REFERENCE 6.2).
+        """Dev-set bits per pixel with the problem's protocol (docs/t2t.md, Bits per pixel on BAIR).
 
         Scores every frame after `video_num_input_frames` of each dev clip (BAIR: the 10
         targets after 3 context frames), averaged over frames and clips, with
@@ -662,8 +669,7 @@ class Trainer:
         """Evaluates each new checkpoint of the run until the final step is evaluated
         or no new checkpoint appears for `timeout_secs`."""
         results = {}
-        for path in tf.train.checkpoints_iterator(self.config.output_dir,
-                                                  timeout=timeout_secs):
+        for path in run_dir.new_checkpoints(self.config.output_dir, timeout_secs):
             self._read_weights(path)
             step = run_dir.checkpoint_step(path)
             self.log(f"Evaluating {path}")

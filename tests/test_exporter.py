@@ -246,8 +246,8 @@ def test_named_checkpoint_is_restored(run):
     ckpt = os.path.join(run["output_dir"], "model.ckpt-3")
     older = restore.restore_for_inference(run["output_dir"], checkpoint_path=ckpt)
     newest = restore.restore_for_inference(run["output_dir"])
-    assert (older["step"], newest["step"]) == (3, 7)
-    first = lambda r: r["model"].flow.trainable_variables[0].numpy()
+    assert (older.step, newest.step) == (3, 7)
+    first = lambda r: r.model.flow.trainable_variables[0].numpy()
     np.testing.assert_allclose(first(older), first(newest) + 1.0, rtol=1e-6)
     np.testing.assert_array_equal(first(newest),
                                   run["model"].flow.trainable_variables[0].numpy())

@@ -397,7 +397,7 @@ def test_motion_cli_on_a_tiny_run(tmp_path, capsys, tiny_data_dir):
     # The row is the model's bpp of all-black clips, scored as the data is.
     run = restore.restore_for_inference(output_dir)
     empty = np.zeros((3, 3, 16, 16, 3), np.uint8)
-    expected = motion_main.score_clips(run["model"], empty, 1, 0, 2).mean(axis=0)
+    expected = motion_main.score_clips(run.model, empty, 1, 0, 2).mean(axis=0)
     np.testing.assert_allclose(background["bpp_per_frame"], expected, rtol=1e-6)
     assert "bits per pixel of an empty (all-black) clip: " in stdout
 

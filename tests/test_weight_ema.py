@@ -89,7 +89,7 @@ def test_inference_reads_the_averages_unless_told_not_to(data_dir, tmp_path):
     for got, want in zip(model.trainable_variables, trainer.variables):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
     run = restore.restore_for_inference(str(tmp_path / "ema"))
-    assert run["weights"] == "ema"
+    assert run.weights == "ema"
     # --schedule=evaluate / continuous_eval: a fresh trainer reads weights and averages.
     evaluator = make_trainer(data_dir, tmp_path / "ema", train_steps=2,
                              overrides="weight_ema_decay=0.9")
@@ -103,7 +103,7 @@ def test_inference_reads_the_averages_unless_told_not_to(data_dir, tmp_path):
     plain.train()
     assert plain.ema is None
     assert not weight_ema.has_averages(plain.manager.latest_checkpoint)
-    assert restore.restore_for_inference(str(tmp_path / "plain"))["weights"] == "trained"
+    assert restore.restore_for_inference(str(tmp_path / "plain")).weights == "trained"
 
 
 def test_averages_that_do_not_fit_the_model_are_an_error(data_dir, tmp_path):

@@ -125,10 +125,10 @@ def load_run(output_dir, data_dir=None, split="dev", checkpoint_path=None,
         raise UsageError("--data_dir is required: the directory of the problem's shards.")
     run = restore.restore_for_inference(output_dir, problem_name, None, "",
                                         checkpoint_path, t2t_usr_dir, use_ema=use_ema)
-    problem = run["problem"]
+    problem = run.problem
     if split == "test" and "test" not in problem.splits:
         raise UsageError(f"Problem {problem.name!r} has no test split (splits: "
                          f"{', '.join(problem.splits)}); use --split=dev.")
-    return RunContext(model=run["model"], hparams=run["hparams"], problem=problem,
-                      data_dir=data_dir, split=split, checkpoint=run["checkpoint"],
-                      step=run["step"], weights=run["weights"], log=log)
+    return RunContext(model=run.model, hparams=run.hparams, problem=problem,
+                      data_dir=data_dir, split=split, checkpoint=run.checkpoint,
+                      step=run.step, weights=run.weights, log=log)

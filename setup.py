@@ -1,6 +1,6 @@
 """Installs t2t-videoflow.
 
-`problems/` and `hparams/` live at the top of the repository (design card) but are
+`problems/` and `hparams/` live at the top of the repository (the repository layout) but are
 installed inside the package namespace as `t2t_videoflow.problems` and
 `t2t_videoflow.hparams`, never as top-level import names.
 """

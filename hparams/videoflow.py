@@ -1,8 +1,8 @@
 """VideoFlow hparams sets: T2T's sets with T2T's values, the paper's tables, CPU sets.
 
 Every field is defined once, in `next_frame_glow_hparams` (T2T `glow_hparams` +
-`next_frame_glow_hparams`, REFERENCE 5.1-5.2); every other set calls its parent and
-overrides a few fields, each with a comment citing T2T or the paper.
+`next_frame_glow_hparams`; docs/t2t.md, Hparams sets); every other set calls its
+parent and overrides a few fields, each with a comment citing T2T or the paper.
 
 `batch_size` is the GLOBAL batch (examples per training step over all replicas); the
 trainer splits it across replicas. T2T's `batch_size` is per device: T2T's BAIR sets
@@ -22,17 +22,18 @@ def next_frame_glow_hparams():
     """T2T `next_frame_glow_hparams` (= `glow_hparams` + video fields), 64x64x3 frames.
 
     Trains at 2e-4 (`legacy` schedule: learning_rate 0.1 x 0.002, 100-step
-    exponential warmup; `learning_rate_constant` unused), REFERENCE 4.3.
+    exponential warmup; `learning_rate_constant` unused), T2T
+    `learning_rate.legacy_learning_rate_schedule`.
     """
     return HParams(
-        # --- T2T glow_hparams (REFERENCE 5.1) ---
+        # --- T2T glow.glow_hparams ---
         n_levels=3,
         depth=32,
         coupling="affine",
         coupling_width=512,
         coupling_dropout=0.0,
         activation="relu",
-        n_bits_x=8,                      # ignored by the video model (REFERENCE 1.1)
+        n_bits_x=8,                      # ignored by the video model (docs/t2t.md)
         top_prior="single_conv",
         level_scale="prev_level",
         init_batch_size=256,
@@ -55,7 +56,7 @@ def next_frame_glow_hparams():
         initializer_gain=1.5,
         video_num_input_frames=1,
         video_num_target_frames=1,
-        # --- T2T next_frame_glow_hparams (REFERENCE 5.2) ---
+        # --- T2T next_frame_glow.next_frame_glow_hparams ---
         gen_mode="conditional",
         learn_top_scale=False,
         condition_all_levels=True,
@@ -95,7 +96,7 @@ def next_frame_glow_hparams():
 
 @registry.register_hparams
 def next_frame_glow_bair_quant():
-    """T2T `next_frame_glow_bair_quant` (REFERENCE 5.3): BAIR bits per pixel.
+    """T2T `next_frame_glow.next_frame_glow_bair_quant`: BAIR bits per pixel.
 
     T2T's values, including batch_size 5 (T2T: per device; the paper's 40 = 8 x 5;
     see `videoflow_bpp` for the paper's table) and no learning-rate decay. Paper
@@ -123,7 +124,7 @@ def next_frame_glow_bair_quant():
 
 @registry.register_hparams
 def next_frame_glow_bair_qual():
-    """T2T `next_frame_glow_bair_qual` (REFERENCE 5.3): BAIR samples, temperature 0.5."""
+    """T2T `next_frame_glow.next_frame_glow_bair_qual`: BAIR samples, temperature 0.5."""
     hp = next_frame_glow_bair_quant()
     hp.coupling = "additive"             # T2T bair_qual; paper E.2
     hp.coupling_width = 392              # T2T bair_qual; paper E.2
@@ -133,7 +134,7 @@ def next_frame_glow_bair_qual():
 
 @registry.register_hparams
 def next_frame_glow_shapes():
-    """T2T `next_frame_glow_shapes` (REFERENCE 5.3): stochastic shapes, 64x64.
+    """T2T `next_frame_glow.next_frame_glow_shapes`: stochastic shapes, 64x64.
 
     1 conditioning frame + 2 targets (frames 0-2), trained on 2-frame windows.
     """
@@ -152,7 +153,7 @@ def next_frame_glow_shapes():
 
 @registry.register_hparams
 def frame_glow_hparams():
-    """T2T `frame_glow_hparams` (REFERENCE 3.8, 5.3): unconditional per-frame Glow."""
+    """T2T `next_frame_glow.frame_glow_hparams`: unconditional per-frame Glow."""
     hp = next_frame_glow_hparams()
     hp.gen_mode = "unconditional"        # T2T frame_glow_hparams
     hp.num_train_frames = 1              # T2T frame_glow_hparams

@@ -1,4 +1,5 @@
-"""BAIR robot pushing, action-free (T2T `video_bair_robot_pushing`, REFERENCE 1.4, 1.6).
+"""BAIR robot pushing, action-free (T2T `bair_robot_pushing`; TFDS
+`bair_robot_pushing_small`).
 
 VideoFlow uses camera `image_aux1`, 64x64x3, frames 0-12 of each 30-frame video:
 3 conditioning + 10 target frames; training scores random 4-frame windows inside

@@ -1,4 +1,4 @@
-"""Stochastic shapes (T2T `video_stochastic_shapes10k`, REFERENCE 1.5), rendered in numpy.
+"""Stochastic shapes (T2T `video_generated.py`, `video_stochastic_shapes10k`), in numpy.
 
 Each video shows one shape (circle, square or triangle; one of 6 colours; size
 `s ~ U(0.5, 1.5)` axis units) on black, starting at the centre (5, 5) of a
@@ -31,7 +31,7 @@ from t2t_videoflow import registry
 from t2t_videoflow.data.records import ShardSetWriter, video_examples
 from t2t_videoflow.problems.base import VideoProblem
 
-# T2T's direction list, indexed by the drawn integer (REFERENCE 1.5).
+# T2T's direction list, indexed by the drawn integer (docs/t2t.md, Stochastic shapes).
 DIRECTIONS = ((1, 1), (1, 0), (1, -1), (0, 1), (0, -1), (-1, 1), (-1, 0), (-1, -1))
 # matplotlib colour letters b, g, r, c, m, y.
 COLOURS = ((0.0, 0.0, 1.0), (0.0, 0.5, 0.0), (1.0, 0.0, 0.0),

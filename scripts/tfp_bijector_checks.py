@@ -1,6 +1,6 @@
 """Runs TFP's own bijector test utility and TFP's documented idioms against the flow.
 
-Outside the test suite (issue 15): the installed `tensorflow_probability` wheel does not
+Outside the test suite: the installed `tensorflow_probability` wheel does not
 ship `bijectors/bijector_test_util.py`, so this script loads it from a TFP source
 checkout given on the command line, and applies, to every flow piece and to the whole
 multi-scale flow, the checks of
@@ -15,11 +15,12 @@ multi-scale flow, the checks of
     while-loop fallback), hash/equality consistency;
   * the shape idioms of TFP's `glow_test` (`sample()`, `sample(1)`, `sample([1, 1])`,
     inputs with no, one and two batch dimensions) through `tfd.TransformedDistribution`;
-  * the idioms of issue 15: no stale cached values after a variable update, twin
-    instances kept apart (TFP cache and `tf.function` trace cache), an eager Adam fit
-    that agrees with the same fit under `tf.function`, the log-det reduction for
-    `event_ndims` above the minimum, event-shape methods with leading batch dims,
-    `is_constant_jacobian` where the Jacobian is constant, XLA and checkpoints.
+  * TFP's usage idioms (as in `tests/test_tfp_idioms.py`): no stale cached values after
+    a variable update, twin instances kept apart (TFP cache and `tf.function` trace
+    cache), an eager Adam fit that agrees with the same fit under `tf.function`, the
+    log-det reduction for `event_ndims` above the minimum, event-shape methods with
+    leading batch dims, `is_constant_jacobian` where the Jacobian is constant, XLA and
+    checkpoints.
 
 Each check prints PASS, FAIL (with the first line of the error) or n/a.
 

@@ -29,10 +29,10 @@ bound from Python and saved_model_cli (naming the declared shape) and in the gra
 Two bits-per-pixel estimates: `bits_per_pixel` dequantises with the constant
 `u = 1/512`, the middle of `U[0, 1/256)` (a point estimate at the bin centres: the
 score of a frame depends only on the frame and its past, not on the batch or a seed);
-`bits_per_pixel_monte_carlo` is the paper's estimate (REFERENCE 6.2): the mean over
-`num_draws` draws of uniform noise `u` (seeds `[seed, d]`), with its standard error;
-with the same seed its draws are the trainer's `VideoFlow.bits_per_pixel(frames, ctx,
-seed=[seed, d])`.
+`bits_per_pixel_monte_carlo` is the paper's estimate (docs/t2t.md, Bits per pixel on
+BAIR): the mean over `num_draws` draws of uniform noise `u` (seeds `[seed, d]`), with
+its standard error; with the same seed its draws are the trainer's
+`VideoFlow.bits_per_pixel(frames, ctx, seed=[seed, d])`.
 
 Not supported: the pointwise prior encoder (its parameters carry a static batch
 dimension, so a served batch size would be fixed); `ExportError` says so.
@@ -164,10 +164,11 @@ class ServingModule(tf.Module):
                                                             noise=noise)}
 
     def _bits_per_pixel_monte_carlo(self, frames, seed, num_draws):
-        """The paper's estimate (REFERENCE 6.2): the mean over `num_draws` draws of
-        uniform dequantisation noise (stateless, seeds `[seed, d]`), with the standard
-        error of that mean. Returns `{"bits_per_pixel", "standard_error"}`, each
-        `[B, T - num_context]` (standard error 0 for one draw)."""
+        """The paper's estimate (docs/t2t.md, Bits per pixel on BAIR): the mean over
+        `num_draws` draws of uniform dequantisation noise (stateless, seeds
+        `[seed, d]`), with the standard error of that mean. Returns
+        `{"bits_per_pixel", "standard_error"}`, each `[B, T - num_context]` (standard
+        error 0 for one draw)."""
         frames = self._checked_video(frames, "frames", self.min_score_frames)
         check = tf.debugging.assert_greater_equal(num_draws, 1,
                                                   message="num_draws must be >= 1")

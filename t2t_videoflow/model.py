@@ -2,7 +2,9 @@
 
 For a clip `x_0 .. x_{T-1}` every frame is encoded independently by the flow,
 `x_t -> (z_t^0, .., z_t^{L-2}, z_t^top)`, and the latents are scored autoregressively
-(REFERENCE 2.11, 3, 4.1):
+(T2T `glow_ops.encoder_decoder`, `NextFrameGlow.top_cond_prior`,
+`NextFrameGlow.video_objective_tower`; docs/t2t.md, Flow step and multi-scale flow,
+Conditioning, Loss):
 
     J_t = -D n ln 2 + ln|det dz_t/dx_t|                          n = n_bits_x (8)
           + sum_{l < L-1} ln N(z_t^l; mu_t^l, sigma_t^l)      level priors
@@ -17,8 +19,9 @@ is the learned marginal until then, the conditional network afterwards. With
 `latent_skip`, conditional means are `z_{t-1} + net(...)`.
 
 Frames arrive as uint8 `[B, T, H, W, C]`; `v -> v / 255 - 0.5`, plus uniform
-dequantisation noise `U[0, 1/256)` (REFERENCE 1.1). Samples are mapped back with T2T's
-`postprocess` (clip, `x 256`, truncate).
+dequantisation noise `U[0, 1/256)` (T2T `glow_ops.uniform_binning_correction`;
+docs/t2t.md, Dequantisation). Samples are mapped back with T2T's `postprocess` (clip,
+`x 256`, truncate).
 
 With `n_bits_x = n < 8` (not in T2T's video model, which ignores the hparam; Glow's
 image model has it) the frames are first reduced to n bits as Glow's image `preprocess`
@@ -74,7 +77,7 @@ def preprocess(frames, n_bits=8):
 
 
 def postprocess(x, n_bits=8):
-    """T2T's output transform: float frames -> uint8 (REFERENCE 1.1).
+    """T2T's output transform: float frames -> uint8 (T2T `glow_ops.postprocess`).
 
     Non-finite -> 1.0, clip to [-0.5, 0.5], `(x + 0.5) * 256`, clip to [0, 255],
     truncate. Noise-free `v / 255 - 0.5` maps back to exactly `v`.
@@ -314,10 +317,11 @@ class VideoFlow(tf.Module):
     @property
     def frames_before_conditioning(self):
         """Frames of a clip scored by the marginal priors before the first frame with a
-        full conditioning set (REFERENCE 3.1): `num_cond_latents (+1 with
-        cond_first_frame)` when conditional, counted in the sequence the priors see
-        (with `cond_first_frame`, the clip with frame 0 duplicated at the front);
-        every frame is marginal when unconditional (1 returned)."""
+        full conditioning set (T2T `next_frame_glow.get_cond_latents`):
+        `num_cond_latents (+1 with cond_first_frame)` when conditional, counted in the
+        sequence the priors see (with `cond_first_frame`, the clip with frame 0
+        duplicated at the front); every frame is marginal when unconditional
+        (1 returned)."""
         if self.gen_mode != "conditional":
             return 1
         return self.num_cond_latents + int(self.cond_first_frame)
@@ -327,9 +331,9 @@ class VideoFlow(tf.Module):
         return self.gen_mode == "conditional" and self.cond_first_frame
 
     def _duplicate_first_frame(self, x):
-        """T2T's `cond_first_frame` (REFERENCE 1.3): `[x0, x1, ..]` -> `[x0, x0, x1, ..]`,
-        so frame 0's latent is both the extra conditioning entry and a window entry.
-        The identity otherwise."""
+        """T2T's `cond_first_frame` (`NextFrameGlow.get_all_frames`): `[x0, x1, ..]` ->
+        `[x0, x0, x1, ..]`, so frame 0's latent is both the extra conditioning entry and
+        a window entry. The identity otherwise."""
         if not self._duplicates_first_frame:
             return x
         return tf.concat([x[:, :1], x], axis=1)
@@ -348,7 +352,8 @@ class VideoFlow(tf.Module):
         return self.gen_mode == "conditional" and self.top_cond_prior.steps_through_time
 
     def _conditioning_set(self, window, first=None):
-        """`[first] + window` (REFERENCE 3.1): the past latents a conditional prior sees."""
+        """`[first] + window` (T2T `next_frame_glow.get_cond_latents`): the past latents a
+        conditional prior sees."""
         return ([first] if self.cond_first_frame else []) + list(window)
 
     def _top_marginal(self, like):
@@ -610,11 +615,13 @@ class VideoFlow(tf.Module):
     def data_init(self, frames, seed=(0, 0)):
         """Data-dependent init of every actnorm in one pass over an init batch of clips.
 
-        Our rule (REFERENCE 4.2 leaves it to the port; T2T's is race-dependent): the
-        flow's actnorms are initialised from ALL frames of the batch at once (the flow
-        is shared across time), then the prior networks' actnorms from their inputs on
-        the first frame that has a conditioning set. Dropout and noise are off.
-        Already-initialised layers (e.g. after a restore) are left alone.
+        Our rule (T2T's init pass in `Glow.body` re-assigns the shared actnorms once per
+        frame in no fixed order, so its result is race-dependent; docs/t2t.md,
+        Data-dependent init): the flow's actnorms are initialised from ALL frames of the
+        batch at once (the flow is shared across time), then the prior networks'
+        actnorms from their inputs on the first frame that has a conditioning set.
+        Dropout and noise are off. Already-initialised layers (e.g. after a restore) are
+        left alone.
         """
         frames = self.check_frames(frames)
         x = self._duplicate_first_frame(self.dequantize(frames, seed=seed))
@@ -732,7 +739,8 @@ class VideoFlow(tf.Module):
 
         `z^top ~ N(mu, (tau sigma)^2)` from the top prior, then the flow decodes level
         by level drawing `z^l ~ N(mu, (tau sigma)^2)` from the level priors; the
-        SAMPLED latents join the window (the frame is not re-encoded; REFERENCE 6.1).
+        SAMPLED latents join the window (the frame is not re-encoded, as in T2T's
+        `NextFrameGlow.infer`).
         Noise: stateless philox normals with seeds `[seed, 1000 k]` (top) and
         `[seed, 1000 k + 1 + l]` (level l), so a frame depends only on `seed`, `k` and
         its past.

@@ -1,4 +1,5 @@
-"""Learning-rate schedules of T2T's `learning_rate_schedule` strings (REFERENCE 4.3).
+"""Learning-rate schedules of T2T's `learning_rate_schedule` strings
+(`learning_rate.learning_rate_schedule` in T2T's `utils/learning_rate.py`).
 
 `step` is the global step BEFORE the update it is used for (T2T's `global_step`), so
 the first update uses step 0.

@@ -144,7 +144,8 @@ def test_looped_recomputation_reads_each_weight_once_per_pass():
     outside it: each variable is read once for the forward loop and once for the
     backward one, and no op passes the variables through (`tf.custom_gradient` would
     add an identity of every variable, read each again and fill zeros for them).
-    These per-variable ops are most of the paper model's graph (issue 14)."""
+    These per-variable ops are most of the paper model's graph (and graph size costs
+    start-up time and memory)."""
     flow = MultiScaleFlow((8, 8, 3), n_levels=2, depth=3, coupling_width=8, seed=0,
                           loop_steps=True, memory_efficient_backprop=True)
     ops = encoder_gradient_graph(flow).get_operations()

@@ -1,10 +1,12 @@
-"""Every value of the T2T sets (REFERENCE 5.1-5.3) and the paper's tables E.1 / E.2."""
+"""Every value of the T2T sets (`glow.glow_hparams`, `next_frame_glow`'s sets) and the
+VideoFlow paper's appendix E, tables E.1 / E.2."""
 
 import pytest
 
 from t2t_videoflow import registry
 
-# Fields the model code reads (REFERENCE 5.1 / 5.2) plus ours.
+# Fields the model code reads (of T2T's `glow_hparams` / `next_frame_glow_hparams`)
+# plus ours.
 MODEL_FIELDS = """n_levels depth coupling coupling_width coupling_dropout activation n_bits_x
 top_prior level_scale init_batch_size temperature batch_size learning_rate_constant
 clip_grad_norm weight_decay learning_rate_schedule learning_rate learning_rate_warmup_steps

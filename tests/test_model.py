@@ -1,6 +1,6 @@
 """The VideoFlow model: causality, the prior at initialisation, the loss assembled by
 hand, training on every encoder, exact encode/decode, sampling, the paper config,
-T2T test behaviours (REFERENCE 8.3), input errors, checkpoints and tf.distribute.
+T2T test behaviours (T2T's `nfg_*_test.py`), input errors, checkpoints and tf.distribute.
 
 The T2T oracle comparisons are in `test_model_oracle.py`."""
 
@@ -95,7 +95,7 @@ def test_causality(encoder):
         assert np.all(diff[:, 1:] > 1e-4)
 
 
-# -- the prior at initialisation (REFERENCE 3.2) ---------------------------------------
+# -- the prior at initialisation (T2T `NextFrameGlow.top_cond_prior`) ------------------
 
 
 @pytest.mark.parametrize("encoder,skip", [
@@ -190,7 +190,7 @@ ENCODER_CASES = {
 
 @pytest.mark.parametrize("case", list(ENCODER_CASES))
 def test_training_overfits_two_clips(case):
-    """Adam (REFERENCE 4.3 betas/eps) on 2 shapes clips drops the bpp by >= 30%."""
+    """Adam (T2T's betas/eps) on 2 shapes clips drops the bpp by >= 30%."""
     video = tf.constant(shapes_clips())
     model = tiny_model(**ENCODER_CASES[case])
     model.data_init(video)
@@ -322,8 +322,9 @@ def test_unconditional_sampling_shape():
 def test_sampler_draws_from_the_density_the_likelihood_scores(encoder):
     """At tau = 1 the sampler's own log-density of each frame equals the scorer's
     (`frame_objectives` of the context plus the continuous samples): the sampler is
-    the exact ancestral sampler of the model's likelihood (issue 11: "is the sampler
-    at fault?"). At tau != 1 the tempered density differs from the model's."""
+    the exact ancestral sampler of the model's likelihood, so poor samples cannot
+    be blamed on the sampler. At tau != 1 the tempered density differs from the
+    model's."""
     video = random_clips(batch=2, frames=2, seed=7)
     model = perturbed_model(video, seed=1, scale=0.02, latent_dist_encoder=encoder)
     d = 8 * 8 * 3
@@ -347,7 +348,8 @@ def test_sampler_draws_from_the_density_the_likelihood_scores(encoder):
 
 
 def test_paper_config_one_loss_and_gradient_on_cpu():
-    """videoflow_bpp sizes (REFERENCE 5.3 bair_quant): build, one loss, one gradient."""
+    """videoflow_bpp sizes (T2T `next_frame_glow_bair_quant`): build, one loss, one
+    gradient."""
     start = time.time()
     with tf.device("/cpu:0"):
         model = VideoFlow(
@@ -375,7 +377,7 @@ def test_paper_config_one_loss_and_gradient_on_cpu():
     assert all(np.all(np.isfinite(g.numpy())) for g in grads[:20] + grads[-20:])
 
 
-# -- T2T test behaviours (REFERENCE 8.3) -----------------------------------------------
+# -- T2T test behaviours (T2T's `nfg_test_utils.py`) -----------------------------------
 
 
 def test_loss_after_init_on_shapes_like_clip_is_in_0_10():
@@ -698,9 +700,10 @@ def test_seeded_build_draws_each_random_kernel_once_and_leaves_none_zero():
 
 
 def test_cond_first_frame_duplicates_frame_zero_as_t2t():
-    """REFERENCE 1.3: with cond_first_frame the clip becomes `[x0, x0, x1, ..]` before
-    the priors see it; the duplicate is context, never scored. So frame 2 (N = 2) is
-    already conditioned, on `[x0] + [x0, x1]`, and a 2-frame context suffices."""
+    """As T2T's `NextFrameGlow.get_all_frames`: with cond_first_frame the clip becomes
+    `[x0, x0, x1, ..]` before the priors see it; the duplicate is context, never scored.
+    So frame 2 (N = 2) is already conditioned, on `[x0] + [x0, x1]`, and a 2-frame
+    context suffices."""
     video = random_clips(frames=4, seed=21)
     noise = noise_like(video)
     model = perturbed_model(video, seed=2, latent_dist_encoder="conv_net",

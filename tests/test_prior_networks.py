@@ -39,7 +39,8 @@ def _latents(encoder, n=2, shape=(3, 8, 8, 4)):
 # -- dilations -----------------------------------------------------------------------
 
 def test_dilation_table_bair():
-    # REFERENCE 3.4: 64x64 BAIR, rates [1, 3] -> factors 2 (needs 5 <= h), 4 (9 <= h).
+    # T2T `glow_ops.get_dilation_rates`: 64x64 BAIR, rates [1, 3] -> factors 2
+    # (needs 5 <= h), 4 (9 <= h).
     assert dilation_factors(8, True) == [1, 2]
     assert dilation_factors(16, True) == [1, 2, 4]
     assert dilation_factors(32, True) == [1, 2, 4]

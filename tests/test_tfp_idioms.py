@@ -1,13 +1,13 @@
-"""The flow pieces as a TFP user would use them (issue 15).
+"""The flow pieces as a TFP user would use them.
 
 On every piece and on the whole `MultiScaleFlow`, the properties TFP's own test
 utilities check (`bijector_test_util.assert_bijective_and_finite`, the brute-force
 log-det checks of `glow_test`, the applicable properties of `bijector_properties_test`:
 gradients, batch shape, dtypes, `tf.vectorized_map`, hashing/equality), written here,
-plus the idioms of issue 15: any number of leading batch dimensions (none included),
-`tfd.TransformedDistribution` sampling and scoring, no stale cached results after a
-variable update, twin instances kept apart, and an eager Adam fit that matches the
-same fit under `tf.function` step for step.
+plus the idioms a TFP user relies on: any number of leading batch dimensions (none
+included), `tfd.TransformedDistribution` sampling and scoring, no stale cached results
+after a variable update, twin instances kept apart, and an eager Adam fit that matches
+the same fit under `tf.function` step for step.
 
 TFP's own utility is run against the port by `scripts/tfp_bijector_checks.py` (it is not
 shipped in the TFP wheel, so that script needs a TFP source checkout).
@@ -410,7 +410,7 @@ def _fit(name, values, compiled, steps=4):
 
 @pytest.mark.parametrize("name", ["flow_step", "multiscale_flow"])
 def test_eager_fit_matches_tf_function_fit(name):
-    """Issue 15: an eager Adam loop on a fixed data tensor optimises the true NLL."""
+    """An eager Adam loop on a fixed data tensor optimises the true NLL."""
     values = [v.numpy() for v in build(name).variables]
     eager, eager_true = _fit(name, values, compiled=False)
     graph, graph_true = _fit(name, values, compiled=True)

@@ -47,7 +47,8 @@ def losses(output_dir):
 # -- schedules ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("schedule,kwargs,expected", [
-    # legacy: 0.1 * 0.002 * 0.01 ** ((100 - step) / 100), then 2e-4 (REFERENCE 4.3).
+    # legacy: 0.1 * 0.002 * 0.01 ** ((100 - step) / 100), then 2e-4 (T2T
+    # `learning_rate.legacy_learning_rate_schedule`).
     ("legacy", {}, {0: 2e-6, 50: 2e-5, 100: 2e-4, 5000: 2e-4}),
     ("constant*linear_warmup", dict(learning_rate_constant=3e-4, warmup_steps=10000),
      {0: 0.0, 5000: 1.5e-4, 10000: 3e-4, 400000: 3e-4}),

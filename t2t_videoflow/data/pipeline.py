@@ -4,13 +4,13 @@
       (N = inputs + targets) --shuffle--> --enumerate--> cut a window, decode PNGs
       (parallel) --> batch --> prefetch
 
-Clips follow T2T (REFERENCE 1.2): every video contributes exactly one clip, its frames
-0..N-1, found with a sliding window over the records that requires frame numbers
-0, 1, ..., N-1. Only the frames a step needs are PNG-decoded.
+Clips follow T2T (`video_utils.VideoProblem.preprocess`): every video contributes
+exactly one clip, its frames 0..N-1, found with a sliding window over the records that
+requires frame numbers 0, 1, ..., N-1. Only the frames a step needs are PNG-decoded.
 
 Modes:
-  train:   random `num_train_frames` window per clip (REFERENCE 1.3; the whole clip
-           if -1), shuffled, repeated.
+  train:   random `num_train_frames` window per clip (T2T `NextFrameGlow.get_all_frames`;
+           the whole clip if -1), shuffled, repeated.
   eval:    the whole clip (all input and target frames), in file order, once.
   predict: as eval.
 
@@ -23,7 +23,7 @@ reads every file and keeps its share by example: per-replica batch i of the comm
 stream goes to pipeline (i // local replicas) % pipelines, so n workers train on exactly
 the clips, windows and order of one worker with the same global batch.
 Batches are full (`drop_remainder=True`) by default, as the model reshapes to a fixed
-batch (REFERENCE 4.4).
+batch (as T2T's `NextFrameGlow` does in every mode).
 
 Determinism and exact resume: with `deterministic=True` the order of examples and the
 random windows depend only on `seed`. Windows are drawn with a stateless RNG keyed on

@@ -1,6 +1,6 @@
 """T2T's on-disk video format: one `tf.train.Example` per frame, in sharded TFRecords.
 
-Each record holds one frame (REFERENCE 1.2):
+Each record holds one frame (T2T `video_utils.VideoProblem`):
 
     frame_number   int64 list [i]      position of the frame in its video (0-based)
     image/encoded  bytes [png]         the frame, PNG-encoded

@@ -1,10 +1,11 @@
 r"""`fvd`: Frechet Video Distance between real clips and sampled futures, with a LOCAL
-I3D SavedModel (--i3d_model; nothing is downloaded). T2T has no FVD (REFERENCE 7).
+I3D SavedModel (--i3d_model; nothing is downloaded). T2T has no FVD (its
+`metrics/video_conditional_fvd.py` is an empty stub).
 
 Protocol. Each clip of the split gives a real video of --num_frames frames (default
 min(16, frames per video): I3D FVD is defined on 16-frame videos, and benchmark
 listings quote VideoFlow's BAIR FVD, 131 +- 5, with 3 conditioning frames and 16-frame
-videos; REFERENCE records no FVD protocol, T2T's FVD module being an empty stub). Its first `video_num_input_frames` frames
+videos; T2T gives no FVD protocol to follow). Its first `video_num_input_frames` frames
 condition --num_samples samples of the remaining frames at --temperature (default:
 the set's `temperature`), seeds `random_seed + clip index` as `long_rollout`; each
 generated video is the real context followed by the sampled frames. FVD is the

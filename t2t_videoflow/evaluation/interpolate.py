@@ -1,5 +1,5 @@
 r"""`interpolate`: interpolation in latent space between two frames of a clip (paper 5.7;
-T2T's `nfg_interpolate`, REFERENCE 6.3).
+T2T's `nfg_interpolate`; docs/t2t.md, Interpolation).
 
 Endpoints: the clip's first input frame `x_a` (frame 1) and its last target frame
 `x_b` (frame `video_num_input_frames + video_num_target_frames`, BAIR 13, or frame

@@ -1,6 +1,6 @@
 r"""Per-frame video metrics of sampled against true frames, and T2T's best-of-N.
 
-PSNR and SSIM are T2T's (`video_metrics.psnr_and_ssim`, REFERENCE 7): both uint8
+PSNR and SSIM are T2T's (`video_metrics.psnr_and_ssim`): both uint8
 frames are cast to int32 and scored per frame by `tf.image.psnr(max_val=255)` and
 `tf.image.ssim(max_val=255)`:
 
@@ -29,7 +29,7 @@ gives per-frame curves averaged over videos: `mean` and `std` over decodes, and
 `best` / `worst`, where each video contributes the WHOLE per-frame curve of its
 decode with the highest / lowest frame-averaged metric (best-of-N).
 
-VGG cosine similarity (paper Fig. 2; the final T2T has none, REFERENCE 7): see
+VGG cosine similarity (paper Fig. 2; the final T2T has none): see
 `VGGCosineSimilarity`. It follows the definition of T2T's early
 `tensor2tensor/metrics/vgg_cosine_similarity.py` (tensorflow/tensor2tensor at
 7ad13fe; not in the final T2T). Every conv and pool output of VGG16 is used, the cosine is

@@ -20,7 +20,7 @@ the `bpp` experiment dequantises it, whatever position it is scored at.
 Reported per t: the mean over the split's clips and its standard error
 `std_ddof1 / sqrt(N)`; whether the curve rises monotonically (`is_monotonic`, rule
 there) and the first t where it falls; a plot (bpp vs t with error bars) with `plots`.
-T2T has no such code (REFERENCE 6.4).
+T2T has no such code.
 """
 
 import math

@@ -1,4 +1,4 @@
-"""Activation normalisation (Kingma & Dhariwal 2018), T2T's variant (REFERENCE 2.3).
+"""Activation normalisation (Kingma & Dhariwal 2018), T2T's variant (`glow_ops.actnorm`).
 
     forward:  y = (x + b) * exp(3 s)           (bias first, then scale)
     inverse:  x = y * exp(-3 s) - b

@@ -1,4 +1,5 @@
-"""Affine and additive coupling layers (Dinh et al.; T2T's variants, REFERENCE 2.7).
+"""Affine and additive coupling layers (Dinh et al.; T2T's `glow_ops.affine_coupling`,
+`glow_ops.additive_coupling`).
 
 Split the channels in halves, `x1 = x[..., :C/2]` (passed through, conditions the
 network) and `x2 = x[..., C/2:]` (transformed); `h = NN(x1)` (`CouplingNetwork`).

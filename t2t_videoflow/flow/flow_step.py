@@ -1,4 +1,4 @@
-"""One Glow step and a level of `depth` steps (T2T `revnet_step`, `revnet`; REFERENCE 2.8).
+"""One Glow step and a level of `depth` steps (T2T `glow_ops.revnet_step`, `revnet`).
 
     step forward:  x -> actnorm -> invertible 1x1 conv -> coupling
     step inverse:  coupling^-1 -> 1x1 conv^-1 -> actnorm^-1

@@ -1,4 +1,5 @@
-"""Invertible 1x1 convolution in LU form (Kingma & Dhariwal 2018; REFERENCE 2.4).
+"""Invertible 1x1 convolution in LU form (Kingma & Dhariwal 2018;
+T2T `glow_ops.invertible_1x1_conv`).
 
     W = P @ L @ (U + diag(sign_s * exp(log_s)))        [C, C]
     forward:  y[b, h, w, :] = x[b, h, w, :] @ W         (1x1 conv, TF's HWIO layout)

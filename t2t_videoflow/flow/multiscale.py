@@ -1,4 +1,4 @@
-"""The per-frame multi-scale Glow flow (T2T `encoder_decoder`; REFERENCE 2.1, 2.11).
+"""The per-frame multi-scale Glow flow (T2T `glow_ops.encoder_decoder`).
 
 Direction: "encode" (forward) maps a frame to latents, "decode" (inverse) maps back.
 

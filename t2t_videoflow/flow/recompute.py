@@ -51,7 +51,8 @@ The graph holds one step instead of K for both passes.
 
 Caching. The inverse is computed from the actual output tensor with the pieces'
 one-pass `inverse_and_log_det`, never TFP's `inverse` (whose cache is keyed by tensor
-identity and would return a stale input after a variable update, TF-PITFALLS.md).
+identity, ignoring variable values, so after a variable update it would return a stale
+input).
 
 Limits:
   * Data-dependent init never runs here: `forward_and_log_det` applies actnorms, it

@@ -1,5 +1,5 @@
-"""Split between levels and the marginal level prior (T2T `split`, `single_conv_dist`;
-REFERENCE 2.9).
+"""Split between levels and the marginal level prior (T2T `glow_ops.split`,
+`glow_ops.single_conv_dist`).
 
     split:  x [B, h, w, C] -> x1 = x[..., :C/2] (kept, goes to the next level),
                               z  = x[..., C/2:] (factored out: the level latent)
@@ -8,7 +8,8 @@ REFERENCE 2.9).
 The split is a plain partition (log-det 0). What the multi-scale objective adds at a
 split is `ln p(z | x1, ...)` under a prior supplied from outside the flow (the
 model's marginal `level_prior` head on `x1`, or the video model's conditional priors,
-which use that head's mean as an input feature; REFERENCE 3.3).
+which use that head's mean as an input feature; T2T `glow_ops.compute_prior`,
+docs/t2t.md, Split and the level prior).
 """
 
 import tensorflow as tf

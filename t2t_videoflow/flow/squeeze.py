@@ -1,4 +1,4 @@
-"""Squeeze by 2 with T2T's channel order (REFERENCE 2.2).
+"""Squeeze by 2 with T2T's channel order (`glow_ops.squeeze`).
 
     forward:  [*batch, H, W, C] -> [*batch, H/2, W/2, 4C],
               y[..., h, w, 4c + 2i + j] = x[..., 2h + i, 2w + j, c],   i, j in {0, 1}

@@ -1,10 +1,10 @@
 """2-D convolution blocks of T2T's Glow: edge-bias padding, actnorm'd conv, zero conv.
 
 These are the non-invertible pieces used *inside* coupling networks and prior heads
-(REFERENCE sections 2.3, 2.5). They are Keras 3 layers so the latent prior can be
-built from them as Keras models; the flow's coupling bijector keeps their variables
-on itself (see `flow/coupling.py`) because Keras 3 weights are invisible to
-`tf.Module` tracking.
+(T2T `glow_ops.actnorm`, `glow_ops.conv`, `glow_ops.add_edge_bias`). They are Keras 3
+layers so the latent prior can be built from them as Keras models; the flow's coupling
+bijector keeps their variables on itself (see `flow/coupling.py`) because Keras 3
+weights are invisible to `tf.Module` tracking.
 
 Conventions (T2T's, kept so T2T checkpoints map one-to-one):
   * Kernels are HWIO `[kh, kw, C_in (+1 edge channel LAST), C_out]`.

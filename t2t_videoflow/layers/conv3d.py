@@ -1,6 +1,7 @@
 """3-D (time x space) convolution blocks of T2T's VideoFlow prior network.
 
-The 3-D counterparts of `conv.py` (REFERENCE sections 2.3, 2.5 and 2.6, 3-D case),
+The 3-D counterparts of `conv.py` (T2T `glow_ops.actnorm_3d`, `glow_ops.conv` with
+`time_pad`, and `glow_ops.conv_stack`, 3-D case; docs/t2t.md, Conv helper),
 used by the `conv3d_net` temporal prior (`prior/temporal_network.py`):
 
   * `time_pad`: causal padding in time (`kt - 1` zero frames on the LEFT only),
@@ -269,7 +270,7 @@ class ZeroConv3D(_Conv3DBase):
 
 
 class ConvStack3D(ConvStack):
-    """T2T `conv_stack` on `[B, T, H, W, C]` (REFERENCE 2.6, 3-D case).
+    """T2T `conv_stack` on `[B, T, H, W, C]` (`glow_ops.conv_stack`, 3-D case).
 
         h = relu(ActNorm3D(conv_[kt,3,3], dilation d (x)))             "conv_block/1_1"
         h = dropout(h)

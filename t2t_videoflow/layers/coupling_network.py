@@ -15,9 +15,9 @@ so gradients and Adam stay float32), the GATU's tanh and sigmoid run in float32,
 data-dependent init always runs in float32. Deterministic, so a flow that uses the
 network still inverts exactly; the values differ from float32 by bfloat16 rounding.
 
-(REFERENCE 2.6.) The first layer's activation is always ReLU; `activation` only
-selects the second layer. Dropout is inverted dropout at `dropout_rate`, active only
-when `training=True` and never during data-dependent init.
+(T2T `glow_ops.conv_block`, `glow_ops.conv_stack`.) The first layer's activation is
+always ReLU; `activation` only selects the second layer. Dropout is inverted dropout at
+`dropout_rate`, active only when `training=True` and never during data-dependent init.
 
 Input `[B, H, W, C_in]` -> output `[B, H, W, out_channels]`, exactly 0 at init.
 """

@@ -1,8 +1,9 @@
 """Keras 3 layers inside `tf.Module`s: every weight tracked once, seeded initial values.
 
 A Keras 3 layer held as an attribute of a `tf.Module` is invisible to the module's
-`variables` / `trainable_variables` (TF-PITFALLS.md), yet `tf.train.Checkpoint` and
-SavedModel do follow it, saving each weight through its Keras wrapper. Keeping the
+`variables` / `trainable_variables` (the count is silently 0: `tf.Module` does not
+walk into Keras 3 layers), yet `tf.train.Checkpoint` and SavedModel do follow it,
+saving each weight through its Keras wrapper. Keeping the
 weights' `tf.Variable`s in a list next to the layer makes them visible but stores every
 weight twice, and the optimizer's slots attach to the `tf.Variable`, not the wrapper.
 

@@ -13,7 +13,7 @@ Why not `tf.recompute_grad(f)`, which computes the same: in a graph,
 `tf.custom_gradient` passes every variable `f` reads through an identity op, reads
 each again and fills a zero gradient for each, and `tf.recompute_grad` nests two
 custom gradients; in the paper model's prior that is about 3,000 ops of plumbing
-(issue 14: graph size is start-up time and memory). Here `f` reads its weights
+(graph size costs start-up time and memory). Here `f` reads its weights
 through `read()` (`layers/variable_binding.py`): their values enter the custom
 gradient as explicit inputs, bound to the variables while `f` runs, and their
 gradients flow back to the variables through the reads. The backward pass reads the

@@ -1,4 +1,5 @@
-"""VideoFlow's latent prior networks p(z_t | z_<t) as Keras 3 layers (REFERENCE 3)."""
+"""VideoFlow's latent prior networks p(z_t | z_<t) as Keras 3 layers (docs/t2t.md,
+Conditioning)."""
 
 from t2t_videoflow.prior.conv_lstm import ConvLSTMCell
 from t2t_videoflow.prior.latent_prior import (

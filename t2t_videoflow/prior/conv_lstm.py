@@ -1,4 +1,4 @@
-"""2-D convolutional LSTM cell (T2T `conv_lstm_2d` / TF-contrib `ConvLSTMCell`; REFERENCE 3.6).
+"""2-D convolutional LSTM cell (T2T `common_video.conv_lstm_2d`, TF-contrib `ConvLSTMCell`).
 
     [i, g, f, o] = split_4(conv_same([x, h], kernel) + biases)       (this order)
     c' = sigmoid(f + forget_bias) * c + sigmoid(i) * tanh(g)

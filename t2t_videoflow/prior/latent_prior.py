@@ -1,4 +1,5 @@
-"""VideoFlow's conditional latent priors (REFERENCE 3.2, 3.3), one class per encoder,
+"""VideoFlow's conditional latent priors (T2T `NextFrameGlow.top_cond_prior`,
+`glow_ops.level_cond_prior`), one class per encoder,
 and the marginal top prior.
 
 Given the noise-free past latents `z_{<t}` (and, for level priors, the marginal
@@ -152,7 +153,8 @@ class _NoisyInputPrior(ConditionalPrior):
 
 class Conv3dNetPrior(_NoisyInputPrior):
     """`conv3d_net`: the residual 3-D conv network over the window of N past latents
-    (REFERENCE 3.4); a level prior stacks `mu0` (tiled over time) onto the channels.
+    (T2T `glow_ops.temporal_latent_to_dist`); a level prior stacks `mu0` (tiled over
+    time) onto the channels.
 
     Args (besides role, latent_skip, latent_noise): `encoder_depth`,
     `encoder_width`, `activation` ("relu" | "gatu"), `latent_dropout`,
@@ -218,7 +220,7 @@ class Conv3dNetPrior(_NoisyInputPrior):
 
 class ConvNetPrior(_NoisyInputPrior):
     """`conv_net`: a 2-D conv network on the N past latents concatenated over channels
-    (a level prior puts `mu0` first); T2T's `latent_to_dist` (REFERENCE 3.5).
+    (a level prior puts `mu0` first); T2T's `glow_ops.latent_to_dist`.
 
     Args (besides role, latent_skip, latent_noise): `architecture` ("glow_resnet" |
     "glow_nn"), `encoder_depth`, `encoder_width`, `pre_output_channels` (glow_nn),
@@ -272,7 +274,7 @@ class ConvNetPrior(_NoisyInputPrior):
 
 class ConvLSTMPrior(_NoisyInputPrior):
     """`conv_lstm`: one ConvLSTM step per frame on `z_{t-1}` (a level prior: `[mu0,
-    z_{t-1}]`) and a single zero-conv head on the new `h` (REFERENCE 3.6).
+    z_{t-1}]`) and a single zero-conv head on the new `h` (T2T `common_video.conv_lstm_2d`).
 
     The state `(c, h)` is carried from frame to frame: pass `zero_state(z)` at the
     first conditioned frame and the returned state afterwards.

@@ -1,4 +1,4 @@
-"""2-D prior heads: T2T `single_conv_dist` and `latent_to_dist` (REFERENCE 2.9, 3.5).
+"""2-D prior heads: T2T `glow_ops.single_conv_dist` and `glow_ops.latent_to_dist`.
 
 Every head ends in a zero conv whose `2 * c_out` output channels interleave the
 mean and the log-scale: even channels are `mu`, odd channels are `ln sigma`

@@ -1,7 +1,8 @@
-"""The `pointwise` latent prior (T2T `scale_gaussian_prior`, `merge_level_and_latent_dist`).
+"""The `pointwise` latent prior (T2T `glow_ops.scale_gaussian_prior`,
+`glow_ops.merge_level_and_latent_dist`).
 
-    ScaleGaussianPrior:   p(z_t | z_{t-1}) = N(m * z_{t-1}, exp(3 rho))       (REFERENCE 3.2)
-    MergeLevelAndLatent:  mean = mu0 + latent_mean,                           (REFERENCE 3.3)
+    ScaleGaussianPrior:   p(z_t | z_{t-1}) = N(m * z_{t-1}, exp(3 rho))
+    MergeLevelAndLatent:  mean = mu0 + latent_mean,
                           std  = sigma0 (prev_level) | latent_std (prev_step)
                                  | exp(3 * 0) = 1 (normal)
 

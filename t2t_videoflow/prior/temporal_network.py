@@ -1,4 +1,4 @@
-"""The `conv3d_net` temporal prior network (T2T `temporal_latent_to_dist`, REFERENCE 3.4).
+"""The `conv3d_net` temporal prior network (T2T `glow_ops.temporal_latent_to_dist`).
 
     H = X                                              X: [B, N, h, w, R]
     for i < depth:                                     residual blocks

@@ -42,12 +42,12 @@ setuptools.setup(
     # matplotlib only draws the README figures (benchmarks/shapes_results.py).
     extras_require={"test": ["pytest>=8"], "plots": ["matplotlib>=3.7"]},
     entry_points={"console_scripts": [
-        "t2t-videoflow-datagen = t2t_videoflow.datagen:run_main",
-        "t2t-videoflow-trainer = t2t_videoflow.trainer:run_main",
-        "t2t-videoflow-decoder = t2t_videoflow.decoder:run_main",
-        "t2t-videoflow-exporter = t2t_videoflow.exporter:run_main",
-        "t2t-videoflow-motion = t2t_videoflow.motion_main:run_main",
-        "t2t-videoflow-import = t2t_videoflow.t2t_import:run_main",
-        "t2t-videoflow-eval = t2t_videoflow.evaluate:run_main",
+        "t2t-videoflow-datagen = t2t_videoflow.cli.datagen:run_main",
+        "t2t-videoflow-trainer = t2t_videoflow.cli.trainer:run_main",
+        "t2t-videoflow-decoder = t2t_videoflow.cli.decoder:run_main",
+        "t2t-videoflow-exporter = t2t_videoflow.cli.exporter:run_main",
+        "t2t-videoflow-motion = t2t_videoflow.cli.motion:run_main",
+        "t2t-videoflow-import = t2t_videoflow.cli.t2t_import:run_main",
+        "t2t-videoflow-eval = t2t_videoflow.cli.evaluate:run_main",
     ]},
 )

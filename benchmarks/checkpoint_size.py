@@ -1,4 +1,5 @@
-"""Benchmark: what a checkpoint stores for a model of an hparams set (issue 12).
+"""Benchmark: what a checkpoint stores for a model of an hparams set (each weight
+once, not also through its Keras wrapper; see `t2t_videoflow/layers/keras_tracking.py`).
 
 Builds the set's model, saves `tf.train.Checkpoint(model=model)` (what inference and
 `t2t-videoflow-import` write) and the trainer's `model + Adam` checkpoint, and reports
@@ -20,8 +21,8 @@ try:
     import common
 except ImportError:  # run as `python -m benchmarks.checkpoint_size`
     from benchmarks import common
-from t2t_videoflow import registry
-from t2t_videoflow.model import build_model
+from t2t_videoflow.config import registry
+from t2t_videoflow.model.videoflow import build_model
 
 
 def stored_floats(path, prefix="model/"):

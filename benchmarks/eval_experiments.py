@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  pylint: disable=wrong-import-position
 
-from t2t_videoflow import evaluate  # noqa: E402  pylint: disable=wrong-import-position
+from t2t_videoflow.cli import evaluate  # noqa: E402  pylint: disable=wrong-import-position
 from t2t_videoflow.errors import UsageError  # noqa: E402  pylint: disable=wrong-import-position
 
 SETTINGS = {

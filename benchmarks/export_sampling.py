@@ -8,7 +8,7 @@ batch `--batch` after `--context` context frames (temperature 1, a new seed per 
 
 Reported: export wall time (tracing + writing), export size on disk, the first call
 (graph optimisation and the first run), and the median of `--repeats` further calls,
-also per generated frame. Against issue 14's target (at most 2x the roofline), each
+also per generated frame. Against the port's sampling target (at most 2x the roofline), each
 config's sampling FLOPs are counted as `benchmarks/sampling.py` counts them (conv and
 matmul multiply-adds of encoding the context and of `num_frames` sampling steps, on
 the traced graphs) and divided by the 3x3 conv rate measured at the start of the same
@@ -40,8 +40,9 @@ try:
 except ImportError:  # run as `python -m benchmarks.export_sampling`
     from benchmarks import common
     from benchmarks.sampling import sampling_flops
-from t2t_videoflow import export_lib, registry
-from t2t_videoflow.model import build_model
+from t2t_videoflow.serving import saved_model as export_lib
+from t2t_videoflow.config import registry
+from t2t_videoflow.model.videoflow import build_model
 
 CONFIGS = {
     # The CPU set at 64x64 (the set itself is 32x32; 64x64 frames need problem

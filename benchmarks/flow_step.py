@@ -35,7 +35,7 @@ except ImportError:  # run as `python -m benchmarks.flow_step`
 from t2t_videoflow.flow.multiscale import MultiScaleFlow
 
 CONFIGS = {
-    # The CPU config of issue 7's table (flow part), batch 8.
+    # A small CPU config (the flow sizes of `train_step.py`'s `cpu_small`), batch 8.
     "small": dict(image=(32, 32, 3), levels=2, depth=8, width=128, coupling="affine",
                   activation="relu", batch=8),
     # videoflow_bpp's flow at batch 1.

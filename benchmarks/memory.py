@@ -118,7 +118,7 @@ def source_md5():
 
 def worker(args):
     """One configuration in this process; prints one JSON line."""
-    from t2t_videoflow import cli
+    from t2t_videoflow.cli import tool as cli
     allocator = args.cpu_allocator
     if allocator == "auto":   # the trainer's choice for this run
         allocator = cli.auto_cpu_allocator(bool(args.recompute))
@@ -130,9 +130,9 @@ def worker(args):
     if not args.graph_optimizer:
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
-    from t2t_videoflow import registry
-    from t2t_videoflow.model import build_model
-    from t2t_videoflow.trainer_lib import create_adam_slots
+    from t2t_videoflow.config import registry
+    from t2t_videoflow.model.videoflow import build_model
+    from t2t_videoflow.training.trainer import create_adam_slots
 
     hp = registry.create_hparams("videoflow_bpp", args.hparams)
     hp.depth = args.depth
@@ -215,7 +215,7 @@ def worker(args):
 
 def cpu_allocator_choices():
     """The tools' `--cpu_allocator` values and default (no TensorFlow imported)."""
-    from t2t_videoflow import cli
+    from t2t_videoflow.cli import tool as cli
     return list(cli.CPU_ALLOCATORS), cli.FLAGS["cpu_allocator"].default
 
 

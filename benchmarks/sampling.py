@@ -1,4 +1,4 @@
-"""Benchmark: sampling latency of the paper model (issue 7).
+"""Benchmark: sampling latency of the paper model.
 
 20 frames of 64x64 conditioned on 3 context frames, batch 1, videoflow_bpp (3 levels
 x 24 steps, affine 512 gatu; conv3d_net prior 5 x 256, gatu, dilations),
@@ -39,8 +39,9 @@ try:
     import common
 except ImportError:  # run as `python -m benchmarks.sampling`
     from benchmarks import common
-from t2t_videoflow import decoder, registry
-from t2t_videoflow.model import build_model
+from t2t_videoflow.model import sampling
+from t2t_videoflow.config import registry
+from t2t_videoflow.model.videoflow import build_model
 
 
 def make_context(batch, frames, size, seed=0):
@@ -67,7 +68,7 @@ def sampler(model, num_frames, temperature, mode, chunk=10):
     if mode == "function_unrolled":
         return tf.function(lambda context, seed: model.sample(
             context, num_frames, temperature=temperature, seed=seed))
-    loop = decoder.Sampler(model, jit_compile=(mode == "xla"))
+    loop = sampling.Sampler(model, jit_compile=(mode == "xla"))
     return lambda context, seed: loop.sample(context.numpy(), num_frames, temperature,
                                              int(seed), chunk=chunk)
 

@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def read_log(output_dir):
     """`(train, evals)`: lists of `(step, record)` sorted by step."""
-    from t2t_videoflow import trainer_lib
+    from t2t_videoflow.training import trainer as trainer_lib
     records = sorted(trainer_lib.train_log(output_dir).items())
     train = [(s, r) for s, r in records if "bpp" in r]
     evals = [(s, r) for s, r in records if "eval_bpp" in r]
@@ -139,10 +139,12 @@ def sample_grid_gif(path, output_dir, data_dir, num_clips, num_samples, temperat
                     seed, scale=3):
     """Rows: dev clips. Columns: the real clip, then `num_samples` samples. Each cell
     animates context frame(s) then target frames; a 1-px grey border between cells."""
-    from t2t_videoflow import decoder, media, restore
+    from t2t_videoflow.data import clips
+    from t2t_videoflow.data import media
+    from t2t_videoflow.training import restore
     run = restore.restore_for_inference(output_dir, None)
     model, hparams, problem = run["model"], run["hparams"], run["problem"]
-    contexts, truths = decoder.dev_clips(problem, hparams, data_dir, num_clips)
+    contexts, truths = clips.dev_clips(problem, hparams, data_dir, num_clips)
     k = truths.shape[1]
     reps = np.repeat(contexts, num_samples, axis=0)
     samples = model.sample(reps, k, temperature=temperature, seed=seed).numpy()
@@ -212,7 +214,7 @@ def main(argv=None):
     times = read_wallclock(args.wallclock) if args.wallclock else {}
     times.update({s: r["wall_time"] for s, r in train if "wall_time" in r})
     title = args.title or f"{args.name}: stochastic shapes"
-    from t2t_videoflow import run_dir
+    from t2t_videoflow.training import run_dir
     hparams, _ = run_dir.load_run(args.output_dir)
     plot_curve(os.path.join(docs, f"{args.name}_bpp.png"), train, evals, times, title,
                args.hardware, hparams.n_bits_x, hparams.batch_size)

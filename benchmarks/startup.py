@@ -1,4 +1,5 @@
-"""Benchmark: where the start-up of a training run goes (issue 14's start-up target).
+"""Benchmark: where the start-up of a training run goes (results:
+`benchmarks/results/startup.json`).
 
 From process start to the end of the first compiled training step of a config of
 `benchmarks/train_step.py`, split into: imports, model build, data-dependent init

@@ -1,6 +1,7 @@
 """Training faithfulness: the ORIGINAL T2T VideoFlow and this port, trained side by side.
 
-Issue 11, item 3. For every seed, in one run:
+Does the port train as T2T does, from the same weights, data and noise? For every
+seed, in one run:
 
   1. clips: `steps` batches of `batch_size` stochastic-shapes training windows (uint8
      [steps, B, T, H, W, 3]; train-split videos of `stochastic_shapes` at the set's frame
@@ -33,8 +34,13 @@ gradient norms) of both, and per seed the max |difference| over the first 10 ste
 window means, step times.
 
 Both sides run single-threaded (`--threads`, default 1); pin the process to one core
-with taskset on a shared machine. Needs the oracle set up once
-(`bash ../shared/t2t-oracle/harness/setup.sh T2T_GIT_DIR`, see its README).
+with taskset on a shared machine. Needs a T2T side that is not part of this
+repository, set up once: a venv with tensor2tensor installed from a T2T
+git checkout (`--t2t_python`, default `$T2T_ORACLE_HOME/venv/bin/python`) and a harness
+directory (`--harness_dir`, default `$T2T_ORACLE_HARNESS`, else
+`../shared/t2t-oracle/harness` next to the checkout) holding `dump.py`, which imports
+T2T's `glow_ops` and `next_frame_glow`, and `setup.sh T2T_GIT_DIR`, which builds that
+venv.
 
     taskset -c 1 python benchmarks/t2t_train_curve.py --steps=30 --seeds=0
     taskset -c 1 python benchmarks/t2t_train_curve.py --steps=600 --seeds=0,1,2 --ulp_control
@@ -213,7 +219,7 @@ def t2t_worker(args):
 def render_clips(hparams, steps, seed):
     """uint8 train [steps, B, T, H, W, 3] and init [init_batch_size, T, H, W, 3]."""
     from t2t_videoflow.problems import stochastic_shapes as shapes
-    from t2t_videoflow.trainer_lib import train_frames_per_clip
+    from t2t_videoflow.training.trainer import train_frames_per_clip
     size = hparams.frame_height
     problem = shapes.StochasticShapes(frame_size=size)
     params = shapes.draw_video_params(problem.num_videos, problem.seed)
@@ -243,7 +249,7 @@ def render_clips(hparams, steps, seed):
 def trainer_noise(shape, seed, step):
     """The trainer's dequantisation noise of `step` (trainer_lib._replica_step)."""
     import tensorflow as tf
-    from t2t_videoflow.model import RNG_ALG
+    from t2t_videoflow.model.videoflow import RNG_ALG
     return tf.random.stateless_uniform(
         shape, tf.constant([seed, step], tf.int64), 0.0, 1.0 / 256.0, alg=RNG_ALG).numpy()
 
@@ -267,8 +273,8 @@ class ClipsProblem:
 def run_port(hparams, train, weights, seed, compare_weights_at, workdir):
     """Trains the port's Trainer from T2T's weights; returns rows, timings, checks."""
     import tensorflow as tf
-    from t2t_videoflow import trainer_lib
-    from t2t_videoflow.model import T2T_BODY_SCOPE, load_t2t_weights
+    from t2t_videoflow.training import trainer as trainer_lib
+    from t2t_videoflow.model.videoflow import T2T_BODY_SCOPE, load_t2t_weights
     hp = hparams.copy()
     hp.train_steps = int(hparams.train_steps)     # the schedule's decay end, unchanged
     steps = train.shape[0]
@@ -466,7 +472,7 @@ def main():
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import common
-    from t2t_videoflow import registry
+    from t2t_videoflow.config import registry
     if not os.path.exists(args.t2t_python):
         sys.exit(f"No oracle venv at {args.t2t_python}: run "
                  f"{os.path.join(args.harness_dir, 'setup.sh')} T2T_GIT_DIR first.")

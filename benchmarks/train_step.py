@@ -1,4 +1,4 @@
-"""Benchmark: one full training step of the VideoFlow model (issue 7).
+"""Benchmark: one full training step of the VideoFlow model.
 
 A step is what the trainer runs: dequantise (stateless noise), the model's loss (bits
 per dimension over the target frames), gradients of every trainable variable and an
@@ -16,8 +16,9 @@ and reported as the median step time over `--repeats` steps after `--warmup` ste
 (the first call, tracing / compiling included, is reported separately), frames/s
 (batch x frames per clip / step time), GFLOP/s and its fraction of the CPU's 3x3 conv
 rate measured in the same run, and the ratio against the original T2T code's step
-time measured on this machine kind (issue 7: 0.118 s for cpu_small, 2.2-2.4 s for
-paper_b1; ratio > 1 means faster than T2T).
+time measured once on this machine kind with T2T's own code (0.118 s for cpu_small,
+2.2-2.4 s for paper_b1; ratio > 1 means faster than T2T; `benchmarks/vs_t2t.py` times
+both side by side, `benchmarks/results/vs_t2t_*.json`).
 
 FLOPs are counted on the traced graph of the compiled step (`common.graph_flops`):
 2 x multiply-adds of every Conv2D/Conv3D (forward, backprop-input and
@@ -41,17 +42,17 @@ try:
     import common
 except ImportError:  # run as `python -m benchmarks.train_step`
     from benchmarks import common
-from t2t_videoflow import registry
-from t2t_videoflow.model import build_model
-from t2t_videoflow.trainer_lib import create_adam_slots
+from t2t_videoflow.config import registry
+from t2t_videoflow.model.videoflow import build_model
+from t2t_videoflow.training.trainer import create_adam_slots
 
-# T2T's own step times on this machine kind (issue 7), seconds.
+# T2T's own step times on this machine kind (measured once with T2T's code), seconds.
 T2T_STEP_S = {"cpu_small": 0.118, "paper_b1": 2.3}
 T2T_STEP_RANGE = {"cpu_small": "0.118", "paper_b1": "2.2-2.4"}
 
 
 def cpu_small_hparams():
-    """Issue 7's cpu_small: 32x32x3, 2 levels x 8, affine 128 gatu; conv3d_net prior
+    """`cpu_small`: 32x32x3, 2 levels x 8, affine 128 gatu; conv3d_net prior
     2 blocks x 64, gatu, dilations on; 1 context + 1 target; batch 8.
 
     Everything else is T2T's `next_frame_glow_hparams` default (latent_skip on,
@@ -71,7 +72,7 @@ def cpu_small_hparams():
 
 
 def paper_b1_hparams():
-    """Issue 7's paper_b1: videoflow_bpp (3 x 24, affine 512 gatu; conv3d_net 5 x 256,
+    """`paper_b1`: videoflow_bpp (3 x 24, affine 512 gatu; conv3d_net 5 x 256,
     gatu, dilations [1, 3], skip); 3 context + 1 target; batch 1."""
     hp = registry.hparams("videoflow_bpp")
     hp.video_num_input_frames, hp.video_num_target_frames = 3, 1
@@ -90,8 +91,8 @@ def shapes_cpu_hparams():
 def paper_shapes_hparams():
     """T2T's `next_frame_glow_shapes` (the paper's stochastic-shapes model, section 5.1:
     64x64, 3 x 24 additive 512 gatu; conv3d_net 10 x 256; batch 10) as the trainer runs
-    it: 2-frame windows, 1 conditioning and 1 scored frame. What issue 11's paper result
-    costs per step on this machine."""
+    it: 2-frame windows, 1 conditioning and 1 scored frame. What training the paper's
+    shapes model costs per step on this machine."""
     hp = registry.hparams("next_frame_glow_shapes")
     hp.video_num_target_frames = hp.num_train_frames - hp.video_num_input_frames
     return hp
@@ -302,7 +303,7 @@ def main():
     results["load_average_end"] = common.load_average()
     print()
     common.print_table(header, rows)
-    print("T2T reference (issue 7, same machine kind): "
+    print("T2T reference (T2T's own code, same machine kind): "
           + ", ".join(f"{k} {v} s" for k, v in T2T_STEP_RANGE.items()))
     if args.output != "-":
         common.write_results("train_step", results, args.output or None)

@@ -1,11 +1,13 @@
-"""Benchmark: the port's training step against the ORIGINAL T2T code, side by side (issue 14).
+"""Benchmark: the port's training step against the ORIGINAL T2T code, side by side.
 
 Absolute step times on these shared machines drift by 2x from day to day, so only
 ratios measured in one sitting mean anything. This script alternates, round after
 round, fresh processes of
 
-  * T2T's own `NextFrameGlow` training step (`../shared/t2t-oracle/harness/bench.py`,
-    run with the harness venv; set it up as that folder's README says),
+  * T2T's own `NextFrameGlow` training step (`bench.py` of a T2T harness directory
+    that is not part of this repository, expected at `../shared/t2t-oracle/harness`
+    next to the checkout, run with a venv holding tensor2tensor at
+    `$T2T_ORACLE_HOME/venv/bin/python`),
   * the port's compiled training step (`tf.function`, the trainer's fused legacy
     `tf_keras` Adam, one op per variable as T2T's; `benchmarks/train_step.py`'s model,
     clips and step; before 2026-12-06 this used the per-op Keras 2 Adam, 0.1-0.5 s
@@ -13,8 +15,8 @@ round, fresh processes of
     entry ("float32" is T2T's arithmetic; "bfloat16" runs the coupling networks and
     the conv3d_net prior blocks in bfloat16),
 
-on the same config (`cpu_small`, `paper_b1`: issue 14's definitions, the same in
-both codes), and reports for each the median step time per run, the median over
+on the same config (`cpu_small`, `paper_b1`: as `benchmarks/train_step.py` defines them, the
+same in both codes), and reports for each the median step time per run, the median over
 runs, the ratio T2T / port of the medians (> 1: the port is faster), the start-up
 time (process start to the end of the first training step: imports, graph build
 or tracing, data-dependent init, first step) and the peak process memory (RSS).
@@ -96,7 +98,7 @@ def t2t_run(config, warmup, steps):
                        str(warmup), "--steps", str(steps), "--min_steps", str(steps)],
                       HARNESS)
     # Command to the end of the first step, as the port's: build + DDI + first step
-    # (the harness venv's imports are not timed by bench.py; they are a few seconds).
+    # (the T2T venv's imports are not timed by bench.py; they are a few seconds).
     result["startup_s"] = result["build_s"] + result["ddi_s"] + result["warmup_s"][0]
     return result
 
@@ -129,8 +131,9 @@ def main():
               args.graph_optimizer == "True")
         return
     if not os.path.exists(T2T_PYTHON):
-        sys.exit(f"No T2T harness venv at {T2T_PYTHON}: set it up as "
-                 f"{os.path.normpath(HARNESS)}/README.md says (or set T2T_ORACLE_HOME).")
+        sys.exit(f"No T2T venv at {T2T_PYTHON}: build it with "
+                 f"{os.path.normpath(HARNESS)}/setup.sh T2T_GIT_DIR "
+                 "(or set T2T_ORACLE_HOME).")
 
     sys.path.insert(0, HERE)
     import common

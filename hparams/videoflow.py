@@ -13,8 +13,8 @@ literal value (so they match a one-device T2T run); the paper sets use 40.
 `clip_grad_norm = 0.0` means no clipping (T2T's `None`).
 """
 
-from t2t_videoflow import registry
-from t2t_videoflow.hparams_lib import HParams
+from t2t_videoflow.config import registry
+from t2t_videoflow.config.hparams_lib import HParams
 
 
 @registry.register_hparams
@@ -84,7 +84,7 @@ def next_frame_glow_hparams():
         # --- this port: input bijection (0 = none = T2T; flow/input_transform.py) ---
         input_asinh_gain=0.0,
         # --- this port: moving average of the weights for eval/sampling (0 = off = T2T;
-        #     t2t_videoflow/weight_ema.py) ---
+        #     t2t_videoflow/training/weight_ema.py) ---
         weight_ema_decay=0.0,
         # --- this port: frame size (checked against the problem) and run length ---
         frame_height=64,
@@ -219,14 +219,14 @@ def videoflow_shapes_cpu():
         the flow cannot concentrate density on the exactly-black background pixels
         (after dequantisation each is uniform in a 1/256 bin) and learns far more
         slowly: mean bpp 2.01 vs 1.36 over steps 201-250, everything else equal
-        (`benchmarks/results/loss_spikes.json`).
+        (`experiments/results/loss_spikes.json`).
       * gradient clipping at global norm 20 (T2T: none): without it, at 5e-4 the
         level priors' output convs (which learn very small scales for the
         background) oscillate and the loss spikes (7 spikes in the first 250 steps,
         gradient norm growing to 2,470 over 2-3 steps; `loss_spikes.json`).
       * learning rate 4e-4 (T2T's shapes set: 1e-4), which the clipping allows: the
         1,000-step demo ends at dev bpp 0.766 against 0.823 at 2e-4 without clipping
-        (same sitting, `benchmarks/results/shapes_demo_clip.json`), and the long run
+        (same sitting, `experiments/results/shapes_demo_clip.json`), and the long run
         reaches 0.590 at step 4,000 against 0.647 (`shapes_cpu_clip.json` vs
         `shapes_cpu.json`).
     """
@@ -289,7 +289,7 @@ def videoflow_shapes_cpu_demo():
     takes the demo to dev bpp 0.538 at step 1,000 against 0.774 without it, with
     gradient norms below 2.1 against up to 459 (the loss spikes' cause: the
     background's dequantisation noise far below the first actnorm's unit), same
-    sitting, same per-step time (`benchmarks/results/demo_search.json`, runs
+    sitting, same per-step time (`experiments/results/demo_search.json`, runs
     `demo_asinh256` and `demo`). With the spikes gone the demo also takes a learning
     rate of 1e-3: dev bpp 0.500 at step 1,000 (run `demo_asinh256_lr1e-3`), gradient
     norms still below 2.1. The clipping stays; it no longer acts.
@@ -318,7 +318,7 @@ def videoflow_shapes16_demo():
         3,000-step schedule on one core, 64 dev clips x 4 samples at temperature 1.0:
         26% of samples keep the shape intact and 10.5% also move it coherently, all 8
         directions represented, against 6% and 3.5% with 8 bits (5 bits: 21% / 12%;
-        3 bits: 18% / 5%) (`benchmarks/results/demo_search.json`, runs `s16_bits*`;
+        3 bits: 18% / 5%) (`experiments/results/demo_search.json`, runs `s16_bits*`;
         the quick start itself, on 2 cores: 25% / 10%, run `demo16_e2e`). Bits per
         pixel then count 4-bit values: not comparable with 8-bit figures;
       * 3,000 steps at 6e-4, warmup 200, linear decay over the last 1,500.

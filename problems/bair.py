@@ -31,7 +31,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from t2t_videoflow import registry
+from t2t_videoflow.config import registry
 from t2t_videoflow.data.records import (DataError, ShardSetWriter, encode_png, iterate_records,
                                         png_shape, scan_tfrecord, video_examples)
 from t2t_videoflow.problems.base import VideoProblem

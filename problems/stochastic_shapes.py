@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from t2t_videoflow import registry
+from t2t_videoflow.config import registry
 from t2t_videoflow.data.records import ShardSetWriter, video_examples
 from t2t_videoflow.problems.base import VideoProblem
 

@@ -29,19 +29,19 @@ __version__ = "0.1.0"
 # name -> module that defines it; resolved on first access (PEP 562), so that the
 # command-line tools can check their flags before TensorFlow loads.
 _PUBLIC = {
-    "VideoFlow": "t2t_videoflow.model",
-    "build_model": "t2t_videoflow.model",
-    "preprocess": "t2t_videoflow.model",
-    "postprocess": "t2t_videoflow.model",
-    "load_trained_run": "t2t_videoflow.restore",
-    "TrainedRun": "t2t_videoflow.restore",
-    "create_hparams": "t2t_videoflow.registry",
-    "list_hparams": "t2t_videoflow.registry",
-    "register_hparams": "t2t_videoflow.registry",
-    "problem": "t2t_videoflow.registry",
-    "list_problems": "t2t_videoflow.registry",
-    "register_problem": "t2t_videoflow.registry",
-    "import_usr_dir": "t2t_videoflow.usr_dir",
+    "VideoFlow": "t2t_videoflow.model.videoflow",
+    "build_model": "t2t_videoflow.model.videoflow",
+    "preprocess": "t2t_videoflow.model.videoflow",
+    "postprocess": "t2t_videoflow.model.videoflow",
+    "load_trained_run": "t2t_videoflow.training.restore",
+    "TrainedRun": "t2t_videoflow.training.restore",
+    "create_hparams": "t2t_videoflow.config.registry",
+    "list_hparams": "t2t_videoflow.config.registry",
+    "register_hparams": "t2t_videoflow.config.registry",
+    "problem": "t2t_videoflow.config.registry",
+    "list_problems": "t2t_videoflow.config.registry",
+    "register_problem": "t2t_videoflow.config.registry",
+    "import_usr_dir": "t2t_videoflow.config.usr_dir",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -65,7 +65,7 @@ def fake_bair_raw(tmp_path):
 def tiny_data_dir(tmp_path_factory):
     """The `stochastic_shapes_tiny` shards, generated once per test session and shared
     (read-only) by every test that needs them; tests that damage data copy them."""
-    from t2t_videoflow.datagen import generate_data
+    from t2t_videoflow.data.generate import generate_data
     path = str(tmp_path_factory.mktemp("tiny_data"))
     generate_data("stochastic_shapes_tiny", path, log=lambda _: None)
     return path

@@ -3,8 +3,10 @@
 import numpy as np
 import tensorflow as tf
 
-from t2t_videoflow import cli, registry, run_dir
-from t2t_videoflow.model import build_model
+from t2t_videoflow.cli import tool as cli
+from t2t_videoflow.config import registry
+from t2t_videoflow.training import run_dir
+from t2t_videoflow.model.videoflow import build_model
 
 PROBLEM = "stochastic_shapes_tiny"
 HPARAMS_SET = "videoflow_tiny"

@@ -13,9 +13,10 @@ import tensorflow as tf
 import tf_keras
 
 from flow_testing import perturb
-from t2t_videoflow import checkpoint_compat, weight_ema
+from t2t_videoflow.training import checkpoint_compat
+from t2t_videoflow.training import weight_ema
 from t2t_videoflow.errors import CheckpointError
-from t2t_videoflow.model import VideoFlow
+from t2t_videoflow.model.videoflow import VideoFlow
 
 TINY = dict(n_levels=2, depth=1, coupling_width=8, latent_encoder_depth=1,
             latent_encoder_width=8, latent_pre_output_channels=8, num_cond_latents=2,

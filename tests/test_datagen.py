@@ -8,7 +8,9 @@ import uuid
 
 import pytest
 
-from t2t_videoflow import datagen, registry
+from t2t_videoflow.data import generate as data_generate
+from t2t_videoflow.data import generate as data_generate
+from t2t_videoflow.config import registry
 from t2t_videoflow.data.records import DataError
 from t2t_videoflow.problems import stochastic_shapes
 from t2t_videoflow.problems.stochastic_shapes import StochasticShapes
@@ -23,13 +25,13 @@ def _files(d):
 def test_library_generate_and_rerun_keeps_shards(tmp_path):
     lines = []
     out = str(tmp_path / "data")
-    summary = datagen.generate_data("stochastic_shapes_tiny", out, log=lines.append)
+    summary = data_generate.generate_data("stochastic_shapes_tiny", out, log=lines.append)
     assert [len(summary[s]["written"]) for s in ("train", "dev")] == [2, 1]
     assert any("shard 1/2 written: 22 videos, 110 frames" in l for l in lines)
     first = _files(out)
     mtimes = {n: os.stat(os.path.join(out, n)).st_mtime_ns for n in first}
     lines.clear()
-    summary = datagen.generate_data("stochastic_shapes_tiny", out, log=lines.append)
+    summary = data_generate.generate_data("stochastic_shapes_tiny", out, log=lines.append)
     assert summary["train"]["kept"] and not summary["train"]["written"]
     assert sum("exists, kept" in l for l in lines) == 3
     assert _files(out) == first
@@ -75,7 +77,7 @@ def test_cli_end_to_end_with_usr_dir(tmp_path):
     pkg = tmp_path / f"cli_usr_{tag}"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(textwrap.dedent(f"""
-        from t2t_videoflow import registry
+        from t2t_videoflow.config import registry
         from t2t_videoflow.problems.stochastic_shapes import StochasticShapesTiny
 
         @registry.register_problem("cli_shapes")
@@ -92,7 +94,7 @@ def test_cli_end_to_end_with_usr_dir(tmp_path):
                                        "cli_shapes-train-00000-of-00002",
                                        "cli_shapes-train-00001-of-00002"]
     # The written data feeds the pipeline with the tiny set.
-    from t2t_videoflow.usr_dir import import_usr_dir
+    from t2t_videoflow.config.usr_dir import import_usr_dir
     import_usr_dir(str(pkg))
     problem_cls = registry.problem_class("cli_shapes")
     hp = registry.create_hparams("videoflow_tiny", "batch_size=2", problem_name="cli_shapes")
@@ -114,8 +116,8 @@ def test_cli_errors_are_one_line(tmp_path):
 
 def test_library_errors(tmp_path):
     with pytest.raises(DataError, match="--data_dir is required"):
-        datagen.generate_data("stochastic_shapes_tiny", "")
+        data_generate.generate_data("stochastic_shapes_tiny", "")
     with pytest.raises(ValueError, match="takes no --seed"):
-        datagen.generate_data("bair_action_free", str(tmp_path), seed=3)
+        data_generate.generate_data("bair_action_free", str(tmp_path), seed=3)
     with pytest.raises(KeyError, match="Unknown problem"):
-        datagen.generate_data("nope", str(tmp_path))
+        data_generate.generate_data("nope", str(tmp_path))

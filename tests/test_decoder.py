@@ -10,7 +10,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from t2t_videoflow import decoder, media, registry, run_dir
+from t2t_videoflow.cli import decoder
+from t2t_videoflow.data import media
+from t2t_videoflow.config import registry
+from t2t_videoflow.training import run_dir
 
 from inference_testing import (FRAME_SHAPE, PROBLEM, assert_quantised, make_run_dir,
                                random_clips, run_cli)

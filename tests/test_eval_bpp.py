@@ -7,7 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from t2t_videoflow import evaluate, registry, trainer_lib
+from t2t_videoflow.cli import evaluate
+from t2t_videoflow.config import registry
+from t2t_videoflow.training import trainer as trainer_lib
 from t2t_videoflow.evaluation import bpp
 
 from inference_testing import PROBLEM, eval_run, quiet_context, random_clips, run_cli

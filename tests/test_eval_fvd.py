@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_videoflow import evaluate
+from t2t_videoflow.cli import evaluate
 from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import fvd
 

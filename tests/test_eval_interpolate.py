@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from t2t_videoflow import evaluate, media
+from t2t_videoflow.cli import evaluate
+from t2t_videoflow.data import media
 from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import bpp, interpolate
 

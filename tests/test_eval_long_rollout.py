@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2t_videoflow import decoder, evaluate, media
+from t2t_videoflow.model import sampling
+from t2t_videoflow.cli import evaluate
+from t2t_videoflow.data import media
 from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import context as context_lib, frame_stats, long_rollout
 
@@ -55,7 +57,7 @@ def test_rollout_is_model_sample_and_statistics_are_of_it(run, tmp_path):
     model, n = run["model"], run["hparams"].video_num_input_frames
     clips = random_clips((2, n, 16, 16, 3), seed=11)
     seen = []
-    sampler = decoder.Sampler(model)
+    sampler = sampling.Sampler(model)
     samples = long_rollout.rollout(sampler, clips[1], 12, 0.5, 3, seed=7,
                                    log=lambda done, total, s: seen.append((done, total)))
     assert seen == [(10, 12), (12, 12)]

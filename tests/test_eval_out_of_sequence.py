@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from t2t_videoflow import evaluate
+from t2t_videoflow.cli import evaluate
 from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import bpp, context as context_lib, out_of_sequence as oos
 from t2t_videoflow.evaluation import report

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from t2t_videoflow import evaluate
+from t2t_videoflow.cli import evaluate
 from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import metrics, temperature_sweep as sweep_lib
 

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_videoflow import export_lib, exporter, restore
-from t2t_videoflow.export_lib import BPP_NOISE
+from t2t_videoflow.serving import saved_model as export_lib
+from t2t_videoflow.cli import exporter
+from t2t_videoflow.training import restore
+from t2t_videoflow.serving.saved_model import BPP_NOISE
 
 from inference_testing import (FRAME_SHAPE, make_model, make_run_dir, random_clips,
                                run_cli)
@@ -217,7 +219,7 @@ def test_interrupted_export_leaves_nothing(run, tmp_path, monkeypatch):
 def test_exporter_cli_errors(run, tmp_path, capsys):
     empty = str(tmp_path / "no_checkpoint")
     os.makedirs(empty)
-    from t2t_videoflow import run_dir
+    from t2t_videoflow.training import run_dir
     run_dir.save_run(empty, run["hparams"], "stochastic_shapes_tiny", "videoflow_tiny")
     cases = [
         ([f"--output_dir={tmp_path / 'missing'}"], "does not exist"),

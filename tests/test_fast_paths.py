@@ -15,7 +15,7 @@ import tensorflow as tf
 from flow_testing import perturb
 from t2t_videoflow.layers import conv
 from t2t_videoflow.layers.conv import ConvActNorm2D, ZeroConv2D, add_edge_bias
-from t2t_videoflow.model import VideoFlow, gaussian_log_prob
+from t2t_videoflow.model.videoflow import VideoFlow, gaussian_log_prob
 
 
 def _random(shape, seed):

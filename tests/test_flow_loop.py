@@ -12,7 +12,7 @@ import tensorflow as tf
 from flow_testing import perturb
 from t2t_videoflow.flow.multiscale import MultiScaleFlow
 from t2t_videoflow.layers.variable_binding import bind, read
-from t2t_videoflow.model import load_t2t_weights
+from t2t_videoflow.model.videoflow import load_t2t_weights
 from test_model import perturbed_model, shapes_clips
 from test_model_oracle import oracle_inputs, oracle_model, pert_weights
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from t2t_videoflow.hparams_lib import HParams, HParamsError
+from t2t_videoflow.config.hparams_lib import HParams, HParamsError
 
 
 def _hp():
@@ -115,7 +115,7 @@ def test_add_hparam_rules():
 # -- validation of resolved sets ---------------------------------------------------------
 
 def _resolve(overrides, set_name="videoflow_tiny"):
-    from t2t_videoflow import registry
+    from t2t_videoflow.config import registry
     return registry.create_hparams(set_name, overrides)
 
 
@@ -146,8 +146,8 @@ def test_resolved_hparams_are_validated(override, pattern):
 
 
 def test_unused_hparams_at_t2t_default_and_every_set_pass():
-    from t2t_videoflow import registry
-    from t2t_videoflow.hparams_lib import UNUSED_AT_T2T_DEFAULT, validate
+    from t2t_videoflow.config import registry
+    from t2t_videoflow.config.hparams_lib import UNUSED_AT_T2T_DEFAULT, validate
     _resolve("weight_decay=0.0,optimizer=adam,initializer_gain=1.5,n_bits_x=4")
     built_in = [name for name in registry.list_hparams()       # not the tests' own sets
                 if registry._HPARAMS[name].__module__.startswith("t2t_videoflow.hparams")]
@@ -159,9 +159,10 @@ def test_unused_hparams_at_t2t_default_and_every_set_pass():
 
 
 def test_choice_tables_match_the_model():
-    from t2t_videoflow import model, schedules
+    from t2t_videoflow.model import videoflow as model
+    from t2t_videoflow.training import schedules
     from t2t_videoflow.flow import coupling
-    from t2t_videoflow.hparams_lib import CHOICES
+    from t2t_videoflow.config.hparams_lib import CHOICES
     from t2t_videoflow.layers import coupling_network
     from t2t_videoflow.prior import latent_prior, latent_to_dist, pointwise
     assert set(CHOICES["coupling"]) == set(coupling.COUPLINGS)

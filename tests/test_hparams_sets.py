@@ -3,7 +3,7 @@ VideoFlow paper's appendix E, tables E.1 / E.2."""
 
 import pytest
 
-from t2t_videoflow import registry
+from t2t_videoflow.config import registry
 
 # Fields the model code reads (of T2T's `glow_hparams` / `next_frame_glow_hparams`)
 # plus ours.

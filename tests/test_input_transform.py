@@ -10,12 +10,12 @@ import pytest
 import tensorflow as tf
 
 from flow_testing import brute_force_flow_log_det, brute_force_log_det, perturb
-from t2t_videoflow import registry
+from t2t_videoflow.config import registry
 from t2t_videoflow.errors import HParamsError
 from t2t_videoflow.flow.input_transform import AsinhInput, log_cosh
 from t2t_videoflow.flow.multiscale import MultiScaleFlow
 from t2t_videoflow.flow.squeeze import squeeze2
-from t2t_videoflow.model import VideoFlow, build_model, postprocess, preprocess
+from t2t_videoflow.model.videoflow import VideoFlow, build_model, postprocess, preprocess
 
 
 def dequantised(shape, seed):
@@ -148,7 +148,7 @@ def test_negative_gain_is_a_clear_error():
 def test_run_dir_written_before_the_option_loads_with_its_default(tmp_path):
     """A run whose hparams.json predates `input_asinh_gain` (and `network_dtype`)
     computed without them: loading it gives the defaults that reproduce that."""
-    from t2t_videoflow import run_dir
+    from t2t_videoflow.training import run_dir
     hp = registry.create_hparams("videoflow_tiny")
     old = {k: v for k, v in hp.values().items()
            if k not in ("input_asinh_gain", "network_dtype")}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from t2t_videoflow import media
-from t2t_videoflow.media import MediaError
+from t2t_videoflow.data import media
+from t2t_videoflow.data.media import MediaError
 
 SHAPE = (16, 12, 3)
 

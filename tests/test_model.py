@@ -17,7 +17,7 @@ from flow_testing import perturb
 from t2t_videoflow.layers.conv import ConvActNorm2D
 from t2t_videoflow.layers.keras_tracking import (
     deferrable_initializer, keras_layers_in, random_kernels_deferred)
-from t2t_videoflow.model import VideoFlow, postprocess, preprocess
+from t2t_videoflow.model.videoflow import VideoFlow, postprocess, preprocess
 
 tfd = tfp.distributions
 

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from flow_testing import load_oracle
 from inference_testing import write_tf1_checkpoint
-from t2t_videoflow.model import T2T_BODY_SCOPE, build_model, load_t2t_weights
-from t2t_videoflow.run_dir import ADDED_HPARAMS
+from t2t_videoflow.model.videoflow import T2T_BODY_SCOPE, build_model, load_t2t_weights
+from t2t_videoflow.training.run_dir import ADDED_HPARAMS
 
 ORACLES = ["model_affine_relu_16", "model_additive_gatu_8"]
 PERT = "var_pert/"

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from t2t_videoflow.model import VideoFlow, preprocess
+from t2t_videoflow.model.videoflow import VideoFlow, preprocess
 
 
 def test_xla_bits_per_pixel_and_sampling_match_eager():

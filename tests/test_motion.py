@@ -8,7 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from t2t_videoflow import motion, motion_main, restore
+from t2t_videoflow.evaluation import motion
+from t2t_videoflow.cli import motion as motion_main
+from t2t_videoflow.training import restore
 from t2t_videoflow.problems.stochastic_shapes import (COLOURS, DIRECTIONS, PX_PER_UNIT_64,
                                                       SHAPES, render_video)
 
@@ -448,4 +450,4 @@ def test_motion_cli_on_a_tiny_run(tmp_path, capsys, tiny_data_dir):
 def test_console_script_is_declared():
     setup_py = os.path.join(os.path.dirname(__file__), os.pardir, "setup.py")
     with open(setup_py) as f:
-        assert '"t2t-videoflow-motion = t2t_videoflow.motion_main:run_main"' in f.read()
+        assert '"t2t-videoflow-motion = t2t_videoflow.cli.motion:run_main"' in f.read()

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from flow_testing import perturb
-from t2t_videoflow import registry
-from t2t_videoflow.model import VideoFlow, build_model, postprocess, preprocess
+from t2t_videoflow.config import registry
+from t2t_videoflow.model.videoflow import VideoFlow, build_model, postprocess, preprocess
 
 ALL_VALUES = np.arange(256, dtype=np.uint8).reshape(1, 1, 16, 16, 1)
 

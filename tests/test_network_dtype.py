@@ -12,12 +12,12 @@ import pytest
 import tensorflow as tf
 
 from flow_testing import brute_force_log_det, perturb
-from t2t_videoflow import registry
+from t2t_videoflow.config import registry
 from t2t_videoflow.errors import HParamsError
 from t2t_videoflow.flow.coupling import make_coupling
 from t2t_videoflow.layers.conv3d import ConvStack3D
 from t2t_videoflow.layers.coupling_network import CouplingNetwork
-from t2t_videoflow.model import build_model, load_t2t_weights
+from t2t_videoflow.model.videoflow import build_model, load_t2t_weights
 from test_model_oracle import ORACLES, oracle_inputs, oracle_model, pert_weights
 
 

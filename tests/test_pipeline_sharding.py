@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_videoflow import registry
+from t2t_videoflow.config import registry
 
 PROBLEM = "stochastic_shapes_tiny"
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from conftest import fake_bair_record, write_fake_bair
-from t2t_videoflow import registry
+from t2t_videoflow.config import registry
 from t2t_videoflow.data import pipeline
 from t2t_videoflow.data.records import DataError, iterate_records, parse_frame_record
 from t2t_videoflow.problems.bair import BairActionFree

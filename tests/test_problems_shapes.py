@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_videoflow import registry
+from t2t_videoflow.config import registry
 from t2t_videoflow.data import pipeline
 from t2t_videoflow.data.records import DataError
 from t2t_videoflow.problems.stochastic_shapes import (

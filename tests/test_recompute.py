@@ -13,12 +13,12 @@ import pytest
 import tensorflow as tf
 
 from flow_testing import perturb
-from t2t_videoflow import registry
+from t2t_videoflow.config import registry
 from t2t_videoflow.flow.multiscale import MultiScaleFlow
 from t2t_videoflow.flow.recompute import reversible_forward_and_log_det
 from t2t_videoflow.layers.recompute_block import recompute_with_weights
 from t2t_videoflow.layers.variable_binding import read
-from t2t_videoflow.model import build_model
+from t2t_videoflow.model.videoflow import build_model
 
 RTOL = 1e-4
 SHAPE = (16, 16, 3)

@@ -5,9 +5,9 @@ import uuid
 
 import pytest
 
-from t2t_videoflow import registry
-from t2t_videoflow.hparams_lib import HParams, HParamsError
-from t2t_videoflow.usr_dir import UsrDirError, import_usr_dir
+from t2t_videoflow.config import registry
+from t2t_videoflow.config.hparams_lib import HParams, HParamsError
+from t2t_videoflow.config.usr_dir import UsrDirError, import_usr_dir
 
 
 def test_builtin_names():
@@ -83,7 +83,7 @@ def _write_usr_package(root, tag):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("from . import my_defs  # noqa\n")
     (pkg / "my_defs.py").write_text(textwrap.dedent(f"""
-        from t2t_videoflow import registry
+        from t2t_videoflow.config import registry
         from t2t_videoflow.problems.stochastic_shapes import StochasticShapesTiny
 
         @registry.register_problem("user_shapes_{tag}")
@@ -120,7 +120,7 @@ def test_usr_dir_registers_and_is_idempotent(tmp_path):
     with pytest.raises(UsrDirError, match="import failed: RuntimeError: boom"):
         import_usr_dir(str(broken))
     single = tmp_path / f"single_{tag}.py"
-    single.write_text("from t2t_videoflow import registry\n"
+    single.write_text("from t2t_videoflow.config import registry\n"
                       f"registry.register_hparams('single_{tag}')("
                       "lambda: registry.hparams('videoflow_tiny'))\n")
     import_usr_dir(str(single))

@@ -11,7 +11,9 @@ import textwrap
 
 import pytest
 
-from t2t_videoflow import registry, run_dir, trainer_lib
+from t2t_videoflow.config import registry
+from t2t_videoflow.training import run_dir
+from t2t_videoflow.training import trainer as trainer_lib
 from t2t_videoflow.errors import RunDirError, UsageError
 
 PROBLEM = "stochastic_shapes_tiny"
@@ -24,7 +26,7 @@ def write_usr_dir(root, marker):
     with open(os.path.join(pkg, "__init__.py"), "w") as f:
         f.write(textwrap.dedent(f"""
             open({marker!r}, "w").write("imported")
-            from t2t_videoflow import registry
+            from t2t_videoflow.config import registry
             from t2t_videoflow.problems.stochastic_shapes import StochasticShapesTiny
 
             @registry.register_problem("trust_probe")
@@ -56,7 +58,7 @@ def test_decoder_on_a_shared_run_dir_runs_no_code(tmp_path):
     """The real command: one error line, status 1, and the user dir's code never ran."""
     out, usr, marker = run_recording_usr_dir(tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "t2t_videoflow.decoder", f"--output_dir={out}",
+        [sys.executable, "-m", "t2t_videoflow.cli.decoder", f"--output_dir={out}",
          f"--data_dir={tmp_path}", "--num_clips=1"],
         capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert result.returncode == 1, result.stderr

@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_videoflow import restore, run_dir, t2t_import, t2t_import_lib
-from t2t_videoflow.model import T2T_BODY_SCOPE
-from t2t_videoflow.run_dir import RunDirError
+from t2t_videoflow.training import restore
+from t2t_videoflow.training import run_dir
+from t2t_videoflow.cli import t2t_import
+from t2t_videoflow.t2t import import_checkpoint as t2t_import_lib
+from t2t_videoflow.model.videoflow import T2T_BODY_SCOPE
+from t2t_videoflow.training.run_dir import RunDirError
 
 from inference_testing import (FRAME_SHAPE, HPARAMS_SET, PROBLEM, make_model, random_clips,
                                run_cli, write_tf1_checkpoint)
@@ -98,7 +101,8 @@ def test_the_trainer_fine_tunes_an_imported_run(t2t_run, tiny_data_dir, tmp_path
     """The trainer takes the import's model-only checkpoint: imported weights, fresh
     Adam moments from the imported step, no data-dependent init; then it checkpoints
     as usual (with optimizer state) and resumes from its own checkpoints."""
-    from t2t_videoflow import registry, trainer_lib
+    from t2t_videoflow.config import registry
+    from t2t_videoflow.training import trainer as trainer_lib
     model, _, source = t2t_run
     out = str(tmp_path / "run")
     t2t_import_lib.import_t2t_checkpoint(source, PROBLEM, HPARAMS_SET, out,

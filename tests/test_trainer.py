@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_videoflow import registry, run_dir, trainer_lib
-from t2t_videoflow.schedules import T2TSchedule, learning_rate_at
+from t2t_videoflow.config import registry
+from t2t_videoflow.training import run_dir
+from t2t_videoflow.training import trainer as trainer_lib
+from t2t_videoflow.training.schedules import T2TSchedule, learning_rate_at
 
 PROBLEM = "stochastic_shapes_tiny"
 

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from t2t_videoflow import trainer, trainer_lib
+from t2t_videoflow.cli import trainer
+from t2t_videoflow.training import trainer as trainer_lib
 
 PROBLEM = "stochastic_shapes_tiny"
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
@@ -23,7 +24,7 @@ def data_dir(tiny_data_dir):
 
 
 def command(data_dir, output_dir, *extra):
-    return [sys.executable, "-m", "t2t_videoflow.trainer", f"--problem={PROBLEM}",
+    return [sys.executable, "-m", "t2t_videoflow.cli.trainer", f"--problem={PROBLEM}",
             "--hparams_set=videoflow_tiny", f"--data_dir={data_dir}",
             f"--output_dir={output_dir}", "--log_every_steps=1", "--eval_steps=2",
             "--eval_sample_clips=0", *extra]
@@ -199,7 +200,8 @@ def test_missing_data_dir_is_a_one_line_error(tmp_path, capsys):
 def test_output_dir_trained_with_other_hparams_is_an_error(data_dir, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
-    from t2t_videoflow import registry, run_dir
+    from t2t_videoflow.config import registry
+    from t2t_videoflow.training import run_dir
     old = registry.create_hparams("videoflow_tiny", "coupling_width=16", PROBLEM)
     run_dir.save_run(str(out), old, PROBLEM, "videoflow_tiny")
     argv = [f"--problem={PROBLEM}", "--hparams_set=videoflow_tiny", f"--data_dir={data_dir}",
@@ -216,7 +218,7 @@ def test_output_dir_trained_with_other_hparams_is_an_error(data_dir, tmp_path, c
 
 
 def test_default_eval_frequency_gives_the_demo_an_eval_curve():
-    from t2t_videoflow import registry
+    from t2t_videoflow.config import registry
     assert trainer.default_eval_frequency(250000) == 1000      # T2T's default
     assert trainer.default_eval_frequency(8000) == 1000
     assert trainer.default_eval_frequency(2) == 1

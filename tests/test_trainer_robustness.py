@@ -12,7 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_videoflow import cli, registry, run_dir, trainer, trainer_lib
+from t2t_videoflow.cli import tool as cli
+from t2t_videoflow.config import registry
+from t2t_videoflow.training import run_dir
+from t2t_videoflow.cli import trainer
+from t2t_videoflow.training import trainer as trainer_lib
 from t2t_videoflow.data import pipeline, records
 
 PROBLEM = "stochastic_shapes_tiny"
@@ -88,10 +92,10 @@ def test_corrupt_png_in_a_valid_record_names_file_and_record(damaged_data, tmp_p
 
 
 def test_datagen_check_passes_good_data_and_names_every_bad_shard(damaged_data):
-    from t2t_videoflow import datagen
+    from t2t_videoflow.data import generate as data_generate
     lines = []
-    report = datagen.check_data("stochastic_shapes_tiny", str(damaged_data),
-                                log=lines.append)
+    report = data_generate.check_data("stochastic_shapes_tiny", str(damaged_data),
+                                      log=lines.append)
     assert [len(report[s]) for s in ("train", "dev")] == [2, 1]
     assert all(error is None for rows in report.values() for _, error in rows)
     assert lines[-1].endswith("reads and decodes")
@@ -105,7 +109,7 @@ def test_datagen_check_passes_good_data_and_names_every_bad_shard(damaged_data):
     dev.unlink()
     lines.clear()
     with pytest.raises(records.DataError) as caught:
-        datagen.check_data("stochastic_shapes_tiny", str(damaged_data), log=lines.append)
+        data_generate.check_data("stochastic_shapes_tiny", str(damaged_data), log=lines.append)
     message = str(caught.value)
     assert "\n" not in message and message.startswith("2 bad shard(s) in ")
     assert f"{shard}: corrupt or truncated record after 3 good records" in message
@@ -116,7 +120,7 @@ def test_datagen_check_passes_good_data_and_names_every_bad_shard(damaged_data):
 
 
 def test_datagen_check_cli_is_one_line(damaged_data, capsys):
-    from t2t_videoflow import datagen
+    from t2t_videoflow.cli import datagen
     (damaged_data / SHARD).write_bytes(b"truncated")
     cli.FLAGS.unparse_flags()
     try:
@@ -265,7 +269,7 @@ def test_generate_data_gets_raw_data_dir(tmp_path, capsys, monkeypatch):
     def fake_generate(problem_name, data_dir, **kwargs):
         seen.update(kwargs, problem=problem_name, data_dir=data_dir)
         raise records.DataError("stop here")
-    monkeypatch.setattr(trainer.datagen, "generate_data", fake_generate)
+    monkeypatch.setattr(trainer.data_generate, "generate_data", fake_generate)
     cli.FLAGS.unparse_flags()
     try:
         cli.FLAGS(["prog", "--problem=bair_action_free", "--hparams_set=videoflow_bpp",

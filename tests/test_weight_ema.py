@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2t_videoflow import registry, restore, run_dir, trainer_lib, weight_ema
+from t2t_videoflow.config import registry
+from t2t_videoflow.training import restore
+from t2t_videoflow.training import run_dir
+from t2t_videoflow.training import trainer as trainer_lib
+from t2t_videoflow.training import weight_ema
 from t2t_videoflow.errors import HParamsError
 
 from test_trainer import PROBLEM, make_trainer  # noqa: F401  (data_dir fixture below)
@@ -143,7 +147,7 @@ def test_t2t_and_paper_sets_keep_the_raw_weights():
 
 
 def test_decoder_says_which_weights_it_samples_with(data_dir, tmp_path):
-    from t2t_videoflow import decoder   # pylint: disable=import-outside-toplevel
+    from t2t_videoflow.cli import decoder   # pylint: disable=import-outside-toplevel
     trainer = make_trainer(data_dir, tmp_path / "run", train_steps=1,
                            overrides="weight_ema_decay=0.9")
     trainer.restore_or_initialize()
@@ -183,7 +187,7 @@ def test_mirrored_strategy_keeps_the_same_averages(data_dir, tmp_path):
 def test_eval_tool_scores_the_weights_the_trainer_scores(data_dir, tmp_path):
     """`t2t-videoflow-eval --experiment=bpp` gives the trainer's figure, with the
     averages by default, and records which weights it scored."""
-    from t2t_videoflow import evaluate   # pylint: disable=import-outside-toplevel
+    from t2t_videoflow.cli import evaluate   # pylint: disable=import-outside-toplevel
     trainer = make_trainer(data_dir, tmp_path, train_steps=2, overrides="weight_ema_decay=0.9",
                            eval_steps=-1)
     trainer.restore_or_initialize()

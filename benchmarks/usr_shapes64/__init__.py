@@ -5,7 +5,7 @@ instead of 10,000, so its data is generated in a fraction of a second and the
 trainer's start-up can be timed on a fresh machine without a download.
 """
 
-from t2t_videoflow import registry
+from t2t_videoflow.config import registry
 from t2t_videoflow.problems import stochastic_shapes
 
 

@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import report
-from t2t_videoflow.model import RNG_ALG
+from t2t_videoflow.model.videoflow import RNG_ALG
 
 NAME = "bpp"
 OPTIONS = {"seed": "random_seed", "num_draws": "num_draws", "batch_size": "batch_size",

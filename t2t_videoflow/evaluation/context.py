@@ -118,7 +118,7 @@ def load_run(output_dir, data_dir=None, split="dev", checkpoint_path=None,
     hparams are the run's; the checkpoint the newest unless given; the weights' moving
     average where the checkpoint has one, unless `use_ema=False`)."""
     # pylint: disable=import-outside-toplevel  (TensorFlow loads after the flags)
-    from t2t_videoflow import restore
+    from t2t_videoflow.training import restore
     if split not in ("dev", "test"):
         raise UsageError(f"--split must be dev or test; got {split!r}.")
     if data_dir is None:

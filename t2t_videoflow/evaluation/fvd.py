@@ -40,7 +40,7 @@ import time
 
 import numpy as np
 
-from t2t_videoflow import decoder
+from t2t_videoflow.model.sampling import Sampler
 from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import report
 
@@ -222,7 +222,7 @@ def run(context, i3d_model=None, seed=0, num_frames=None, temperature=None,
     if not tau >= 0.0:
         raise UsageError(f"--temperature must be >= 0; got {tau}.")
     began = time.time()
-    sampler = decoder.Sampler(model, jit_compile=jit_compile)
+    sampler = Sampler(model, jit_compile=jit_compile)
     context.log(f"{NAME}: {num_samples} sample(s) of {num_frames - n} frames after {n} "
                 f"context frame(s) per {context.split} clip, temperature {tau:g}")
     # Features as we go: only the features of the N real and N S generated videos

@@ -41,11 +41,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from t2t_videoflow import media
+from t2t_videoflow.data import media
 from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import bpp as bpp_lib
 from t2t_videoflow.evaluation import frame_stats, report
-from t2t_videoflow.model import postprocess
+from t2t_videoflow.model.videoflow import postprocess
 
 NAME = "interpolate"
 OPTIONS = {"seed": "random_seed", "num_interp": "num_interp", "levels": "interp_levels",

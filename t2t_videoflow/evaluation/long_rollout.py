@@ -5,7 +5,7 @@ here, since every clip costs num_samples x num_frames sampled frames), the first
 `video_num_input_frames` frames condition (at least the model's
 `min_context_frames`), and --num_samples samples of --num_frames frames (default 100)
 are drawn at --temperature (default 0.5, the paper's qualitative temperature; the
-set's own `temperature` is not used). Sampling is `decoder.Sampler`: graph
+set's own `temperature` is not used). Sampling is `Sampler`: graph
 `tf.while_loop`s in chunks of 10 frames with a progress line per chunk; the frames
 are those of `model.sample` with seed `random_seed + clip index` and the context
 repeated once per sample (one seed gives each sample its own noise).
@@ -25,7 +25,8 @@ import time
 
 import numpy as np
 
-from t2t_videoflow import decoder, media
+from t2t_videoflow.model.sampling import Sampler
+from t2t_videoflow.data import media
 from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import frame_stats, report
 
@@ -42,7 +43,7 @@ CHUNK = 10
 def rollout(sampler, context_frames, num_frames, temperature, num_samples, seed,
             log=None):
     """uint8 `[num_samples, num_frames, H, W, 3]` sampled after one clip's uint8
-    context `[C, H, W, 3]` (`sampler` a `decoder.Sampler`); `log(done, total,
+    context `[C, H, W, 3]` (`sampler` a `Sampler`); `log(done, total,
     seconds)` after each chunk of `CHUNK` frames."""
     batch = np.repeat(np.asarray(context_frames)[np.newaxis], num_samples, axis=0)
     return sampler.sample(batch, num_frames, temperature, seed, chunk=CHUNK, log=log)
@@ -76,7 +77,7 @@ def run(context, seed=0, num_frames=None, temperature=None, num_samples=10,
         report.pyplot()   # no matplotlib: say so before the work, not after
     model = context.model
     n = max(context.hparams.video_num_input_frames, model.min_context_frames)
-    sampler = decoder.Sampler(model, jit_compile=jit_compile)
+    sampler = Sampler(model, jit_compile=jit_compile)
     out_dir = os.path.join(results_dir, NAME) if results_dir else None
     every = strip_step(num_frames)
     began = time.time()

@@ -20,7 +20,7 @@ compressed logarithmically (x - x0 = 1 -> asinh(256) = 6.2), so noise and contra
 reach the flow at comparable scales.
 
 Measured on stochastic shapes 32x32 (`videoflow_shapes_cpu_demo`, 1,000 steps, two
-runs side by side on one core each; `benchmarks/results/demo_search.json`, runs
+runs side by side on one core each; `experiments/results/demo_search.json`, runs
 `demo` and `demo_asinh256`): dev bpp 0.538 with `g = 256` against 0.774 without, and
 the largest logged gradient norm 2.1 against 459 (the loss spikes of the plain input come
 from the background's dequantisation noise sitting far below the first actnorm's

@@ -1,0 +1,1 @@
+"""The video model: `VideoFlow` (scoring, sampling, pixels) and `build_model`."""

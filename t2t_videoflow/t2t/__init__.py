@@ -1,0 +1,1 @@
+"""T2T interop: importing checkpoints trained by Tensor2Tensor's `next_frame_glow`."""

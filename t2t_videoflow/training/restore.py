@@ -1,0 +1,118 @@
+"""A trained run's model, for inference: the decoder, exporter, eval and motion tools.
+
+`restore_for_inference` resolves the run (`run_dir.resolve_run`), builds the model from
+its hparams and restores the newest (or a given) checkpoint; `restore_model` is the
+building-and-reading step alone. When the checkpoint holds a moving average of the
+weights (hparam `weight_ema_decay > 0`), the model gets the averages unless
+`use_ema=False` (`weight_ema.py`).
+"""
+
+from typing import Any, NamedTuple, Optional
+
+from t2t_videoflow.training import checkpoint_compat
+from t2t_videoflow.training import run_dir
+from t2t_videoflow.training import weight_ema
+from t2t_videoflow.errors import RunDirError
+from t2t_videoflow.model.videoflow import build_model
+
+
+def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=None,
+                  use_ema=True):
+    """Builds the run's model and restores its weights, for inference.
+
+    Args:
+      output_dir: a training output dir.
+      checkpoint_path: a specific checkpoint prefix; default the newest.
+      batch_size: static batch for encoders that need one (pointwise); default the
+        run's `batch_size`.
+      hparams: use these instead of the run's `hparams.json`.
+      use_ema: load the checkpoint's moving average of the weights where it has one.
+
+    Returns:
+      `(model, hparams, info, checkpoint_path)`; `info["weights"]` says which weights
+      the model holds: "ema" (the moving average) or "trained".
+    """
+    run_hparams, info = run_dir.load_run(output_dir)
+    hparams = (hparams or run_hparams).copy()
+    if batch_size is not None:
+        hparams.batch_size = batch_size
+    path = run_dir.resolve_checkpoint(output_dir, checkpoint_path)
+    frame_shape = (hparams.frame_height, hparams.frame_width, hparams.frame_channels)
+    model = build_model(hparams, frame_shape)
+    try:
+        checkpoint_compat.restore(path, model, read=True, partial=True)
+    except AssertionError as e:
+        raise RunDirError(f"Checkpoint {path!r} does not fit the model built from the "
+                          f"run's hparams: {str(e).splitlines()[0]}") from e
+    info = dict(info, weights="trained")
+    if use_ema and weight_ema.has_averages(path):
+        try:
+            weight_ema.read_averages(model.trainable_variables, path, model)
+        except ValueError as e:
+            raise RunDirError(str(e)) from e
+        info["weights"] = "ema"
+    return model, hparams, info, path
+
+
+class TrainedRun(NamedTuple):
+    """A trained run, ready for inference (`load_trained_run`)."""
+    model: Any                   # VideoFlow, holding the checkpoint's weights
+    hparams: Any                 # HParams the model was built from
+    hparams_set: Optional[str]   # the run's registered set name
+    problem: Any                 # the registered problem, or None
+    checkpoint: str              # the checkpoint prefix read
+    step: Optional[int]          # its global step
+    weights: str                 # "ema" (the moving average) or "trained"
+
+
+def restore_for_inference(output_dir, problem_name=None, hparams_set=None, overrides="",
+                          checkpoint_path=None, t2t_usr_dir=None, need_problem=True,
+                          use_ema=True):
+    """The trained model of a run dir.
+
+    Args:
+      output_dir: a training output dir (`run_dir` layout).
+      problem_name: default the run's (`run.json`); checked against the hparams.
+      hparams_set: default the run's `hparams.json` (with `overrides` applied);
+        given, the set is rebuilt from the registry (and must fit the checkpoint).
+      overrides: `name=value,...` applied to the hparams.
+      checkpoint_path: a checkpoint prefix; default the newest in `output_dir`.
+      t2t_usr_dir: imported first (the one `run.json` records is never imported).
+      need_problem: raise if no problem is known (the exporter can do without).
+      use_ema: load the checkpoint's moving average of the weights where it has one.
+
+    Returns:
+      A `TrainedRun`.
+
+    Raises:
+      RunDirError, UsageError, UnknownNameError, HParamsError, UsrDirError.
+    """
+    run = run_dir.resolve_run(output_dir, problem_name, hparams_set, overrides,
+                              t2t_usr_dir, need_problem=need_problem)
+    model, hparams, info, path = restore_model(output_dir, checkpoint_path,
+                                               hparams=run.hparams, use_ema=use_ema)
+    return TrainedRun(model=model, hparams=hparams, hparams_set=run.hparams_set,
+                      problem=run.problem, checkpoint=path,
+                      step=run_dir.checkpoint_step(path), weights=info["weights"])
+
+
+def load_trained_run(output_dir, checkpoint_path=None, use_ema=True, t2t_usr_dir=None):
+    """The model of a trained run dir, with its weights, for scoring and sampling.
+
+        run = load_trained_run("runs/shapes_demo")
+        bpp = run.model.bits_per_pixel(clips, num_context=1)     # [B, T - 1]
+        frames = run.model.sample(clips[:, :1], num_frames=2)     # uint8
+
+    Args:
+      output_dir: a directory written by `t2t-videoflow-trainer` or `-import`.
+      checkpoint_path: a checkpoint prefix; default the newest in `output_dir`.
+      use_ema: the moving average of the weights where the checkpoint has one.
+      t2t_usr_dir: a user dir to import first, if the run's problem or set is
+        registered there.
+
+    Returns:
+      A `TrainedRun`.
+    """
+    return restore_for_inference(output_dir, checkpoint_path=checkpoint_path,
+                                 t2t_usr_dir=t2t_usr_dir, need_problem=False,
+                                 use_ema=use_ema)

@@ -1,0 +1,336 @@
+"""The layout of a training output directory, shared by trainer, decoder and exporter.
+
+    OUTPUT_DIR/
+      hparams.json             the resolved hparams of the run (set + overrides + flags)
+      run.json                 {"problem", "hparams_set", "t2t_usr_dir"}: what was trained
+                               (the user dir is a record only: no tool imports it
+                               unless the command line names it)
+      checkpoint               CheckpointManager's index of the kept checkpoints; never
+                               trusted: the checkpoints are listed from the directory
+                               itself (`checkpoints_on_disk`), and the trainer rewrites
+                               the index from that list before it saves or deletes any
+      model.ckpt-N.index/.data-*   tf.train.Checkpoint(model=..., optimizer=..., data=...,
+                                   ema=...) at global step N (T2T's file names); `ema`,
+                                   the weights' moving average, only with
+                                   weight_ema_decay > 0
+      train/, eval/            TensorBoard event files
+      export/<timestamp>/      SavedModels written by t2t-videoflow-exporter
+
+The checkpoint's `model` node is the `VideoFlow` module, so inference code restores
+only that node (`restore.restore_model`), then reads the `ema` averages over its
+weights when the checkpoint has them.
+
+`resolve_run` is the one place that decides a command's problem, hparams set, hparams
+and user dir from its flags and the directory; trainer, decoder, exporter, eval and
+motion tools all call it. This module describes the directory and does not import the
+model.
+"""
+
+import json
+import os
+import re
+import time
+from typing import Any, NamedTuple, Optional
+
+import tensorflow as tf
+
+from t2t_videoflow.config import registry
+from t2t_videoflow.config.hparams_lib import HParams, validate
+from t2t_videoflow.errors import HParamsError, RunDirError, UnknownNameError, UsageError
+from t2t_videoflow.config.usr_dir import import_usr_dir
+
+HPARAMS_FILE = "hparams.json"
+RUN_INFO_FILE = "run.json"
+CHECKPOINT_NAME = "model.ckpt"
+
+
+def hparams_path(output_dir):
+    return os.path.join(output_dir, HPARAMS_FILE)
+
+
+def run_info_path(output_dir):
+    return os.path.join(output_dir, RUN_INFO_FILE)
+
+
+def write_json_atomic(path, text):
+    """Writes `text` to `path` through a temporary name and a rename (never half-written)."""
+    tmp = path + ".tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def save_run(output_dir, hparams, problem_name, hparams_set, usr_dir=None):
+    """Writes `hparams.json` and `run.json` for a run in `output_dir`."""
+    tf.io.gfile.makedirs(output_dir)
+    write_json_atomic(hparams_path(output_dir), hparams.to_json())
+    info = {"problem": problem_name, "hparams_set": hparams_set, "t2t_usr_dir": usr_dir}
+    write_json_atomic(run_info_path(output_dir), json.dumps(info, indent=2, sort_keys=True))
+
+
+# Hparams added after runs were already being written, with the value that gives what
+# those runs computed: a run dir whose `hparams.json` predates one gets it on load.
+ADDED_HPARAMS = {
+    "memory_efficient_backprop": False,
+    "network_dtype": "float32",
+    "input_asinh_gain": 0.0,
+    "loop_flow_steps": False,
+    "weight_ema_decay": 0.0,
+}
+
+
+def load_run(output_dir):
+    """Returns `(hparams, info)` of the run in `output_dir`.
+
+    Hparams of `ADDED_HPARAMS` missing from an older run's file get their defaults.
+
+    Raises:
+      RunDirError if the directory or its `hparams.json` is missing or unreadable.
+    """
+    if not tf.io.gfile.isdir(output_dir):
+        raise RunDirError(f"Output dir {output_dir!r} does not exist.")
+    path = hparams_path(output_dir)
+    if not tf.io.gfile.exists(path):
+        raise RunDirError(f"{path!r} not found: {output_dir!r} is not a t2t-videoflow "
+                          "training output dir (run t2t-videoflow-trainer first).")
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            hparams = HParams.from_json(f.read())
+    except (ValueError, TypeError) as e:
+        raise RunDirError(f"Could not read {path!r}: {e}") from e
+    for name, value in ADDED_HPARAMS.items():
+        if not hasattr(hparams, name):
+            hparams.add_hparam(name, value)
+    try:
+        validate(hparams)
+    except HParamsError as e:
+        raise RunDirError(f"{path!r} holds a value no tool accepts: {e} Fix the file or "
+                          "train a new run.") from None
+    info = {"problem": None, "hparams_set": None, "t2t_usr_dir": None}
+    if tf.io.gfile.exists(run_info_path(output_dir)):
+        info.update(_read_run_info(run_info_path(output_dir)))
+    return hparams, info
+
+
+def _read_run_info(path):
+    """`run.json` as a dict of its three known string (or null) fields."""
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            info = json.loads(f.read())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RunDirError(f"Could not read {path!r} ({e}); restore it or pass "
+                          "--problem and --hparams_set.") from None
+    if not isinstance(info, dict) or not all(
+            isinstance(info.get(k), (str, type(None))) for k in RUN_INFO_KEYS):
+        raise RunDirError(f"{path!r} is not a run record (expected an object with "
+                          f"string fields {', '.join(RUN_INFO_KEYS)}).")
+    return {k: info.get(k) for k in RUN_INFO_KEYS}
+
+
+RUN_INFO_KEYS = ("problem", "hparams_set", "t2t_usr_dir")
+_CHECKPOINT_STEP = re.compile(re.escape(CHECKPOINT_NAME) + r"-(\d+)\.index$")
+
+
+def checkpoints_on_disk(directory):
+    """`[(step, prefix)]` of the checkpoints in `directory`, oldest first.
+
+    Read from the file names (`model.ckpt-N.index`), not from TF's `checkpoint`
+    state file: that file can list paths anywhere (a copied run dir holds the
+    original's absolute paths; a crafted one can name any file), and it may be
+    missing or damaged while the checkpoints themselves are fine.
+    """
+    if not tf.io.gfile.isdir(directory):
+        return []
+    found = []
+    for name in tf.io.gfile.listdir(directory):
+        match = _CHECKPOINT_STEP.fullmatch(name)
+        if match:
+            found.append((int(match.group(1)), os.path.join(directory, name[:-len(".index")])))
+    return sorted(found)
+
+
+def latest_checkpoint(output_dir):
+    """Path prefix of the newest checkpoint in `output_dir` (by step), or None."""
+    found = checkpoints_on_disk(output_dir)
+    return found[-1][1] if found else None
+
+
+def new_checkpoints(output_dir, timeout_secs=None, poll_secs=1.0):
+    """Yields each newest checkpoint of `output_dir` as it appears (as
+    `tf.train.checkpoints_iterator` does, but listed from the directory); stops after
+    `timeout_secs` without a new one (None: waits forever)."""
+    last, waited = None, 0.0
+    while True:
+        path = latest_checkpoint(output_dir)
+        if path is not None and path != last:
+            last, waited = path, 0.0
+            yield path
+            continue
+        if timeout_secs is not None and waited >= timeout_secs:
+            return
+        time.sleep(poll_secs)
+        waited += poll_secs
+
+
+def repair_checkpoint_state(directory, log=print):
+    """Rewrites TF's `checkpoint` state file of `directory` from the checkpoints in it.
+
+    `tf.train.CheckpointManager` reads that file when it is built and deletes what it
+    lists once more than `max_to_keep` checkpoints exist, so a state file naming
+    checkpoints of other directories would make a resumed run delete them. Called
+    before the trainer builds its manager: afterwards the file lists exactly the
+    checkpoints in `directory`, by relative name. Logs one line when the file named
+    anything else, was unreadable, or was missing while checkpoints exist.
+    """
+    state_path = os.path.join(directory, "checkpoint")
+    found = checkpoints_on_disk(directory)
+    listed, problem = None, None
+    if tf.io.gfile.exists(state_path):
+        try:
+            state = tf.train.get_checkpoint_state(directory)
+            listed = list(state.all_model_checkpoint_paths) if state else []
+            if state and state.model_checkpoint_path and (
+                    state.model_checkpoint_path not in listed):
+                listed.append(state.model_checkpoint_path)
+        except Exception as e:  # a damaged text proto raises several kinds
+            problem = f"is unreadable ({type(e).__name__})"
+    elif found:
+        problem = "is missing"
+    if listed is not None:
+        here = os.path.realpath(directory)
+        on_disk = {os.path.realpath(prefix) for _, prefix in found}
+        resolved = [os.path.realpath(p if os.path.isabs(p) else os.path.join(directory, p))
+                    for p in listed]
+        outside = [p for p, r in zip(listed, resolved) if os.path.dirname(r) != here]
+        missing = [p for p, r in zip(listed, resolved)
+                   if os.path.dirname(r) == here and r not in on_disk]
+        if outside:
+            problem = (f"listed {len(outside)} checkpoint(s) outside this directory "
+                       f"(e.g. {outside[0]!r})")
+        elif missing:
+            problem = f"listed {len(missing)} checkpoint(s) that are not on disk"
+        elif found and not listed:
+            problem = "listed none of the checkpoints on disk"
+    if problem is None:
+        return
+    if not found:
+        if tf.io.gfile.exists(state_path):
+            tf.io.gfile.remove(state_path)
+    else:
+        lines = [f'model_checkpoint_path: "{os.path.basename(found[-1][1])}"']
+        lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for _, p in found]
+        # With their times the manager rotates them as its own (without, it keeps
+        # them forever).
+        lines += ["all_model_checkpoint_timestamps: "
+                  f"{tf.io.gfile.stat(p + '.index').mtime_nsec / 1e9}" for _, p in found]
+        write_json_atomic(state_path, "\n".join(lines) + "\n")
+    if problem is not None:
+        log(f"Checkpoint state file {state_path} {problem}; rebuilt it from the "
+            f"{len(found)} checkpoint(s) in {directory} (nothing outside it is read or "
+            "deleted).")
+
+
+def resolve_checkpoint(output_dir, checkpoint_path=None):
+    """The checkpoint to load: `checkpoint_path` if given (checked), else the newest one.
+
+    Raises:
+      RunDirError naming what is missing.
+    """
+    if checkpoint_path:
+        if not tf.io.gfile.exists(checkpoint_path + ".index"):
+            raise RunDirError(f"Checkpoint {checkpoint_path!r} not found (no "
+                              f"{checkpoint_path + '.index'!r}).")
+        return checkpoint_path
+    path = latest_checkpoint(output_dir)
+    if path is None:
+        raise RunDirError(f"No checkpoint in {output_dir!r}: train first, or pass a "
+                          "checkpoint path.")
+    return path
+
+
+def checkpoint_has_node(checkpoint_path, node):
+    """Whether a checkpoint holds the top-level node `node` (`model`, `optimizer`,
+    `data`, `ema`)."""
+    return any(name.startswith(f"{node}/")
+               for name, _ in tf.train.list_variables(checkpoint_path))
+
+
+def checkpoint_step(path):
+    """The global step N of a `.../model.ckpt-N` path (None if the name has none)."""
+    tail = os.path.basename(path).rsplit("-", 1)
+    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else None
+
+
+class ResolvedRun(NamedTuple):
+    """What a command works with, from its flags and the output dir."""
+    hparams: Any                 # HParams: the set (+ overrides), or the run's own
+    hparams_set: Optional[str]
+    problem: Any                 # the registered problem, or None
+    usr_dir: Optional[str]
+    previous: Any                # the hparams of an earlier run in the dir, or None
+
+
+def resolve_run(output_dir, problem_name=None, hparams_set=None, overrides="",
+                usr_dir=None, need_run=True, from_set=False, need_problem=True):
+    """The problem, hparams set, hparams and user dir of a command on `output_dir`.
+
+    Each defaults to the run's (`run.json`, `hparams.json`), except the user dir:
+    only a `usr_dir` the command names is imported (as in T2T), never the one a run
+    dir records, since a run dir someone shares must not run code on the reader's
+    machine. When the run records one and its problem or set is then unknown, the
+    error says which `--t2t_usr_dir` to pass.
+
+    Args:
+      output_dir: the run's output dir.
+      problem_name, hparams_set, overrides, usr_dir: the command's flags.
+      need_run: the dir must hold a run (decoder, exporter, eval); False for the
+        trainer, which may start one.
+      from_set: build the hparams from the registry's set (+ overrides) even when the
+        run has its own (the trainer; it compares them with `previous` itself).
+        Otherwise the run's `hparams.json` (+ overrides) is used unless `hparams_set`
+        is given.
+      need_problem: raise if no problem is known.
+
+    Returns:
+      A `ResolvedRun`; the hparams are checked against the problem.
+
+    Raises:
+      RunDirError, UsageError, UnknownNameError, HParamsError, UsrDirError.
+    """
+    if not output_dir:
+        raise UsageError("--output_dir is required.")
+    previous, info = None, {}
+    if need_run or tf.io.gfile.exists(hparams_path(output_dir)):
+        previous, info = load_run(output_dir)
+    recorded = info.get("t2t_usr_dir")
+    if usr_dir:
+        import_usr_dir(usr_dir)
+        usr_dir = os.path.realpath(os.path.expanduser(usr_dir))
+    try:
+        problem_name = problem_name or info.get("problem")
+        if hparams_set or from_set:
+            hparams_set = hparams_set or info.get("hparams_set")
+            if not hparams_set:
+                raise UsageError("--hparams_set is required (no earlier run in "
+                                 "--output_dir).")
+            hparams = registry.create_hparams(hparams_set, overrides or "")
+        else:
+            hparams = previous.copy().parse(overrides or "")
+            hparams_set = info.get("hparams_set")
+        problem = None
+        if problem_name:
+            problem = registry.problem(problem_name)
+            problem.check_hparams(hparams, set_name=hparams_set)
+        elif need_problem:
+            where = ("--output_dir records none" if previous
+                     else "no earlier run in --output_dir")
+            raise UsageError(f"--problem is required ({where}).")
+    except UnknownNameError as e:
+        if recorded and not usr_dir:
+            raise UsageError(
+                f"{e} The run in {output_dir!r} was made with --t2t_usr_dir={recorded}; "
+                "tools never import a user dir a run dir names, so pass "
+                "--t2t_usr_dir yourself if you trust that code.") from None
+        raise
+    usr_dir = usr_dir or recorded
+    return ResolvedRun(hparams, hparams_set, problem, usr_dir, previous)

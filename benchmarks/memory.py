@@ -52,9 +52,9 @@ Reproduce (about 90 minutes on 2 shared CPU cores; each config builds and traces
 graph of tens of thousands of ops, the first step takes 2-9 minutes):
 
     python benchmarks/memory.py                       # all batch-1 configs
-    python benchmarks/memory.py --depths= --units= --windows= --batch=4 --append
+    python benchmarks/memory.py --depths= --windows= --batch=4 --append
                                              # + unconditional depth 24 at batch 4
-    python benchmarks/memory.py --depths=4 --units= --windows= --flow_only_depths= \
+    python benchmarks/memory.py --depths=4 --windows= --flow_only_depths= \
         --repeats=2 --out=/tmp/memory.json                       # quick check
 
 Timings are noisy on a shared machine: the 1-minute load average is recorded per
@@ -144,8 +144,6 @@ def worker(args):
     num_context = hp.video_num_input_frames if args.gen_mode == "conditional" else 0
     frame_shape = (hp.frame_height, hp.frame_width, hp.frame_channels)
     model = build_model(hp, frame_shape, seed=0)
-    if args.recompute:
-        model.flow.recompute_unit = args.unit
     rng = np.random.default_rng(0)
     video = tf.constant(rng.integers(0, 256, (args.batch, args.frames, *frame_shape),
                                      np.uint8))
@@ -190,7 +188,7 @@ def worker(args):
         times.append(time.perf_counter() - start)
     steady_peak = peak_rss_bytes()
     tf_peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
-    out = dict(depth=args.depth, recompute=bool(args.recompute), unit=args.unit,
+    out = dict(depth=args.depth, recompute=bool(args.recompute), unit="level",
                loop=bool(args.loop), graph_optimizer=bool(args.graph_optimizer),
                hparams=args.hparams,
                optimizer="fused", cpu_allocator=allocator,
@@ -230,13 +228,13 @@ def tf_statistics(cpu_allocator, baseline, peak, first_peak):
                 tf_step_mb=(peak - baseline) / 2**20)
 
 
-def run_config(depth, recompute, frames, repeats, unit, gen_mode, batch=1, loop=False,
+def run_config(depth, recompute, frames, repeats, gen_mode, batch=1, loop=False,
                graph_optimizer=True, hparams="", cpu_allocator="bfc"):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", f"--depth={depth}",
            f"--loop={int(loop)}", f"--graph_optimizer={int(graph_optimizer)}",
            f"--hparams={hparams}", f"--cpu_allocator={cpu_allocator}",
            f"--recompute={int(recompute)}", f"--frames={frames}", f"--repeats={repeats}",
-           f"--unit={unit}", f"--gen_mode={gen_mode}", f"--batch={batch}"]
+           f"--gen_mode={gen_mode}", f"--batch={batch}"]
     load_before = os.getloadavg()[0]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
@@ -256,7 +254,6 @@ def main():
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--recompute", type=int, default=0)
     parser.add_argument("--frames", type=int, default=4)
-    parser.add_argument("--unit", default="level")
     parser.add_argument("--gen_mode", default="conditional")
     parser.add_argument("--batch", type=int, default=1,
                         help="clips per step (worker; and the --flow_only_depths runs)")
@@ -266,9 +263,6 @@ def main():
                         help="repeats at depth >= 16 (steps take seconds each)")
     parser.add_argument("--windows", default="8,12",
                         help="window lengths for depth 24 with recomputation")
-    parser.add_argument("--units", default="level,step",
-                        help="recompute units compared at --unit_depth")
-    parser.add_argument("--unit_depth", type=int, default=8)
     parser.add_argument("--flow_only_depths", default="24",
                         help="depths for the unconditional model (flow + marginal priors)")
     parser.add_argument("--hparams", default="",
@@ -305,12 +299,12 @@ def main():
                          "--hparams/--cpu_allocator settings; write these to another --out")
     commands.append("python " + " ".join(sys.argv))
 
-    def run(depth, recompute, frames=4, unit="level", gen_mode="conditional", batch=1):
+    def run(depth, recompute, frames=4, gen_mode="conditional", batch=1):
         repeats = args.deep_repeats if depth >= 16 else args.repeats
-        r = run_config(depth, recompute, frames, repeats, unit, gen_mode, batch,
+        r = run_config(depth, recompute, frames, repeats, gen_mode, batch,
                        args.loop, args.graph_optimizer, args.hparams, args.cpu_allocator)
         results.append(r)
-        print(f"{gen_mode} batch {batch} depth {depth:2d} recompute {str(recompute):5s} unit {unit:5s} "
+        print(f"{gen_mode} batch {batch} depth {depth:2d} recompute {str(recompute):5s} "
               f"frames {frames:2d}: baseline {r['baseline_mb']:7.0f} MB  steady peak "
               f"{r['steady_peak_mb']:7.0f} MB  step {r['step_mb']:7.0f} MB  "
               f"process peak {r['process_peak_mb']:7.0f} MB  "
@@ -322,8 +316,6 @@ def main():
     for depth in depths:
         run(depth, False)
         run(depth, True)
-    for unit in [u for u in args.units.split(",") if u and u != "level"]:
-        run(args.unit_depth, True, unit=unit)
     for frames in [int(w) for w in args.windows.split(",") if w]:
         run(max(depths) if depths else 24, True, frames=frames)
     for depth in [int(d) for d in args.flow_only_depths.split(",") if d]:

@@ -81,8 +81,6 @@ def next_frame_glow_hparams():
         # --- this port: speed ---
         network_dtype="float32",         # or "bfloat16": coupling nets + conv3d_net blocks
         loop_flow_steps=False,           # each flow level as one tf.while_loop in graphs
-        # --- this port: input bijection (0 = none = T2T; flow/input_transform.py) ---
-        input_asinh_gain=0.0,
         # --- this port: moving average of the weights for eval/sampling (0 = off = T2T;
         #     t2t_videoflow/training/weight_ema.py) ---
         weight_ema_decay=0.0,
@@ -271,35 +269,6 @@ def videoflow_tiny():
     hp.learning_rate_constant = 1e-3     # tests
     hp.learning_rate_warmup_steps = 1    # tests
     hp.train_steps = 2                   # tests
-    return hp
-
-
-@registry.register_hparams
-def videoflow_shapes_cpu_demo():
-    """`videoflow_shapes_cpu` shortened to 1,000 steps at 32x32: the earlier README demo.
-
-    Kept because the README's "Finding a demo whose samples move" first-round runs are
-    overrides of it; the quick start now uses `videoflow_shapes16_demo`.
-
-    Same model, batch, learning rate and clipping (the affine coupling, 4e-4 and
-    gradient-norm clipping at 20 of the CPU set); the schedule is compressed to fit
-    about 5 minutes of training on 2 cores (100 warmup steps, linear decay over the
-    last 300). One more departure from T2T: the fixed input bijection
-    `asinh(256 (x + 1/2))` (`flow/input_transform.py`), which on this mostly black data
-    takes the demo to dev bpp 0.538 at step 1,000 against 0.774 without it, with
-    gradient norms below 2.1 against up to 459 (the loss spikes' cause: the
-    background's dequantisation noise far below the first actnorm's unit), same
-    sitting, same per-step time (`experiments/results/demo_search.json`, runs
-    `demo_asinh256` and `demo`). With the spikes gone the demo also takes a learning
-    rate of 1e-3: dev bpp 0.500 at step 1,000 (run `demo_asinh256_lr1e-3`), gradient
-    norms still below 2.1. The clipping stays; it no longer acts.
-    """
-    hp = videoflow_shapes_cpu()
-    hp.train_steps = 1000                # README demo: about 5 minutes on 2 cores
-    hp.learning_rate_warmup_steps = 100  # README demo
-    hp.learning_rate_decay_steps = 300   # README demo
-    hp.input_asinh_gain = 256.0          # README demo: see docstring (T2T: none)
-    hp.learning_rate_constant = 1e-3     # README demo: see docstring
     return hp
 
 

@@ -35,16 +35,16 @@ def shapes_like_clips(n, seed):
 
 
 def test_parse_temperatures():
-    assert sweep_lib.parse_temperatures("0.5, 0.1,1") == [0.1, 0.5, 1.0]
-    assert sweep_lib.parse_temperatures("0") == [0.0]
-    assert sweep_lib.parse_temperatures([1, 0.25]) == [0.25, 1.0]
+    assert sweep_lib.sweep_temperatures("0.5, 0.1,1") == [0.1, 0.5, 1.0]
+    assert sweep_lib.sweep_temperatures("0") == [0.0]
+    assert sweep_lib.sweep_temperatures([1, 0.25]) == [0.25, 1.0]
     cases = [("", "empty item"), ("0.1,,0.5", "empty item"), ("0.1,abc", "'abc' is not a"),
              ("-0.5", "finite number >= 0; got '-0.5'"), ("nan", "finite number >= 0"),
              ("inf", "finite number >= 0"), ("0.5,0.50", "0.5 is given twice"),
-             ([], "is empty")]
+             ([], "is empty"), ("0/1", "not per-level values; got 0/1")]
     for value, expected in cases:
         with pytest.raises(UsageError, match=expected):
-            sweep_lib.parse_temperatures(value)
+            sweep_lib.sweep_temperatures(value)
 
 
 def test_sample_seeds_are_fixed_per_clip_and_int32():

@@ -59,6 +59,15 @@ def test_export_layout_and_metadata(run):
     assert any(path in line and "MiB" in line for line in run["lines"])
 
 
+def test_the_last_line_lists_exactly_the_saved_signatures(run, loaded):
+    last = run["lines"][-1]
+    assert last.startswith(f"{exporter.NAME}: SavedModel written to {run['path']} ")
+    printed = last.split("; signatures ", 1)[1].split(", ")
+    assert sorted(printed) == sorted(loaded.signatures.keys())
+    assert "bits_per_pixel_monte_carlo" in printed
+    assert printed == sorted(set(printed))                    # each name once, sorted
+
+
 def test_round_trip_every_signature_in_fresh_process(run, tmp_path):
     """The SavedModel, loaded where t2t_videoflow is never imported, reproduces the
     in-process model: bpp (noise 1/512), sample (up to bins that float rounding can

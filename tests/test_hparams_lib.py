@@ -151,7 +151,7 @@ def test_unused_hparams_at_t2t_default_and_every_set_pass():
     _resolve("weight_decay=0.0,optimizer=adam,initializer_gain=1.5,n_bits_x=4")
     built_in = [name for name in registry.list_hparams()       # not the tests' own sets
                 if registry._HPARAMS[name].__module__.startswith("t2t_videoflow.hparams")]
-    assert "videoflow_bpp" in built_in and "videoflow_shapes_cpu_demo" in built_in
+    assert "videoflow_bpp" in built_in and "videoflow_shapes16_demo" in built_in
     for name in built_in:
         validate(registry.hparams(name), name)
     base = registry.hparams("next_frame_glow_hparams")

@@ -16,7 +16,7 @@ condition_all_levels num_train_frames latent_dist_encoder num_cond_latents laten
 latent_apply_dilations latent_dilation_rates model_input cond_first_frame latent_skip
 latent_encoder_depth latent_encoder_width latent_dropout latent_pre_output_channels
 latent_activation latent_noise pretrain_steps train_steps frame_height frame_width
-frame_channels memory_efficient_backprop network_dtype input_asinh_gain loop_flow_steps
+frame_channels memory_efficient_backprop network_dtype loop_flow_steps
 weight_ema_decay""".split()
 
 # T2T next_frame_glow_hparams = glow_hparams (+ basic_params1) + video fields.
@@ -36,8 +36,8 @@ NFG = dict(
     latent_encoder_depth=2, latent_encoder_width=512, latent_dropout=0.0,
     latent_pre_output_channels=512, latent_activation="relu", latent_noise=0.0,
     pretrain_steps=-1, frame_height=64, frame_width=64, frame_channels=3, train_steps=250000,
-    memory_efficient_backprop=False, network_dtype="float32", input_asinh_gain=0.0,
-    loop_flow_steps=False, weight_ema_decay=0.0)
+    memory_efficient_backprop=False, network_dtype="float32", loop_flow_steps=False,
+    weight_ema_decay=0.0)
 
 BAIR_QUANT = dict(NFG, video_num_input_frames=3, video_num_target_frames=10, num_train_frames=4,
                   num_cond_latents=3, depth=24, activation="gatu",
@@ -112,14 +112,6 @@ def test_cpu_sets():
             cpu.learning_rate_constant, cpu.clip_grad_norm, cpu.train_steps) == (
                 32, 8, "affine", 64, 16, 4e-4, 20.0, 16000)
     assert cpu.learning_rate_warmup_steps < cpu.train_steps - cpu.learning_rate_decay_steps
-    demo = registry.create_hparams("videoflow_shapes_cpu_demo",
-                                   problem_name="stochastic_shapes_32")
-    demo_changed = {k for k, v in demo.values().items() if cpu.values()[k] != v}
-    assert demo_changed == {"train_steps", "learning_rate_warmup_steps",
-                            "learning_rate_decay_steps", "input_asinh_gain",
-                            "learning_rate_constant"}
-    assert (demo.train_steps, demo.input_asinh_gain, cpu.input_asinh_gain,
-            demo.learning_rate_constant) == (1000, 256.0, 0.0, 1e-3)
     demo16 = registry.create_hparams("videoflow_shapes16_demo",
                                      problem_name="stochastic_shapes_16")
     demo16_changed = {k for k, v in demo16.values().items() if cpu.values()[k] != v}
@@ -127,8 +119,7 @@ def test_cpu_sets():
                               "learning_rate_constant", "learning_rate_warmup_steps",
                               "learning_rate_decay_steps", "train_steps"}
     assert (demo16.frame_height, demo16.n_levels, demo16.n_bits_x, demo16.train_steps,
-            demo16.learning_rate_constant, demo16.input_asinh_gain) == (
-                16, 2, 4, 3000, 6e-4, 0.0)
+            demo16.learning_rate_constant) == (16, 2, 4, 3000, 6e-4)
     assert demo16.learning_rate_warmup_steps < (demo16.train_steps
                                                 - demo16.learning_rate_decay_steps)
     tiny = registry.create_hparams("videoflow_tiny", problem_name="stochastic_shapes_tiny")

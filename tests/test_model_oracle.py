@@ -12,10 +12,18 @@ import tensorflow as tf
 from flow_testing import load_oracle
 from inference_testing import write_tf1_checkpoint
 from t2t_videoflow.model.videoflow import T2T_BODY_SCOPE, build_model, load_t2t_weights
-from t2t_videoflow.training.run_dir import ADDED_HPARAMS
 
 ORACLES = ["model_affine_relu_16", "model_additive_gatu_8"]
 PERT = "var_pert/"
+
+
+# Hparams this port added to T2T's, at the values that compute what T2T computes.
+ADDED_HPARAMS = {
+    "memory_efficient_backprop": False,
+    "network_dtype": "float32",
+    "loop_flow_steps": False,
+    "weight_ema_decay": 0.0,
+}
 
 
 def oracle_model(name, **port_hparams):

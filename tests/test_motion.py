@@ -428,9 +428,12 @@ def test_motion_cli_on_a_tiny_run(tmp_path, capsys, tiny_data_dir):
         (["--num_clips=0"], "--num_clips must be >= 1; got 0."),
         (["--num_samples=-2"], "--num_samples must be >= 1"),
         (["--batch=0"], "--batch must be >= 1"),
-        (["--temperatures=1,-0.5"], "--temperatures must be finite and >= 0; got -0.5."),
-        (["--temperatures=hot"], "--temperatures must be comma-separated numbers"),
-        (["--temperatures=0/-1"], "--temperatures must be finite and >= 0; got 0/-1."),
+        (["--temperatures=1,-0.5"], "every temperature must be a finite number >= 0; "
+                                    "got '-0.5'."),
+        (["--temperatures=hot"], "--temperatures: 'hot' is not a number"),
+        (["--temperatures=0/-1"], "every temperature must be a finite number >= 0; "
+                                  "got '0/-1'."),
+        (["--temperatures=1,1.0"], "--temperatures: 1 is given twice."),
         (["--temperatures=1,1/1/1"], "entry 1/1/1 has 3 values; this model has 2 flow "
                                      "levels"),
         (["--num_target_frames=0"], "--num_target_frames must be >= 1"),

@@ -24,11 +24,11 @@ RTOL = 1e-4
 SHAPE = (16, 16, 3)
 
 
-def flow_pair(coupling, unit="level", activation="gatu"):
+def flow_pair(coupling, activation="gatu"):
     """A plain and a recomputing flow with identical variables, DDI done, perturbed."""
     flows = [MultiScaleFlow(SHAPE, n_levels=2, depth=2, coupling=coupling,
                             coupling_width=8, activation=activation, seed=0,
-                            memory_efficient_backprop=mem, recompute_unit=unit)
+                            memory_efficient_backprop=mem)
              for mem in (False, True)]
     plain, recompute = flows
     for a, b in zip(plain.variables, recompute.variables):
@@ -70,10 +70,9 @@ def assert_same(loss_a, grads_a, loss_b, grads_b, variables, nonzero=None):
     assert all(np.abs(np.asarray(grads_a[i])).max() > 0 for i in nonzero)
 
 
-@pytest.mark.parametrize("coupling,unit,compiled", [
-    ("affine", "level", False), ("additive", "level", True), ("affine", "step", True)])
-def test_flow_gradients_equal_plain_backprop(coupling, unit, compiled):
-    plain, recompute = flow_pair(coupling, unit)
+@pytest.mark.parametrize("coupling,compiled", [("affine", False), ("additive", True)])
+def test_flow_gradients_equal_plain_backprop(coupling, compiled):
+    plain, recompute = flow_pair(coupling)
     x = tf.random.stateless_uniform([4, *SHAPE], [3, 4], -0.5, 0.5)
     fn_a = tf.function(nll_and_grads) if compiled else nll_and_grads
     fn_b = tf.function(nll_and_grads) if compiled else nll_and_grads
@@ -141,8 +140,6 @@ def test_dropout_is_refused():
     # Without training dropout is off, so recomputation is exact and allowed.
     y, _ = reversible_forward_and_log_det(flow.levels[0].steps, x, training=False)
     np.testing.assert_allclose(y, flow.levels[0].forward_and_log_det(x)[0], atol=1e-6)
-    with pytest.raises(ValueError, match="recompute_unit"):
-        MultiScaleFlow(SHAPE, 2, 1, memory_efficient_backprop=True, recompute_unit="block")
 
 
 def tiny_hparams(coupling, memory_efficient_backprop):

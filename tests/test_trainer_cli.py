@@ -43,6 +43,36 @@ def losses(output_dir):
 
 
 @pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_exits_with_its_status(data_dir, tmp_path):
+    """Preemption: SIGTERM mid-run saves the current step (no checkpoint was due), says
+    so in one line, exits 143, and the same command resumes from that step."""
+    out_dir = tmp_path / "run"
+    flags = ("--train_steps=400", "--save_checkpoints_steps=1000", "--schedule=train")
+    proc = subprocess.Popen(command(data_dir, out_dir, *flags), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        for line in proc.stdout:
+            if line.startswith("step 3/400"):
+                proc.send_signal(signal.SIGTERM)
+                break
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    saved = sorted(p.name for p in out_dir.glob("model.ckpt-*.index"))
+    assert len(saved) == 1, saved
+    step = int(saved[0][len("model.ckpt-"):-len(".index")])
+    assert step >= 3
+    last = stderr.strip().splitlines()[-1]
+    assert last == (f"t2t-videoflow-trainer: terminated (SIGTERM); checkpoint "
+                    f"{out_dir / f'model.ckpt-{step}'} saved. Run the same command to "
+                    "resume."), stderr[-2000:]
+    out = run(command(data_dir, out_dir, "--train_steps=" + str(step + 1),
+                      "--save_checkpoints_steps=1000", "--schedule=train"))
+    assert f"(step {step})" in out and "Triggering data-dependent init" not in out
+
+
+@pytest.mark.slow
 def test_cli_trains_evaluates_and_resumes_exactly_after_sigkill(data_dir, tmp_path):
     flags = ("--train_steps=5", "--save_checkpoints_steps=2", "--schedule=train")
     straight = tmp_path / "straight"

@@ -105,6 +105,10 @@ def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
         raise UsageError(f"--temperature must be >= 0; got {temperature}.")
     if gif_fps <= 0:
         raise UsageError(f"--gif_fps must be > 0; got {gif_fps}.")
+    if (decode_to_file and tf.io.gfile.exists(decode_to_file)
+            and not tf.io.gfile.isdir(decode_to_file)):
+        raise UsageError(f"--decode_to_file {decode_to_file!r} is an existing file, not "
+                         "a directory; give a directory (created if missing).")
     run = restore.restore_for_inference(
         output_dir, problem_name, hparams_set, overrides, checkpoint_path, t2t_usr_dir,
         need_problem=input_frames is None, use_ema=ema_weights)

@@ -99,7 +99,7 @@ TOOL.define("integer", "interp_rank", 0, "interpolate: T2T's channel_interp=rank
             minimum=0)
 TOOL.define("boolean", "jit_compile", False, "Compile the model's passes with XLA.")
 TOOL.define("boolean", "plots", True, "Also write PNG plots (needs matplotlib, the "
-            "`plots` extra).")
+            "`plots` extra; without it they are skipped, with a note).")
 TOOL.define("boolean", "ema_weights", True, cli.EMA_WEIGHTS_HELP)
 
 

@@ -8,8 +8,9 @@ writes `RUN/export/<unix time>/` (or `--export_dir/<unix time>/`): `saved_model.
 temperature, checkpoint). The version dir appears complete or not at all (written
 under a hidden temporary name, then renamed), so `RUN/export` can be TF Serving's
 model base path directly. Signatures (see `export_lib`): `sample` (also
-`serving_default`), `bits_per_pixel`, `encode`, `decode`. Loading needs TensorFlow
-only.
+`serving_default`), `bits_per_pixel`, `bits_per_pixel_monte_carlo`, `encode`,
+`decode`; the last line printed lists those the SavedModel holds. Loading needs
+TensorFlow only.
 
 User errors (missing run dir or checkpoint, unknown names, hparams that do not fit
 the checkpoint or the problem) print one `t2t-videoflow-exporter: error: ...` line
@@ -21,6 +22,7 @@ import os
 from t2t_videoflow.cli import tool as cli
 
 # TensorFlow and the model load on first use, after the flags are checked.
+tf = cli.lazy_import("tensorflow")
 export_lib = cli.lazy_import("t2t_videoflow.serving.saved_model")
 restore = cli.lazy_import("t2t_videoflow.training.restore")
 
@@ -59,8 +61,20 @@ def export(output_dir, checkpoint_path=None, export_dir=None, problem_name=None,
         metadata=metadata)
     size = export_lib.export_size_bytes(path)
     log(f"{NAME}: SavedModel written to {path} ({size / 2**20:.1f} MiB); signatures "
-        "serving_default (= sample), sample, bits_per_pixel, encode, decode")
+        + ", ".join(saved_signatures(path)))
     return path
+
+
+def saved_signatures(path):
+    """Sorted names of the serving signatures in the SavedModel at `path`, read from
+    its `saved_model.pb` (without loading the model); TF's internal entries such as
+    `__saved_model_init_op` are left out, as in `tf.saved_model.load(path).signatures`."""
+    from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=C0415
+    proto = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(os.path.join(path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    return sorted(name for graph in proto.meta_graphs for name in graph.signature_def
+                  if not name.startswith("__"))
 
 
 def main(argv):

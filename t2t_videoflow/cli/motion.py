@@ -51,15 +51,15 @@ import time
 import numpy as np
 
 from t2t_videoflow.cli import tool as cli
-# The decoder defines the flags both tools share (num_clips, num_samples, ...) first;
-# cli.define keeps the first definition, and `TOOL.value` applies this tool's own
-# defaults to the flags not given on the command line.
-from t2t_videoflow.data.clips import dev_clips
+# Flags are process-wide (absl): `cli.define` keeps the first definition of a name
+# another tool shares, and `TOOL.value` applies this tool's own defaults.
+from t2t_videoflow.config.temperatures import parse_temperatures
 from t2t_videoflow.errors import UsageError
 
 # TensorFlow, the model and the problems load on first use, after the flags are checked.
 tf = cli.lazy_import("tensorflow")
 restore = cli.lazy_import("t2t_videoflow.training.restore")
+clips_lib = cli.lazy_import("t2t_videoflow.data.clips")
 motion = cli.lazy_import("t2t_videoflow.evaluation.motion")
 run_dir = cli.lazy_import("t2t_videoflow.training.run_dir")
 stochastic_shapes = cli.lazy_import("t2t_videoflow.problems.stochastic_shapes")
@@ -97,28 +97,6 @@ TOOL.define("string", "problem", None, "Problem of the clips (default: the run's
 TOOL.define("string", "t2t_usr_dir", None, "Python package or file registering more "
             "problems and hparams sets (default: the run's).")
 TOOL.define("boolean", "ema_weights", True, cli.EMA_WEIGHTS_HELP)
-
-
-def parse_temperatures(text):
-    """`"0.5,1.0,0/1"` -> `[0.5, 1.0, [0.0, 1.0]]`; None or "" -> None.
-
-    An entry with '/' is one temperature per flow level (finest first, top last).
-    Raises UsageError (a ValueError)."""
-    if text is None or not text.strip():
-        return None
-    values = []
-    for item in text.split(","):
-        try:
-            per_level = [float(part) for part in item.split("/")]
-        except ValueError:
-            raise UsageError(f"--temperatures must be comma-separated numbers (or "
-                             f"'/'-separated per-level numbers); got {text!r}.") from None
-        for value in per_level:
-            if not value >= 0.0 or math.isinf(value):
-                raise UsageError(f"--temperatures must be finite and >= 0; got "
-                                 f"{item.strip()}.")
-        values.append(per_level if len(per_level) > 1 else per_level[0])
-    return values
 
 
 def temperature_text(tau):
@@ -255,7 +233,7 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
                 f"first, the top last).")
     k = hparams.video_num_target_frames if num_target_frames is None else num_target_frames
     split = "test" if use_test_set else "dev"
-    contexts, truths = dev_clips(problem, hparams, data_dir, num_clips, use_test_set)
+    contexts, truths = clips_lib.dev_clips(problem, hparams, data_dir, num_clips, use_test_set)
     n_ctx = contexts.shape[1]
     log(f"{NAME}: {run.checkpoint} (step {run.step}, {run.weights} weights); "
         f"{num_clips} {problem.name} "
@@ -320,7 +298,8 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
 def main(argv):
     """Checks the flags (no TensorFlow yet), then runs the diagnostic."""
     try:
-        temperatures = parse_temperatures(TOOL.value("temperatures"))
+        text = TOOL.value("temperatures")
+        temperatures = parse_temperatures(text) if text and text.strip() else None
     except ValueError as e:
         return TOOL.error(e)
 

@@ -15,10 +15,18 @@ command resumes from the newest checkpoint in --output_dir.
 User errors (unknown names, malformed --hparams, missing data, an output dir trained
 with other hparams, a diverged loss) print one `t2t-videoflow-trainer: error: ...` line
 and exit with status 1.
+
+The run record (`hparams.json`, `run.json` in --output_dir) is written only once a
+training schedule can start: after the flags and hparams are checked, the data is
+found (the problem's train shards, and the eval split's unless --schedule=train;
+generated first with --generate_data) and the trainer is built. A start that fails
+before that leaves --output_dir as it was, so the corrected command may use other
+hparams there. `evaluate` and `continuous_eval` read a run's record and write none.
 """
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -239,6 +247,12 @@ def _check_output_dir(output_dir):
                          "pass a new or existing directory.")
 
 
+def _data_splits(schedule, eval_split):
+    """The splits `schedule` reads: train (the trainer's input pipeline is built for
+    every schedule), and the eval split unless it only trains."""
+    return ["train"] if schedule == "train" else ["train", eval_split]
+
+
 def _run(strategy):
     if FLAGS.deterministic_ops:
         tf.config.experimental.enable_op_determinism()
@@ -260,18 +274,16 @@ def _run(strategy):
             problem_name, FLAGS.data_dir, raw_data_dir=FLAGS.raw_data_dir,
             tfds_data_dir=FLAGS.tfds_data_dir, seed=None, log=_say)
         generate_data_on_chief(strategy, problem, FLAGS.data_dir, generate)
-    if distribute.is_chief(strategy):
-        try:
-            run_dir.save_run(FLAGS.output_dir, hparams, problem.name, hparams_set,
-                             run.usr_dir)
-        except trainer_lib.WRITE_ERRORS as e:       # read-only dir, disk full
-            raise trainer_lib.write_error(run_dir.hparams_path(FLAGS.output_dir), e) from None
     _say(f"{NAME}: problem {problem.name}, hparams set {hparams_set}, "
          f"{distribute.strategy_name(strategy)} with "
          f"{strategy.num_replicas_in_sync} replica(s); output in {FLAGS.output_dir}")
     if TOOL.cpu_allocator is not None:
         _say(f"{NAME}: CPU allocator {TOOL.cpu_allocator} (--cpu_allocator="
              f"{FLAGS.cpu_allocator})")
+    # Missing shards fail here, before the model is built or anything is written.
+    eval_split = problem.split_for_mode("eval", FLAGS.eval_use_test_set)
+    for split in _data_splits(FLAGS.schedule, eval_split):
+        problem.data_files(FLAGS.data_dir, split)
 
     config = trainer_lib.TrainConfig(
         output_dir=FLAGS.output_dir, data_dir=FLAGS.data_dir,
@@ -281,9 +293,17 @@ def _run(strategy):
         keep_checkpoint_max=FLAGS.keep_checkpoint_max,
         log_every_steps=FLAGS.log_every_steps, random_seed=FLAGS.random_seed,
         jit_compile=FLAGS.jit_compile, eval_sample_clips=FLAGS.eval_sample_clips,
-        eval_split=problem.split_for_mode("eval", FLAGS.eval_use_test_set))
+        eval_split=eval_split)
     try:
         trainer = trainer_lib.Trainer(problem, hparams, config, strategy, log=_say)
+        if FLAGS.schedule in ("train", "train_and_evaluate") and distribute.is_chief(strategy):
+            # The run can start: record it (see the module docstring).
+            try:
+                run_dir.save_run(FLAGS.output_dir, hparams, problem.name, hparams_set,
+                                 run.usr_dir)
+            except trainer_lib.WRITE_ERRORS as e:       # read-only dir, disk full
+                raise trainer_lib.write_error(run_dir.hparams_path(FLAGS.output_dir),
+                                              e) from None
         return _run_schedule(trainer, FLAGS.schedule, eval_frequency)
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
         # TF's read errors name no file: find the bad record and name it.
@@ -308,18 +328,35 @@ def _run_schedule(trainer, schedule, eval_frequency):
     if schedule == "continuous_eval":
         trainer.continuous_eval(timeout_secs=FLAGS.eval_timeout_secs)
         return 0
-    trainer.restore_or_initialize()
     evaluating = schedule == "train_and_evaluate"
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        trainer.restore_or_initialize()
         trainer.train(eval_every=eval_frequency if evaluating else None)
-    except KeyboardInterrupt:
-        print(f"{NAME}: interrupted; checkpoint {trainer.manager.latest_checkpoint} saved. "
-              "Run the same command to resume.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+        saved = trainer.manager.latest_checkpoint
+        print(f"{NAME}: {what}; " + (f"checkpoint {saved} saved. Run the same command "
+                                     "to resume." if saved else "no checkpoint yet."),
+              file=sys.stderr)
+        return 128 + signum
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if evaluating:
         trainer.evaluate()
     _say(f"TensorBoard: tensorboard --logdir={FLAGS.output_dir}")
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what Kubernetes, Slurm and preemptible VMs send), handled as Ctrl-C:
+    the training loop saves a checkpoint and the command exits with 128 + 15."""
+    signum = signal.SIGTERM
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 def run_main():

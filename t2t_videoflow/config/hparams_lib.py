@@ -394,7 +394,6 @@ RANGES = {
     "frame_width": (1, 2_048, True, True),
     "frame_channels": (1, 4, True, True),
     "train_steps": (1, 1_000_000_000, True, True),
-    "input_asinh_gain": (0.0, None, True, True),
     "n_bits_x": (1, 8, True, True),
     "weight_ema_decay": (0.0, 1.0, True, False),
 }

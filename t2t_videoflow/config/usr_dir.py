@@ -20,7 +20,8 @@ def import_usr_dir(usr_dir):
 
     Raises:
       UsrDirError: the path does not exist, is a directory without `__init__.py`,
-        or its import raised (the original error is chained).
+        or its import raised or exited (any BaseException but KeyboardInterrupt,
+        SystemExit included; the original error is chained).
     """
     if not usr_dir:
         return None
@@ -50,7 +51,17 @@ def import_usr_dir(usr_dir):
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as e:
+    except KeyboardInterrupt:
+        del sys.modules[name]
+        raise
+    except SystemExit as e:
+        # Exiting while imported would end the tool silently (with status 0 for
+        # sys.exit(0)), so it is an error naming the module.
+        del sys.modules[name]
+        raise UsrDirError(f"--t2t_usr_dir {usr_dir}: module {name!r} called "
+                          f"sys.exit({e.code!r}) while being imported; a usr dir must "
+                          "only define and register problems and hparams sets.") from e
+    except BaseException as e:  # pylint: disable=broad-except  (any error of user code)
         del sys.modules[name]
         raise UsrDirError(f"--t2t_usr_dir {usr_dir}: import failed: "
                           f"{type(e).__name__}: {e}") from e

@@ -146,12 +146,38 @@ def grid_width(num_context, num_ground_truth, num_sample_frames, width):
     return (num_context + num_ground_truth + num_sample_frames) * width + gaps * GROUP_GAP
 
 
+# Pillow's modes of 16-bit (and 32-bit int) greyscale images.
+_WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
 def _read_png(path):
+    """One image file as uint8 `[H, W, 3]`.
+
+    8-bit RGB is taken as is; greyscale ("L", "1") and opaque palette ("P") images are
+    converted to RGB as Pillow converts them. 16-bit images are scaled to 8 bits by
+    keeping the high byte (`v >> 8`, what Pillow does for 16-bit RGB PNGs), never
+    clipped at 255. Transparency is refused, never dropped or composited: an alpha
+    channel ("RGBA", "LA", "PA", ...) or a transparent palette entry / colour key
+    (a PNG tRNS chunk) is a MediaError naming the file (flatten the image onto the
+    background you mean and save it as opaque RGB).
+    """
     try:
         with Image.open(path) as image:
             image.load()
             mode = image.mode
-            if mode in ("L", "P", "I;16", "1"):
+            if mode in ("P", "L", "RGB", "1") and "transparency" in image.info:
+                raise MediaError(f"{path}: image mode {mode!r} has transparency (a "
+                                 "transparent palette entry or colour key); save it as "
+                                 "opaque RGB (transparency is not dropped silently).")
+            if mode in _WIDE_GREY_MODES:
+                grey = np.asarray(image).astype(np.int64)
+                if mode == "I" and (grey.min() < 0 or grey.max() > 65535):
+                    raise MediaError(f"{path}: 32-bit integer pixels outside 0-65535 "
+                                     f"(range [{grey.min()}, {grey.max()}]); save it as "
+                                     "8- or 16-bit RGB.")
+                grey = (grey >> 8).astype(np.uint8)
+                return np.repeat(grey[..., np.newaxis], 3, axis=-1)
+            if mode in ("L", "P", "1"):
                 image = image.convert("RGB")
             elif mode != "RGB":
                 raise MediaError(f"{path}: image mode {mode!r} is not RGB (3 channels); "
@@ -173,9 +199,13 @@ def read_frames(path, frame_shape, min_frames=1):
       frame_shape: the expected `(H, W, 3)`.
       min_frames: the least number of frames per clip.
 
+    PNGs: greyscale and opaque palette images become RGB as Pillow converts them;
+    16-bit images are scaled to 8 bits (`v >> 8`); any transparency (alpha channel,
+    transparent palette entry) is refused with a MediaError, never dropped.
+
     Raises:
       MediaError naming the file and what is wrong (missing, wrong dtype, shape,
-      frame size or too few frames).
+      frame size, transparency or too few frames).
     """
     h, w, c = (int(v) for v in frame_shape)
     if not path or not os.path.exists(path):

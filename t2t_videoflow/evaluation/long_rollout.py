@@ -73,8 +73,6 @@ def run(context, seed=0, num_frames=None, temperature=None, num_samples=10,
             raise UsageError(f"--{flag} must be >= 1; got {value}.")
     if not temperature >= 0.0:
         raise UsageError(f"--temperature must be >= 0; got {temperature}.")
-    if plots and results_dir:
-        report.pyplot()   # no matplotlib: say so before the work, not after
     model = context.model
     n = max(context.hparams.video_num_input_frames, model.min_context_frames)
     sampler = Sampler(model, jit_compile=jit_compile)
@@ -116,7 +114,8 @@ def run(context, seed=0, num_frames=None, temperature=None, num_samples=10,
               "context_statistics": frame_stats.frame_statistics(contexts),
               "seconds": time.time() - began}
     if results_dir:
-        extra = [plot(result, os.path.join(results_dir, f"{NAME}.png"))] if plots else []
+        extra = ([plot(result, os.path.join(results_dir, f"{NAME}.png"))]
+                 if report.plots_wanted(plots, NAME, context.log) else [])
         context.log(f"{NAME}: wrote {len(files)} GIF / PNG files to {out_dir}")
         result["files"] = [report.write_json(results_dir, NAME, result), out_dir] + extra
     return result

@@ -150,8 +150,6 @@ def run(context, seed=0, num_frames=None, batch_size=8, max_clips=None, plots=Tr
     if num_frames <= n:
         raise UsageError(f"--num_frames={num_frames} leaves no frame to score after the "
                          f"{n} context frame(s); give at least {n + 1}.")
-    if plots and results_dir:
-        report.pyplot()   # no matplotlib: say so before the work, not after
     began = time.time()
     scorer = OutOfSequenceScorer(context.model, n, batch_size, jit_compile)
     frames = list(range(n + 1, num_frames + 1))
@@ -179,7 +177,7 @@ def run(context, seed=0, num_frames=None, batch_size=8, max_clips=None, plots=Tr
               "monotonic_rule": RULE, "seconds": time.time() - began}
     if results_dir:
         files = []
-        if plots:
+        if report.plots_wanted(plots, NAME, context.log):
             files.append(plot(result, os.path.join(results_dir, f"{NAME}.png")))
         result["files"] = [report.write_json(results_dir, NAME, result)] + files
     return result

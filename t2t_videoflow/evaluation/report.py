@@ -3,7 +3,8 @@
 Every experiment returns a JSON-able dict; `write_json` stores it as
 `RESULTS_DIR/<experiment>.json` (through `tf.io.gfile`, so `gs://` works), and
 `format_table` renders rows of numbers for the terminal. Plots need matplotlib (the
-`plots` extra); `pyplot()` says how to install it when it is missing.
+`plots` extra); without it `plots_wanted` says in one line that the plots are skipped
+and how to get them, and the experiment writes its results all the same.
 """
 
 import io
@@ -51,12 +52,37 @@ def format_table(header, rows):
     return "\n".join(lines)
 
 
+PLOTS_INSTALL = "pip install 't2t-videoflow[plots]'"
+
+
+def have_matplotlib():
+    """Whether matplotlib (the `plots` extra) can be imported."""
+    try:
+        import matplotlib  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    except ImportError:
+        return False
+    return True
+
+
+def plots_wanted(plots, name, log=print):
+    """Whether experiment `name` draws its plots: `plots` is set and matplotlib is
+    installed. When it is not installed, logs one line saying the plots are skipped
+    and how to get them (the results are written without them)."""
+    if not plots:
+        return False
+    if have_matplotlib():
+        return True
+    log(f"{name}: plots skipped: matplotlib is not installed ({PLOTS_INSTALL} to get "
+        "them; --plots=false skips them without this note)")
+    return False
+
+
 def pyplot():
     """matplotlib.pyplot with a non-interactive backend, or a one-line UsageError."""
     try:
         import matplotlib  # pylint: disable=import-outside-toplevel
     except ImportError:
-        raise UsageError("Plots need matplotlib: pip install 't2t-videoflow[plots]' "
+        raise UsageError(f"Plots need matplotlib: {PLOTS_INSTALL} "
                          "(or pass --plots=false).") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel

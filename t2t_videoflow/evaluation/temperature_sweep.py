@@ -47,6 +47,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from t2t_videoflow.config.temperatures import parse_temperatures
 from t2t_videoflow.errors import DataError, UsageError
 from t2t_videoflow.evaluation import metrics, report
 
@@ -60,33 +61,19 @@ SELECTION = ("per metric, the temperature with the highest frame-averaged best-o
              "value (ties: the lower temperature)")
 
 
-def parse_temperatures(value):
-    """Temperatures from "0.1,0.5,1.0" (or a sequence of numbers), sorted ascending.
+def sweep_temperatures(value):
+    """The sweep's temperatures, sorted ascending: single numbers only (each is one
+    point of the curves), parsed as every tool parses `--temperatures`.
 
     Raises:
-      UsageError: an empty list or item, a non-number, a negative or non-finite value,
-        or a repeated temperature.
+      UsageError: as `config.temperatures.parse_temperatures`, or a per-level entry.
     """
-    items = value.split(",") if isinstance(value, str) else list(value)
-    temperatures = []
-    for item in items:
-        text = item.strip() if isinstance(item, str) else item
-        if isinstance(text, str) and not text:
-            raise UsageError(f"--temperatures {value!r} has an empty item; give "
-                             f"comma-separated numbers >= 0, e.g. 0.1,0.5,1.0.")
-        try:
-            tau = float(text)
-        except (TypeError, ValueError):
-            raise UsageError(f"--temperatures: {text!r} is not a number; give "
-                             f"comma-separated numbers >= 0, e.g. 0.1,0.5,1.0.") from None
-        if not math.isfinite(tau) or tau < 0:
-            raise UsageError(f"--temperatures: every temperature must be a finite "
-                             f"number >= 0; got {text!r}.")
-        if tau in temperatures:
-            raise UsageError(f"--temperatures: {tau:g} is given twice.")
-        temperatures.append(tau)
-    if not temperatures:
-        raise UsageError("--temperatures is empty; give comma-separated numbers >= 0.")
+    temperatures = parse_temperatures(value)
+    for tau in temperatures:
+        if isinstance(tau, list):
+            raise UsageError(f"--temperatures: the sweep takes one temperature per "
+                             f"point, not per-level values; got "
+                             f"{'/'.join(f'{t:g}' for t in tau)}.")
     return sorted(temperatures)
 
 
@@ -229,7 +216,7 @@ def run(context, temperatures=DEFAULT_TEMPERATURES, num_samples=10, seed=0, batc
       JSON-able dict: the protocol, `per_temperature` (see `sweep`), `best_temperature`
       per metric, `files`.
     """
-    temperatures = parse_temperatures(temperatures)
+    temperatures = sweep_temperatures(temperatures)
     if num_samples < 1:
         raise UsageError(f"--num_samples must be >= 1; got {num_samples}.")
     hp = context.hparams
@@ -237,8 +224,6 @@ def run(context, temperatures=DEFAULT_TEMPERATURES, num_samples=10, seed=0, batc
     if num_context < context.model.min_context_frames:
         raise UsageError(f"The model needs {context.model.min_context_frames} context "
                          f"frame(s); the set gives video_num_input_frames={num_context}.")
-    if plots and results_dir:
-        report.pyplot()   # fails now (one line), not after the sweep, without matplotlib
     vgg = (metrics.VGGCosineSimilarity(vgg_weights, vgg_input_size)
            if vgg_weights else None)
     vgg_note = (f"VGG cosine similarity with {vgg_weights}" if vgg is not None else
@@ -271,7 +256,8 @@ def run(context, temperatures=DEFAULT_TEMPERATURES, num_samples=10, seed=0, batc
         "seconds": time.time() - began,
     }
     if results_dir:
-        files = write_plots(result, results_dir) if plots else []
+        files = (write_plots(result, results_dir)
+                 if report.plots_wanted(plots, NAME, context.log) else [])
         result["files"] = [report.write_json(results_dir, NAME, result)] + files
     return result
 

@@ -38,8 +38,7 @@ import tensorflow as tf
 
 from t2t_videoflow.flow.base import StatefulBijector, check_frame_tensor, flatten_batch
 from t2t_videoflow.flow.flow_step import FlowLevel, derive_seed
-from t2t_videoflow.flow.input_transform import AsinhInput
-from t2t_videoflow.flow.recompute import RECOMPUTE_UNITS, level_forward_and_log_det
+from t2t_videoflow.flow.recompute import level_forward_and_log_det
 from t2t_videoflow.flow.split import merge_channels, split_channels
 from t2t_videoflow.flow.squeeze import squeeze2, unsqueeze2
 
@@ -76,17 +75,12 @@ class MultiScaleFlow(StatefulBijector):
         rebuilds activations from the level's output on the backward pass instead of
         storing them (`flow/recompute.py`); same values and gradients, less memory,
         more time. Not combinable with `coupling_dropout > 0`.
-      recompute_unit: "level" (store one tensor per level) or "step" (one per step).
       network_dtype: compute dtype of the coupling networks, "float32" | "bfloat16"
         (`layers/coupling_network.py`).
-      input_asinh_gain: 0 (T2T: the flow starts at the squeeze) or g > 0: first map
-        every sub-pixel by the fixed bijection `asinh(g (x + 1/2))`
-        (`flow/input_transform.py`; its log-det is part of the flow's).
       loop_steps: inside a graph, run each level's K steps as one `tf.while_loop`
         (`FlowLevel`; same arithmetic, a K times smaller flow graph). With
-        `memory_efficient_backprop` and `recompute_unit="level"` the recomputing
-        backward pass is a loop as well (`flow/recompute.py`); with "step" the steps
-        are visited one by one, unrolled.
+        `memory_efficient_backprop` the recomputing backward pass is a loop as well
+        (`flow/recompute.py`).
 
     Raises:
       ValueError: bad shapes, or `memory_efficient_backprop` with coupling dropout.
@@ -94,8 +88,8 @@ class MultiScaleFlow(StatefulBijector):
 
     def __init__(self, image_shape, n_levels, depth, coupling="affine", coupling_width=512,
                  activation="relu", coupling_dropout=0.0, seed=None,
-                 memory_efficient_backprop=False, recompute_unit="level",
-                 network_dtype="float32", input_asinh_gain=0.0, loop_steps=False,
+                 memory_efficient_backprop=False,
+                 network_dtype="float32", loop_steps=False,
                  name="flow"):
         parameters = dict(locals())
         super().__init__(forward_min_event_ndims=3, inverse_min_event_ndims=1,
@@ -105,11 +99,7 @@ class MultiScaleFlow(StatefulBijector):
                 "memory_efficient_backprop does not support coupling_dropout > 0 (got "
                 f"{coupling_dropout}): recomputing a step would need the forward pass's "
                 "dropout mask. Use one or the other.")
-        if recompute_unit not in RECOMPUTE_UNITS:
-            raise ValueError(f"Unknown recompute_unit {recompute_unit!r}; expected one "
-                             f"of {RECOMPUTE_UNITS}.")
         self.memory_efficient_backprop = bool(memory_efficient_backprop)
-        self.recompute_unit = recompute_unit
         height, width, channels = (int(v) for v in image_shape)
         if n_levels < 1:
             raise ValueError(f"n_levels must be >= 1; got {n_levels}.")
@@ -119,9 +109,6 @@ class MultiScaleFlow(StatefulBijector):
                 f"{2 ** n_levels}; got image_shape {tuple(image_shape)}.")
         self.image_shape = (height, width, channels)
         self.n_levels = int(n_levels)
-        if input_asinh_gain < 0:
-            raise ValueError(f"input_asinh_gain must be >= 0; got {input_asinh_gain}.")
-        self.input_transform = AsinhInput(input_asinh_gain) if input_asinh_gain else None
         self.levels = [
             FlowLevel(4 * channels * 2 ** l, depth, coupling, coupling_width, activation,
                       coupling_dropout, seed=derive_seed(seed, l),
@@ -152,13 +139,10 @@ class MultiScaleFlow(StatefulBijector):
         """Frames `[B, H, W, C]` -> `FlowEncoding` (latents and log-det)."""
         self.check_frames(x)
         latents, conditions, level_log_dets = [], [], []
-        input_log_det = None
-        if self.input_transform is not None:
-            x, input_log_det = self.input_transform.forward_and_log_det(x)
         for l, level in enumerate(self.levels):
             if self.memory_efficient_backprop:
                 x, log_det = level_forward_and_log_det(
-                    level, squeeze2(x), training=training, unit=self.recompute_unit)
+                    level, squeeze2(x), training=training)
             else:
                 x, log_det = level.forward_and_log_det(squeeze2(x), training=training)
             level_log_dets.append(log_det)
@@ -167,8 +151,6 @@ class MultiScaleFlow(StatefulBijector):
                 latents.append(z)
                 conditions.append(x)
         log_det = tf.add_n(level_log_dets)
-        if input_log_det is not None:
-            log_det += input_log_det
         return FlowEncoding(x, latents, conditions, log_det, level_log_dets)
 
     def decode(self, top, latents=None, sample_latent=None):
@@ -199,9 +181,6 @@ class MultiScaleFlow(StatefulBijector):
             x, level_log_det = self.levels[l].inverse_and_log_det(x)
             log_det += level_log_det
             x = unsqueeze2(x)
-        if self.input_transform is not None:
-            x, input_log_det = self.input_transform.inverse_and_log_det(x)
-            log_det += input_log_det
         return x, used, log_det
 
     def data_init(self, x):
@@ -223,8 +202,6 @@ class MultiScaleFlow(StatefulBijector):
         from here instead of encoding the batch again."""
         self.check_frames(x)
         h, latents, conditions = x, [], []
-        if self.input_transform is not None:
-            h = self.input_transform.forward(h)
         for l, level in enumerate(self.levels):
             h = level.data_init(squeeze2(h))
             if l < self.n_levels - 1:

@@ -6,8 +6,8 @@ every intermediate tensor of every step (the coupling network's hidden maps of
 memory grows linearly with the depth K. Because each step is a bijection, the inputs
 can instead be rebuilt from the outputs on the way back (Gomez et al. 2017, RevNets).
 
-A "unit" (a whole flow level, or a single step) runs its forward pass under
-`tf.custom_gradient` and keeps only its output `y_K` (and the `[B]` log-det `L`). The
+Each flow level runs its forward pass under `tf.custom_gradient` and keeps only
+its output `y_K` (and the `[B]` log-det `L`). The
 backward pass receives the upstream gradients `g_y = dJ/dy_K` and `g_L = dJ/dL` and,
 for k = K-1, ..., 0:
 
@@ -18,14 +18,12 @@ for k = K-1, ..., 0:
     y_{k-1}      = x_k
 
 `L = sum_k L_k`, so every step receives the same upstream `g_L`: the log-det is an
-output of the unit and its gradient flows back into the inputs and the variables
+output of the level and its gradient flows back into the inputs and the variables
 (the affine couplings' scales depend on both). The result is the gradient of plain
 backprop up to float rounding in the reconstruction.
 
 Memory: only one step's activations live at a time (the step being differentiated)
-plus one `[B, h, w, c]` tensor per unit; with unit="level" that is O(1) in the depth,
-with unit="step" O(K) tensors of the size of the flow's input (small next to the
-`coupling_width`-channel hidden maps). Cost: one extra inverse and one extra forward
+plus one `[B, h, w, c]` tensor per level: O(1) in the depth. Cost: one extra inverse and one extra forward
 per step, i.e. roughly forward + backward + 2 forwards instead of forward + backward.
 
 Ordering. In a dataflow graph an op runs as soon as its inputs exist. The
@@ -79,9 +77,6 @@ from t2t_videoflow.layers.variable_binding import bind
 # `stop_recording` has no public equivalent that covers every active tape; TF's own
 # `tf.recompute_grad` uses it the same way.
 from tensorflow.python.eager import record
-
-RECOMPUTE_UNITS = ("level", "step")
-
 
 def _filled_upstream(y, grad_y, grad_log_det):
     """The upstream gradients of `(y, log_det)`, zeros where one is None (unused)."""
@@ -186,28 +181,16 @@ def reversible_forward_and_log_det(pieces, x, training=False):
     return y, log_det
 
 
-def level_forward_and_log_det(level, x, training=False, unit="level"):
-    """A `FlowLevel`'s `(y, log_det)` with recomputation per level or per step.
-
-    unit="level": one custom gradient over all K steps; stores only the level output.
-    unit="step": one custom gradient per step; stores each step's output too.
-    """
-    if unit not in RECOMPUTE_UNITS:
-        raise ValueError(f"Unknown recompute unit {unit!r}; expected one of "
-                         f"{RECOMPUTE_UNITS}.")
-    if unit == "level":
-        if level._use_loop():
-            return _looped_level_forward_and_log_det(level, x, training)
-        return reversible_forward_and_log_det(level.steps, x, training)
-    log_det = 0.0
-    for step in level.steps:
-        x, step_log_det = reversible_forward_and_log_det([step], x, training)
-        log_det += step_log_det
-    return x, log_det
+def level_forward_and_log_det(level, x, training=False):
+    """A `FlowLevel`'s `(y, log_det)` under one custom gradient over all K steps, which
+    stores only the level's output and rebuilds the rest on the backward pass."""
+    if level._use_loop():
+        return _looped_level_forward_and_log_det(level, x, training)
+    return reversible_forward_and_log_det(level.steps, x, training)
 
 
 def _looped_level_forward_and_log_det(level, x, training):
-    """unit="level" for a looped `FlowLevel`: both passes as `tf.while_loop`s (docstring).
+    """`level_forward_and_log_det` of a looped `FlowLevel`: both passes as `tf.while_loop`s (docstring).
 
     The steps' weights enter the custom gradient as explicit `[K, ...]` stacks, read
     outside it, rather than as variables read inside: `tf.custom_gradient` would

@@ -110,8 +110,7 @@ class ActNorm3D(keras.layers.Layer):
     `StackedSlice`). One variable per stack instead of one per time step: the paper
     model's prior had 720 of these, a third of all its variables, and every variable
     costs optimizer slots, checkpoint entries and graph plumbing at start-up (README,
-    start-up). Checkpoints of the per-time-step layout still restore
-    (`checkpoint_compat.py`).
+    start-up).
 
     With `init=True` the parameters of step `t` are first set from the statistics of
     `x[:, t]` over batch and space, unless the layer was already initialised: as for

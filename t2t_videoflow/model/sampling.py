@@ -11,7 +11,16 @@ import numpy as np
 import tensorflow as tf
 
 from t2t_videoflow.model.videoflow import postprocess
-from t2t_videoflow.serving.saved_model import check_exportable
+from t2t_videoflow.errors import ExportError
+
+
+def check_exportable(model):
+    """ExportError for models whose graph functions need a static batch size."""
+    if model.gen_mode == "conditional" and model.top_cond_prior.needs_static_batch:
+        raise ExportError(
+            f"The {model.latent_dist_encoder} prior encoder is not supported in graph "
+            "mode / export: its parameters carry a static batch dimension. Use "
+            "VideoFlow.sample.")
 
 
 class Sampler:

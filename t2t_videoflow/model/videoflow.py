@@ -178,9 +178,6 @@ class VideoFlow(tf.Module):
       network_dtype: "float32" (T2T) or "bfloat16": the compute dtype of the coupling
         networks and of the conv3d_net prior's residual blocks (weights, flow
         arithmetic, log-dets and losses stay float32; `layers/coupling_network.py`).
-      input_asinh_gain: 0 (T2T) or g > 0: the flow first maps every sub-pixel by the
-        fixed bijection `asinh(g (x + 1/2))`, whose log-det joins the flow's
-        (`flow/input_transform.py`).
       n_bits_x: 8 (T2T) or n < 8: model n-bit pixel values (module docstring).
       loop_flow_steps: inside a graph, run each flow level's steps as one
         `tf.while_loop` (same arithmetic; a much smaller graph, so faster tracing and
@@ -197,7 +194,7 @@ class VideoFlow(tf.Module):
                  latent_architecture="glow_resnet", latent_pre_output_channels=512,
                  level_scale="prev_level", learn_top_scale=False, batch_size=None,
                  seed=None, memory_efficient_backprop=False, network_dtype="float32",
-                 input_asinh_gain=0.0, n_bits_x=8, loop_flow_steps=False,
+                 n_bits_x=8, loop_flow_steps=False,
                  name="videoflow"):
         super().__init__(name=name)
         if gen_mode not in GEN_MODES:
@@ -222,7 +219,6 @@ class VideoFlow(tf.Module):
                                        coupling_width, activation, coupling_dropout, seed=seed,
                                        memory_efficient_backprop=memory_efficient_backprop,
                                        network_dtype=network_dtype,
-                                       input_asinh_gain=input_asinh_gain,
                                        loop_steps=loop_flow_steps)
             level_shapes, top_shape = self.flow.latent_shapes()
             self.level_shapes, self.top_shape = level_shapes, top_shape
@@ -276,8 +272,8 @@ class VideoFlow(tf.Module):
     # -- input checks ------------------------------------------------------------------
 
     def check_frames(self, frames, min_frames=1, name="frames"):
-        """ValueError unless `frames` is `[B, T >= min_frames, H, W, C]` uint8 (or float
-        with values in [0, 255]).
+        """ValueError unless `frames` is `[B >= 1, T >= min_frames, H, W, C]` uint8 (or
+        float with values in [0, 255]).
 
         The contract for float frames is pixel values in [0, 255], as uint8 frames hold
         them. Float frames that look scaled to [0, 1] (every value <= 1 and some value
@@ -291,6 +287,9 @@ class VideoFlow(tf.Module):
             raise FrameError(f"{name} must have shape {expected}; got {frames.shape}.")
         if tuple(frames.shape[2:]) != (h, w, c):
             raise FrameError(f"{name} must have shape {expected}; got {frames.shape}.")
+        if frames.shape[0] == 0:
+            raise FrameError(f"{name} is an empty batch (0 clips, shape {frames.shape}); "
+                             "give at least one clip along dimension 0.")
         if frames.shape[1] is not None and frames.shape[1] < min_frames:
             raise FrameError(f"{name} needs at least {min_frames} frames along time; "
                              f"got {frames.shape[1]} (shape {frames.shape}).")
@@ -972,5 +971,5 @@ def build_model(hparams, frame_shape, seed=None):
         batch_size=hparams.batch_size, seed=seed,
         memory_efficient_backprop=hparams.memory_efficient_backprop,
         network_dtype=hparams.network_dtype,
-        input_asinh_gain=hparams.input_asinh_gain, n_bits_x=hparams.n_bits_x,
+        n_bits_x=hparams.n_bits_x,
         loop_flow_steps=hparams.loop_flow_steps)

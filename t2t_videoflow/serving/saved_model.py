@@ -15,6 +15,7 @@ them; all inputs validated again in-graph, bad input raises InvalidArgumentError
                                    -> {"bits_per_pixel", "standard_error": [B, T - ctx]}
     sample(context uint8 [B, C, H, W, 3], num_frames int32 [], temperature float32 [],
            seed int32 [])                        -> {"frames": uint8 [B, num_frames, H, W, 3]}
+           (1 <= num_frames <= MAX_SAMPLE_FRAMES = 1000)
     encode(frames uint8 [B, T, H, W, 3])          -> {"level_0", .., "level_{L-2}", "top"}
     decode(level_0, .., top float32 [B, T, h, w, c]) -> {"frames": uint8 [B, T, H, W, 3]}
 
@@ -44,6 +45,7 @@ import time
 
 import tensorflow as tf
 
+from t2t_videoflow.model.sampling import check_exportable
 from t2t_videoflow.model.videoflow import postprocess
 from t2t_videoflow.errors import ExportError
 
@@ -51,14 +53,12 @@ from t2t_videoflow.errors import ExportError
 # (of the n-bit bin with n_bits_x < 8: the model stretches it).
 BPP_NOISE = 1.0 / 512.0
 
-
-def check_exportable(model):
-    """ExportError for models whose graph functions need a static batch size."""
-    if model.gen_mode == "conditional" and model.top_cond_prior.needs_static_batch:
-        raise ExportError(
-            f"The {model.latent_dist_encoder} prior encoder is not supported in graph "
-            "mode / export: its parameters carry a static batch dimension. Use "
-            "VideoFlow.sample.")
+# The most frames one call of the `sample` signature (and `serving_default`) draws;
+# more is an InvalidArgumentError before anything is allocated (a served request must
+# not hold the server for minutes or exhaust its memory). Recorded in the export's
+# assets.extra/videoflow.json as "max_sample_frames". Longer rollouts: call again
+# with the last frames as context, or use t2t-videoflow-decoder.
+MAX_SAMPLE_FRAMES = 1000
 
 
 # ----------------------------------------------------------------------- the SavedModel
@@ -198,12 +198,18 @@ class ServingModule(tf.Module):
         checks = [
             tf.debugging.assert_greater_equal(
                 num_frames, 1, message="num_frames must be >= 1"),
+            tf.debugging.assert_less_equal(
+                num_frames, MAX_SAMPLE_FRAMES,
+                message=f"num_frames must be <= {MAX_SAMPLE_FRAMES} (MAX_SAMPLE_FRAMES, "
+                        "the most frames one sample call draws; sample longer videos "
+                        "in several calls)"),
             tf.debugging.assert_all_finite(temperature, "temperature must be finite"),
             tf.debugging.assert_greater_equal(
                 temperature, 0.0, message="temperature must be >= 0"),
         ]
-        with tf.control_dependencies(checks):
+        with tf.control_dependencies(checks):     # nothing runs before the checks
             num_frames = tf.identity(num_frames)
+            context = tf.identity(context)
         carry = self.model.sampling_start(context)
         frames, _, _ = self.model.generate(carry, 0, num_frames, temperature, seed)
         return {"frames": postprocess(frames, self.model.n_bits)}
@@ -294,15 +300,37 @@ def remove_abandoned_exports(export_base):
     return removed
 
 
+def _rename_to_free_version(tmp, export_base, version, attempts=1000):
+    """Renames the finished `tmp` dir to `export_base/<version>`, or to the next free
+    version if another export (another process) took that one meanwhile; returns the
+    final path. Never replaces an existing version dir."""
+    for _ in range(attempts):
+        final = os.path.join(export_base, str(version))
+        if not tf.io.gfile.exists(final):
+            try:
+                tf.io.gfile.rename(tmp, final)
+                return final
+            except (tf.errors.OpError, OSError) as e:
+                if not tf.io.gfile.exists(final):      # not a race: a real failure
+                    raise ExportError(f"Cannot rename the finished export {tmp} to "
+                                      f"{final}: {e}") from e
+        version += 1
+    raise ExportError(f"Cannot rename the finished export {tmp} to a free version in "
+                      f"{export_base}: versions up to {version - 1} are all taken.")
+
+
 def export_saved_model(model, hparams, export_base, metadata=None, timestamp=None):
     """Writes the serving SavedModel to `export_base/<timestamp>/`, atomically.
 
     The SavedModel is written under a hidden temporary name in `export_base`
     (`.tmp-<timestamp>-<pid>`, ignored by TF Serving, which loads numeric version
-    dirs) and renamed when complete; on any error the temporary dir is removed, so
+    dirs) and renamed when complete (to the next free version if another export, in
+    another process, took that one meanwhile: an existing version is never replaced);
+    on any error the temporary dir is removed, so
     no partial export ever appears under a final name. Temporary dirs left by a
     killed export (its process gone) are removed first. `assets.extra/videoflow.json`
-    records the frame shape, context frames, default temperature and `metadata`.
+    records the frame shape, context frames, default temperature, `max_sample_frames`
+    and `metadata`.
 
     Args:
       model: a `VideoFlow` with its weights.
@@ -337,6 +365,7 @@ def export_saved_model(model, hparams, export_base, metadata=None, timestamp=Non
         "level_shapes": [list(s) for s in model.level_shapes],
         "top_shape": list(model.top_shape),
         "bits_per_pixel_noise": BPP_NOISE,
+        "max_sample_frames": MAX_SAMPLE_FRAMES,
         "signatures": sorted(module.signatures()),
     })
     try:
@@ -344,7 +373,7 @@ def export_saved_model(model, hparams, export_base, metadata=None, timestamp=Non
         tf.io.gfile.makedirs(os.path.join(tmp, "assets.extra"))
         with tf.io.gfile.GFile(os.path.join(tmp, "assets.extra", "videoflow.json"), "w") as f:
             json.dump(info, f, indent=2, sort_keys=True)
-        tf.io.gfile.rename(tmp, final)
+        final = _rename_to_free_version(tmp, export_base, version)
     finally:
         if tf.io.gfile.exists(tmp):
             tf.io.gfile.rmtree(tmp)

@@ -23,11 +23,25 @@ def resolve_t2t_checkpoint(path):
         latest = found[-1][1] if found else None
         if latest is None:
             raise run_dir.RunDirError(f"No checkpoint in the T2T dir {path!r}.")
-        return latest
+        return _check_readable(latest)
     if not tf.io.gfile.exists(path + ".index"):
         raise run_dir.RunDirError(f"T2T checkpoint {path!r} not found (no "
                                   f"{path + '.index'!r}).")
-    return path
+    return _check_readable(path)
+
+
+def _check_readable(prefix):
+    """`prefix` if TensorFlow reads its index, else a CheckpointError naming the file
+    (a truncated or non-checkpoint `.index` gives TF's "too short to be an sstable")."""
+    try:
+        tf.train.load_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError) as e:
+        raise CheckpointError(
+            f"{prefix + '.index'!r} is not a readable TensorFlow checkpoint index "
+            f"({' '.join(str(getattr(e, 'message', e)).split())[:200]}); give the "
+            "prefix of a complete T2T checkpoint (model.ckpt-N with its .index and "
+            ".data-* files).") from e
+    return prefix
 
 
 def import_t2t_checkpoint(t2t_checkpoint, problem_name, hparams_set, output_dir,

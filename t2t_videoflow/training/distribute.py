@@ -19,15 +19,59 @@ from t2t_videoflow.errors import UsageError
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 
 
+TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                     '"task": {"type": "worker", "index": 0}}')
+
+
 def tf_config():
-    """The parsed TF_CONFIG environment variable ({} if unset)."""
+    """The parsed TF_CONFIG environment variable ({} if unset).
+
+    Raises:
+      UsageError (one line) unless it is a JSON object whose "cluster" maps task
+      types to lists of addresses and, when the cluster has tasks, whose "task"
+      names one of them (a type of the cluster, an index below its task count).
+    """
     text = os.environ.get("TF_CONFIG", "")
     if not text:
         return {}
     try:
-        return json.loads(text)
+        config = json.loads(text)
     except json.JSONDecodeError as e:
         raise UsageError(f"TF_CONFIG is not valid JSON: {e}") from e
+    _check_tf_config(config)
+    return config
+
+
+def _check_tf_config(config):
+    def bad(problem):
+        return UsageError(f"TF_CONFIG {problem}; set it like {TF_CONFIG_EXAMPLE} (or "
+                          "unset it to train on this machine).")
+
+    if not isinstance(config, dict):
+        raise bad(f"must be a JSON object; got a {type(config).__name__} "
+                  f"({json.dumps(config)[:60]})")
+    cluster = config.get("cluster", {})
+    if not isinstance(cluster, dict) or not all(
+            isinstance(v, list) for v in cluster.values()):
+        raise bad('"cluster" must be an object mapping task types to lists of '
+                  f"addresses; got {json.dumps(cluster)[:60]}")
+    if not any(cluster.values()):
+        return
+    if "task" not in config:
+        raise bad('has no "task" (this process\'s place in the cluster)')
+    task = config["task"]
+    if not isinstance(task, dict):
+        raise bad(f'"task" must be an object; got {json.dumps(task)[:60]}')
+    task_type, index = task.get("type"), task.get("index", 0)
+    if task_type not in cluster:
+        raise bad(f"task type {task_type!r} is not in the cluster (types: "
+                  f"{', '.join(sorted(cluster))})")
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise bad(f"task index must be an integer; got {json.dumps(index)[:60]}")
+    if not 0 <= index < len(cluster[task_type]):
+        raise bad(f"task index {index} is out of range: the cluster has "
+                  f"{len(cluster[task_type])} {task_type} task(s) (index 0 to "
+                  f"{len(cluster[task_type]) - 1})")
 
 
 def num_workers_in_tf_config():
@@ -53,6 +97,7 @@ def make_strategy(name="auto", num_cpu_devices=None):
     if name == "auto" and num_workers_in_tf_config() > 1:
         name = "multi_worker"
     if name == "multi_worker":
+        tf_config()                     # a bad TF_CONFIG is one line, not TF's traceback
         return tf.distribute.MultiWorkerMirroredStrategy()
     if num_cpu_devices and num_cpu_devices > 1:
         split_cpu(num_cpu_devices)

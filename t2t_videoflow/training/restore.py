@@ -9,11 +9,41 @@ weights (hparam `weight_ema_decay > 0`), the model gets the averages unless
 
 from typing import Any, NamedTuple, Optional
 
-from t2t_videoflow.training import checkpoint_compat
+import tensorflow as tf
+
 from t2t_videoflow.training import run_dir
 from t2t_videoflow.training import weight_ema
-from t2t_videoflow.errors import RunDirError
+from t2t_videoflow.errors import CheckpointError, RunDirError
 from t2t_videoflow.model.videoflow import build_model
+
+
+def restore_checkpoint(path, model, nodes=None, read=False, partial=False):
+    """Restores `tf.train.Checkpoint(model=model, **nodes)` from `path` and checks that
+    every object of the model (and of `nodes`) was matched: the one way every tool
+    reads weights (the trainer's resume and evaluation, inference, export).
+
+    Args:
+      path: checkpoint prefix.
+      model: the `VideoFlow` (checkpoint node `model`).
+      nodes: other nodes (`optimizer`, `data`: the input position, `ema`: the weight
+        averages list).
+      read: `Checkpoint.read` (no save counter) instead of `restore`.
+      partial: the checkpoint may hold more than is restored (`expect_partial`).
+
+    Raises:
+      CheckpointError: the checkpoint does not fit the model (built from other
+        hparams), named in one line.
+    """
+    checkpoint = tf.train.Checkpoint(model=model, **dict(nodes or {}))
+    try:
+        status = checkpoint.read(path) if read else checkpoint.restore(path)
+        if partial:
+            status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
+        raise CheckpointError(
+            f"Checkpoint {path!r} does not fit the model built from these hparams "
+            f"(was it written with other hparams?): {str(e).splitlines()[0]}") from None
 
 
 def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=None,
@@ -39,15 +69,11 @@ def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=Non
     path = run_dir.resolve_checkpoint(output_dir, checkpoint_path)
     frame_shape = (hparams.frame_height, hparams.frame_width, hparams.frame_channels)
     model = build_model(hparams, frame_shape)
-    try:
-        checkpoint_compat.restore(path, model, read=True, partial=True)
-    except AssertionError as e:
-        raise RunDirError(f"Checkpoint {path!r} does not fit the model built from the "
-                          f"run's hparams: {str(e).splitlines()[0]}") from e
+    restore_checkpoint(path, model, read=True, partial=True)
     info = dict(info, weights="trained")
     if use_ema and weight_ema.has_averages(path):
         try:
-            weight_ema.read_averages(model.trainable_variables, path, model)
+            weight_ema.read_averages(model.trainable_variables, path)
         except ValueError as e:
             raise RunDirError(str(e)) from e
         info["weights"] = "ema"

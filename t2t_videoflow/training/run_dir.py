@@ -68,21 +68,8 @@ def save_run(output_dir, hparams, problem_name, hparams_set, usr_dir=None):
     write_json_atomic(run_info_path(output_dir), json.dumps(info, indent=2, sort_keys=True))
 
 
-# Hparams added after runs were already being written, with the value that gives what
-# those runs computed: a run dir whose `hparams.json` predates one gets it on load.
-ADDED_HPARAMS = {
-    "memory_efficient_backprop": False,
-    "network_dtype": "float32",
-    "input_asinh_gain": 0.0,
-    "loop_flow_steps": False,
-    "weight_ema_decay": 0.0,
-}
-
-
 def load_run(output_dir):
     """Returns `(hparams, info)` of the run in `output_dir`.
-
-    Hparams of `ADDED_HPARAMS` missing from an older run's file get their defaults.
 
     Raises:
       RunDirError if the directory or its `hparams.json` is missing or unreadable.
@@ -98,9 +85,6 @@ def load_run(output_dir):
             hparams = HParams.from_json(f.read())
     except (ValueError, TypeError) as e:
         raise RunDirError(f"Could not read {path!r}: {e}") from e
-    for name, value in ADDED_HPARAMS.items():
-        if not hasattr(hparams, name):
-            hparams.add_hparam(name, value)
     try:
         validate(hparams)
     except HParamsError as e:

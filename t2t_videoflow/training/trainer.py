@@ -46,9 +46,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from t2t_videoflow.training import checkpoint_compat
 from t2t_videoflow.training import distribute
 from t2t_videoflow.training import run_dir
+from t2t_videoflow.training.restore import restore_checkpoint
 from t2t_videoflow.training import weight_ema
 from t2t_videoflow.model.videoflow import RNG_ALG, build_model
 from t2t_videoflow.training.schedules import T2TSchedule
@@ -308,17 +308,13 @@ class Trainer:
 
     def _restore(self, path, with_data):
         """Restores the model, the optimizer, the weight averages and (`with_data`) the
-        input position from `path`, asserting that each was in it; checkpoints of the
-        per-time-step actnorm layout read too (`checkpoint_compat.py`)."""
+        input position from `path`, asserting that each was in it."""
         nodes = {"optimizer": self.optimizer}
-        averages = None
         if self.ema is not None:
             nodes[weight_ema.CHECKPOINT_NODE] = self.ema.averages
-            averages = (weight_ema.CHECKPOINT_NODE, self.ema.averages)
         if with_data and self.train_iterator is not None:
             nodes["data"] = self.train_iterator
-        checkpoint_compat.restore(path, self.model, nodes, optimizer=self.optimizer,
-                                  averages=averages)
+        restore_checkpoint(path, self.model, nodes)
 
     def restore_or_initialize(self):
         """Restores the newest checkpoint of the run, or runs data-dependent init.
@@ -331,7 +327,7 @@ class Trainer:
             # A model-only checkpoint (t2t-videoflow-import): fine-tune its weights with
             # fresh Adam moments from the step in its name. Its actnorms are marked
             # initialised, and DDI is not run either way.
-            checkpoint_compat.restore(latest, self.model, read=True)
+            restore_checkpoint(latest, self.model, read=True)
             self.optimizer.iterations.assign(run_dir.checkpoint_step(latest) or 0)
             if self.ema is not None:
                 self.ema.reset()
@@ -690,11 +686,11 @@ class Trainer:
     def _read_weights(self, path):
         """The model weights of a checkpoint and, when the run keeps a moving average,
         its averages (a checkpoint without them: the averages := the weights)."""
-        checkpoint_compat.restore(path, self.model, read=True, partial=True)
+        restore_checkpoint(path, self.model, read=True, partial=True)
         if self.ema is None:
             return
         if weight_ema.has_averages(path):
-            weight_ema.read_averages(self.ema.averages, path, self.model)
+            weight_ema.read_averages(self.ema.averages, path)
         else:
             self.ema.reset()
 

@@ -24,7 +24,6 @@ import contextlib
 
 import tensorflow as tf
 
-from t2t_videoflow.training import checkpoint_compat
 from t2t_videoflow.training import run_dir
 
 CHECKPOINT_NODE = "ema"
@@ -82,22 +81,13 @@ def has_averages(checkpoint_path):
     return run_dir.checkpoint_has_node(checkpoint_path, CHECKPOINT_NODE)
 
 
-def read_averages(variables, checkpoint_path, model=None):
+def read_averages(variables, checkpoint_path):
     """Loads the checkpoint's weight averages into `variables` (the trainable
     variables' order: a model's own, or a trainer's averages).
 
-    With the `model`, a checkpoint of the per-time-step actnorm layout
-    (`checkpoint_compat.py`) reads too.
-
     Raises:
-      ValueError (CheckpointError for the old layout): the checkpoint's averages do
-        not fit the variables.
+      ValueError: the checkpoint's averages do not fit the variables.
     """
-    stacks = checkpoint_compat.legacy_stacks(model, checkpoint_path) if model is not None else []
-    if stacks:
-        checkpoint_compat.fill_averages(stacks, checkpoint_path, CHECKPOINT_NODE,
-                                        list(model.trainable_variables), variables)
-        return
     try:
         tf.train.Checkpoint(**{CHECKPOINT_NODE: list(variables)}).read(
             checkpoint_path).expect_partial().assert_existing_objects_matched()

@@ -249,9 +249,8 @@ def render_clips(hparams, steps, seed):
 def trainer_noise(shape, seed, step):
     """The trainer's dequantisation noise of `step` (trainer_lib._replica_step)."""
     import tensorflow as tf
-    from t2t_videoflow.model.videoflow import RNG_ALG
-    return tf.random.stateless_uniform(
-        shape, tf.constant([seed, step], tf.int64), 0.0, 1.0 / 256.0, alg=RNG_ALG).numpy()
+    from t2t_videoflow.model.noise import batch_noise
+    return batch_noise(shape, tf.constant([seed, step], tf.int64)).numpy()
 
 
 class ClipsProblem:

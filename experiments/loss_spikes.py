@@ -35,7 +35,7 @@ common.RESULTS_DIR = os.path.join(HERE, "results")  # experiments/results/
 
 from t2t_videoflow.config import registry  # noqa: E402
 from t2t_videoflow.training import trainer as trainer_lib
-from t2t_videoflow.model.videoflow import RNG_ALG  # noqa: E402
+from t2t_videoflow.model.noise import RNG_ALG  # noqa: E402
 
 
 def spikes(losses, threshold, window=10):

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from t2t_videoflow.model.noise import clip_noise
 from t2t_videoflow.cli import evaluate
 from t2t_videoflow.config import registry
 from t2t_videoflow.training import trainer as trainer_lib
@@ -35,7 +36,7 @@ def test_clip_scores_do_not_depend_on_the_batching(run):
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
     # ... and equals the model scoring each clip alone with that clip's noise.
     for i in (0, 6):
-        noise = bpp.clip_noise(clips[i:i + 1].shape, 5, 0, [i])
+        noise = clip_noise(clips[i:i + 1].shape, [5, 0], [i])
         alone = model.bits_per_pixel(clips[i:i + 1], n_in, noise=noise).numpy()
         np.testing.assert_allclose(results[0][i], alone[0], rtol=1e-5)
 

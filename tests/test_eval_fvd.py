@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from t2t_videoflow.model.sampling import clip_seed
 from t2t_videoflow.cli import evaluate
 from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import fvd
@@ -136,8 +137,8 @@ def run(tmp_path_factory, tiny_data_dir):
 
 
 def test_fvd_is_of_the_real_clips_and_their_samples(run, i3d_dir):
-    """The generated videos are the real context plus `model.sample` (seed + clip
-    index); FVD pools all samples, per draw takes sample s of every clip."""
+    """The generated videos are the real context plus `model.sample` (seed
+    `clip_seed(seed, clip index)`); FVD pools all samples, per draw takes sample s of every clip."""
     model, n = run["model"], run["hparams"].video_num_input_frames
     clips = random_clips((4, 4, 16, 16, 3), seed=13)
     context = quiet_context(run, clips, model=model)
@@ -148,7 +149,7 @@ def test_fvd_is_of_the_real_clips_and_their_samples(run, i3d_dir):
     generated = np.stack([
         np.concatenate([np.repeat(clip[None, :n], 2, 0),
                         model.sample(np.repeat(clip[None, :n], 2, 0), 4 - n, 0.5,
-                                     seed=3 + i).numpy()], axis=1)
+                                     seed=clip_seed(3, i)).numpy()], axis=1)
         for i, clip in enumerate(clips)])                      # [4, 2, 4, 16, 16, 3]
     real, fake = i3d(clips), i3d(generated.reshape(8, 4, 16, 16, 3)).reshape(4, 2, 7)
     assert result["fvd"] == pytest.approx(

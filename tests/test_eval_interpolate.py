@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from t2t_videoflow.model.noise import clip_noise
 from t2t_videoflow.cli import evaluate
 from t2t_videoflow.data import media
 from t2t_videoflow.errors import UsageError
@@ -28,7 +29,7 @@ def run(tmp_path_factory, tiny_data_dir):
 def pair():
     """Two uint8 clips' endpoint frames `[2, 2, H, W, 3]` and their noise."""
     frames = random_clips((2, 2, 16, 16, 3), seed=8)
-    return frames, bpp.clip_noise(frames.shape, 1, 0, [0, 1])
+    return frames, clip_noise(frames.shape, [1, 0], [0, 1])
 
 
 def test_marginal_encoding_is_inverted_by_decoding(run, pair):

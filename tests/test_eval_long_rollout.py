@@ -58,20 +58,21 @@ def test_rollout_is_model_sample_and_statistics_are_of_it(run, tmp_path):
     clips = random_clips((2, n, 16, 16, 3), seed=11)
     seen = []
     sampler = sampling.Sampler(model)
-    samples = long_rollout.rollout(sampler, clips[1], 12, 0.5, 3, seed=7,
-                                   log=lambda done, total, s: seen.append((done, total)))
+    samples = sampler.sample_clip(clips[1], 1, 3, 12, 0.5, 6, chunk=long_rollout.CHUNK,
+                                  log=lambda done, total, s: seen.append((done, total)))
     assert seen == [(10, 12), (12, 12)]
-    expected = model.sample(np.repeat(clips[1:2], 3, axis=0), 12, 0.5, seed=7).numpy()
+    expected = model.sample(np.repeat(clips[1:2], 3, axis=0), 12, 0.5,
+                            seed=sampling.clip_seed(6, 1)).numpy()
     np.testing.assert_array_equal(samples, expected)
     assert not np.array_equal(samples[0], samples[1])      # one seed, different rows
-    # run() on clips 0 and 1 (seeds 7 and 8): the statistics are those of the samples.
+    # run() on clips 0 and 1 (seed 6): the statistics are those of the samples.
     logged = []
     context = context_lib.RunContext.from_arrays(model, run["hparams"], clips,
                                                  log=logged.append)
     result = long_rollout.run(context, seed=6, num_frames=12, temperature=0.5,
                               num_samples=3, max_clips=2, plots=HAS_MATPLOTLIB,
                               results_dir=str(tmp_path))
-    first = long_rollout.rollout(sampler, clips[0], 12, 0.5, 3, seed=6)
+    first = sampler.sample_clip(clips[0], 0, 3, 12, 0.5, 6)
     both = np.stack([first, samples])
     last = np.broadcast_to(clips[:, None, -1], (2, 3, 16, 16, 3))
     assert result["statistics"] == frame_stats.frame_statistics(both, previous=last)

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from t2t_videoflow.model.noise import clip_noise
 from t2t_videoflow.cli import evaluate
 from t2t_videoflow.evaluation import bpp, context as context_lib, out_of_sequence as oos
 
@@ -61,7 +62,7 @@ def test_scores_are_the_model_bpp_of_context_then_frame(run):
     assert results[0].shape == (3, 3)
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
     for i, k in ((0, 2), (2, 1)):
-        noise = bpp.clip_noise(clips[i:i + 1].shape, 7, 0, [i]).numpy()
+        noise = clip_noise(clips[i:i + 1].shape, [7, 0], [i]).numpy()
         keep = list(range(n)) + [n + k]
         expected = model.bits_per_pixel(clips[i:i + 1, keep], n,
                                         noise=noise[:, keep]).numpy()

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from t2t_videoflow.model import sampling
 from t2t_videoflow.cli import evaluate
 from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import metrics, temperature_sweep as sweep_lib
@@ -48,10 +49,10 @@ def test_parse_temperatures():
 
 
 def test_sample_seeds_are_fixed_per_clip_and_int32():
-    seeds = [sweep_lib.sample_seed(3, i) for i in range(50)]
+    seeds = [sampling.clip_seed(3, i) for i in range(50)]
     assert len(set(seeds)) == 50 and all(0 <= s < 2 ** 31 for s in seeds)
-    assert seeds == [sweep_lib.sample_seed(3, i) for i in range(50)]
-    assert seeds != [sweep_lib.sample_seed(4, i) for i in range(50)]
+    assert seeds == [sampling.clip_seed(3, i) for i in range(50)]
+    assert seeds != [sampling.clip_seed(4, i) for i in range(50)]
 
 
 def test_the_sweep_is_the_protocol_recomputed_by_hand(run):
@@ -66,7 +67,7 @@ def test_the_sweep_is_the_protocol_recomputed_by_hand(run):
     ssim = np.zeros([2, 4, 2])
     for i, clip in enumerate(clips):
         samples = model.sample(np.repeat(clip[None, :n_in], 2, 0), 2, 0.6,
-                               sweep_lib.sample_seed(7, i)).numpy()
+                               sampling.clip_seed(7, i)).numpy()
         mse = ((samples.astype(np.float64) - clip[n_in:]) ** 2).mean(axis=(2, 3, 4))
         psnr[:, i] = 10 * np.log10(255.0 ** 2 / mse)
         ssim[:, i] = metrics.frame_ssim(samples, clip[n_in:]).numpy()

@@ -55,8 +55,8 @@ TOOL.define("float", "temperature", None, "Sampling temperature tau >= 0 (defaul
             "hparams set's temperature).", minimum=0)
 TOOL.define("integer", "num_target_frames", None, "Frames to sample per sample (default: "
             "the set's video_num_target_frames); 100+ works (progress lines).", minimum=1)
-TOOL.define("integer", "random_seed", 0, "Seed of the sampling noise (clip i uses "
-            "random_seed + i).", minimum=0, maximum=cli.MAX_SEED)
+TOOL.define("integer", "random_seed", 0, "Seed of the sampling noise (the samples "
+            "of clip i: model/sampling.clip_seed(random_seed, i)).", minimum=0, maximum=cli.MAX_SEED)
 TOOL.define("string", "checkpoint_path", None, "Checkpoint prefix (default: the newest in "
             "--output_dir).")
 TOOL.define("string", "input_frames", None, "Condition on these frames instead of dev "
@@ -136,14 +136,12 @@ def decode(output_dir, decode_to_file=None, problem_name=None, hparams_set=None,
         f"frame(s) at temperature {tau:g}")
     paths = []
     for i, (context, truth) in enumerate(zip(contexts, truths)):
-        batch = np.repeat(context[np.newaxis], num_samples, axis=0)
-
         def progress(done, total, seconds, i=i):
             log(f"{NAME}: clip {i + 1}/{len(contexts)}: {done}/{total} frames "
                 f"({seconds:.1f} s)")
 
-        samples = sampler.sample(batch, k, tau, random_seed + i, chunk=progress_every,
-                                 log=progress)
+        samples = sampler.sample_clip(context, i, num_samples, k, tau, random_seed,
+                                      chunk=progress_every, log=progress)
         paths += write_clip(out_dir, i, context, truth, samples, fps=gif_fps)
     log(f"{NAME}: wrote {len(paths)} files to {out_dir}:")
     for path in paths:

@@ -34,9 +34,10 @@ clip's context at each temperature, and reports with `motion.analyze_samples`:
 It prints progress lines and the tables, and writes all figures as JSON to
 `--results_file` (default OUTPUT_DIR/motion.json). Temperatures default to the set's
 temperature plus 1.0; `--num_target_frames` to the set's `video_num_target_frames`.
-Clips are sampled `--batch` at a time, each call drawing all K samples of its clips
-(batch * K rows) with seed `--random_seed + chunk index`, so results depend on
-`--batch`. The problem and hparams are the run's (`run.json`, `hparams.json`), the
+The K samples of clip i are drawn in one batch under
+`sampling.clip_seed(--random_seed, i)` and clip i's dequantisation noise is its noise
+under `(--random_seed, 0)` (`model/noise.py`), so results do not depend on `--batch`,
+which only sets how many clips are scored at a time. The problem and hparams are the run's (`run.json`, `hparams.json`), the
 checkpoint the newest unless `--checkpoint_path` is given.
 
 User errors (missing run dir, checkpoint or data, a run that is not a shapes run, bad
@@ -59,6 +60,8 @@ from t2t_videoflow.errors import UsageError
 # TensorFlow, the model and the problems load on first use, after the flags are checked.
 tf = cli.lazy_import("tensorflow")
 restore = cli.lazy_import("t2t_videoflow.training.restore")
+noise_lib = cli.lazy_import("t2t_videoflow.model.noise")
+sampling = cli.lazy_import("t2t_videoflow.model.sampling")
 clips_lib = cli.lazy_import("t2t_videoflow.data.clips")
 motion = cli.lazy_import("t2t_videoflow.evaluation.motion")
 run_dir = cli.lazy_import("t2t_videoflow.training.run_dir")
@@ -91,7 +94,7 @@ TOOL.define("integer", "random_seed", 0, "Seed of the sampling and dequantisatio
 TOOL.define("string", "results_file", None, "JSON file of the results (default: "
             "OUTPUT_DIR/motion.json).")
 TOOL.define("boolean", "eval_use_test_set", False, "Take clips from the test split.")
-TOOL.define("integer", "batch", 8, "Clips per sampling call (batch * num_samples rows).",
+TOOL.define("integer", "batch", 8, "Clips per scoring call (results do not depend on it).",
             minimum=1)
 TOOL.define("string", "problem", None, "Problem of the clips (default: the run's).")
 TOOL.define("string", "t2t_usr_dir", None, "Python package or file registering more "
@@ -106,32 +109,31 @@ def temperature_text(tau):
     return f"{tau:g}"
 
 
-def sample_clips(model, contexts, num_samples, num_frames, temperature, seed, batch,
-                 log=None):
-    """K samples after each context: uint8 `[N, K, T, H, W, 3]`.
-
-    Clips go `batch` at a time; chunk c draws all K samples of its clips in one call of
-    `model.sample` with seed `seed + c`. `log(done_clips, seconds)` after each chunk.
-    """
+def sample_clips(model, contexts, num_samples, num_frames, temperature, seed, log=None,
+                 log_every=8):
+    """K samples after each context: uint8 `[N, K, T, H, W, 3]`; clip i's in one batch
+    under `sampling.clip_seed(seed, i)`. `log(done_clips, seconds)` every `log_every`
+    clips and at the end."""
+    sampler = sampling.Sampler.of(model)
     began, out = time.time(), []
-    for c, start in enumerate(range(0, len(contexts), batch)):
-        chunk = contexts[start:start + batch]
-        rows = np.repeat(chunk, num_samples, axis=0)            # clip-major
-        frames = model.sample(rows, num_frames, temperature=temperature, seed=seed + c)
-        out.append(frames.numpy().reshape(len(chunk), num_samples, *frames.shape[1:]))
-        if log is not None:
-            log(start + len(chunk), time.time() - began)
-    return np.concatenate(out)
+    for i, context in enumerate(contexts):
+        out.append(sampler.sample_clip(context, i, num_samples, num_frames, temperature,
+                                       seed, chunk=num_frames))
+        if log is not None and ((i + 1) % log_every == 0 or i + 1 == len(contexts)):
+            log(i + 1, time.time() - began)
+    return np.stack(out)
 
 
 def score_clips(model, frames, num_context, seed, batch):
     """Bits per pixel `[B, T - num_context]` of uint8 clips `[B, T, H, W, 3]`, `batch`
-    rows at a time; rows [i*batch, (i+1)*batch) get dequantisation noise seed
-    `(seed, i)`."""
+    rows at a time; clip i gets its dequantisation noise under the pair `(seed, 0)`
+    (`model/noise.py`), whatever `batch` is."""
     out = []
-    for i, start in enumerate(range(0, len(frames), batch)):
-        bpp = model.bits_per_pixel(frames[start:start + batch], num_context,
-                                   seed=tf.constant([seed, i], tf.int64))
+    for start in range(0, len(frames), batch):
+        chunk = frames[start:start + batch]
+        noise = noise_lib.batch_noise(tf.shape(chunk), tf.constant([seed, 0], tf.int64),
+                                      first_clip=start)
+        bpp = model.bits_per_pixel(chunk, num_context, noise=noise)
         out.append(bpp.numpy())
     return np.concatenate(out)
 
@@ -252,8 +254,8 @@ def diagnose(output_dir, data_dir, num_clips=DEFAULTS["num_clips"],
             log(f"{NAME}: temperature {temperature_text(tau)}: {done}/{num_clips} clips sampled "
                 f"({seconds:.1f} s)")
 
-        samples = sample_clips(model, contexts, num_samples, k, tau, random_seed, batch,
-                               log=progress)
+        samples = sample_clips(model, contexts, num_samples, k, tau, random_seed,
+                               log=progress, log_every=batch)
         row = {"temperature": tau, "motion": motion.analyze_samples(contexts, samples)}
         clips = np.concatenate([np.repeat(contexts, num_samples, axis=0),
                                 samples.reshape(-1, *samples.shape[2:])], axis=1)

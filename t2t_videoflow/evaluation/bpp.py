@@ -8,8 +8,8 @@ given their conditioning window, teacher-forced,
 with dequantisation noise `u ~ U[0, 1/256)^D`. The result is the mean over targets and
 over the WHOLE split (no clip dropped; the last batch is padded with copies of its
 last clip, whose scores are discarded, so static-batch encoders work), the per-target-
-index table, and the Monte-Carlo spread over the noise: draw d of clip i uses the
-stateless seed fold_in(fold_in([seed, 0], d), i), so a clip's noise does not depend on
+index table, and the Monte-Carlo spread over the noise: draw d of clip i is that
+clip's noise under the seed pair (seed, d) (`model/noise.py`), so it does not depend on
 the batch size or on its batch, and the trainer's evaluation (draw 0) and this
 experiment give the same number for the same checkpoint and seed.
 
@@ -26,28 +26,11 @@ import tensorflow as tf
 
 from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import report
-from t2t_videoflow.model.videoflow import RNG_ALG
+from t2t_videoflow.model.noise import clip_noise
 
 NAME = "bpp"
 OPTIONS = {"seed": "random_seed", "num_draws": "num_draws", "batch_size": "batch_size",
            "max_clips": "max_clips", "jit_compile": "jit_compile"}
-
-
-def clip_noise_seeds(seed, draw, clip_indices):
-    """Stateless seeds `[b, 2]` of the dequantisation noise of the given clips."""
-    base = tf.random.experimental.stateless_fold_in(
-        tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)]),
-        tf.cast(draw, tf.int64))
-    return tf.map_fn(lambda i: tf.random.experimental.stateless_fold_in(base, i),
-                     tf.cast(clip_indices, tf.int64), fn_output_signature=tf.int64)
-
-
-def clip_noise(shape, seed, draw, clip_indices):
-    """Noise `[b, T, H, W, C]` in [0, 1/256) for clips `clip_indices` (see module doc)."""
-    seeds = clip_noise_seeds(seed, draw, clip_indices)
-    return tf.map_fn(
-        lambda s: tf.random.stateless_uniform(shape[1:], s, 0.0, 1.0 / 256.0, alg=RNG_ALG),
-        seeds, fn_output_signature=tf.float32)
 
 
 class Scorer:
@@ -69,7 +52,7 @@ class Scorer:
                                   autograph=False)
 
     def _score_padded(self, video, clip_indices, seed, draw):
-        noise = clip_noise(tf.shape(video), seed, draw, clip_indices)
+        noise = clip_noise(tf.shape(video), tf.stack([seed, draw]), clip_indices)
         return self.model.bits_per_pixel(video, self.num_context, noise=noise,
                                          training=False)
 

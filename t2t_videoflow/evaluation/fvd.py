@@ -7,7 +7,8 @@ min(16, frames per video): I3D FVD is defined on 16-frame videos, and benchmark
 listings quote VideoFlow's BAIR FVD, 131 +- 5, with 3 conditioning frames and 16-frame
 videos; T2T gives no FVD protocol to follow). Its first `video_num_input_frames` frames
 condition --num_samples samples of the remaining frames at --temperature (default:
-the set's `temperature`), seeds `random_seed + clip index` as `long_rollout`; each
+the set's `temperature`), seeds `sampling.clip_seed(random_seed, clip index)` as
+every tool; each
 generated video is the real context followed by the sampled frames. FVD is the
 Frechet distance between Gaussians fitted to the I3D features of the real videos
 and of ALL generated videos (`fvd`); `fvd_per_draw` repeats it with only sample s of
@@ -222,7 +223,7 @@ def run(context, i3d_model=None, seed=0, num_frames=None, temperature=None,
     if not tau >= 0.0:
         raise UsageError(f"--temperature must be >= 0; got {tau}.")
     began = time.time()
-    sampler = Sampler(model, jit_compile=jit_compile)
+    sampler = Sampler.of(model, jit_compile=jit_compile)
     context.log(f"{NAME}: {num_samples} sample(s) of {num_frames - n} frames after {n} "
                 f"context frame(s) per {context.split} clip, temperature {tau:g}")
     # Features as we go: only the features of the N real and N S generated videos
@@ -232,7 +233,8 @@ def run(context, i3d_model=None, seed=0, num_frames=None, temperature=None,
         real_features.append(features_of(i3d, video, batch_size))
         for clip in video:
             batch = np.repeat(clip[np.newaxis, :n], num_samples, axis=0)
-            samples = sampler.sample(batch, num_frames - n, tau, seed + count)
+            samples = sampler.sample_clip(clip[:n], count, num_samples, num_frames - n, tau,
+                                          seed)
             generated = np.concatenate([batch, samples], axis=1)         # [S, T, ...]
             generated_features.append(features_of(i3d, generated, batch_size))
             count += 1

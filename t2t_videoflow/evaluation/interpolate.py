@@ -4,7 +4,7 @@ T2T's `nfg_interpolate`; docs/t2t.md, Interpolation).
 Endpoints: the clip's first input frame `x_a` (frame 1) and its last target frame
 `x_b` (frame `video_num_input_frames + video_num_target_frames`, BAIR 13, or frame
 --num_frames). Each is encoded ALONE (no conditioning: the marginal level priors)
-after `v/255 - 0.5` plus dequantisation noise `u` (`bpp.clip_noise` of the pair,
+after `v/255 - 0.5` plus dequantisation noise `u` (`noise.clip_noise` of the pair,
 seeded per clip as in `bpp`):
 
     flow.encode(x + u) -> z^0 .. z^{L-2}, z^top and the kept halves x1^l
@@ -43,8 +43,8 @@ import tensorflow as tf
 
 from t2t_videoflow.data import media
 from t2t_videoflow.errors import UsageError
-from t2t_videoflow.evaluation import bpp as bpp_lib
 from t2t_videoflow.evaluation import frame_stats, report
+from t2t_videoflow.model.noise import clip_noise
 from t2t_videoflow.model.videoflow import postprocess
 
 NAME = "interpolate"
@@ -175,8 +175,7 @@ def run(context, seed=0, num_interp=11, levels="all", num_frames=None, batch_siz
     firsts, lasts, decoded, files, count = [], [], [], [], 0
     for video in context.clips(num_frames, batch_size, max_clips):
         pair = video[:, [0, -1]]
-        noise = bpp_lib.clip_noise(pair.shape, seed, 0,
-                                   np.arange(count, count + len(video)))
+        noise = clip_noise(pair.shape, [seed, 0], np.arange(count, count + len(video)))
         frames = interpolate_frames(context.model, pair[:, 0], pair[:, 1], num_interp,
                                     levels, noise, rank)
         for j, clip in enumerate(frames):

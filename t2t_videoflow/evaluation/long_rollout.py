@@ -7,8 +7,8 @@ here, since every clip costs num_samples x num_frames sampled frames), the first
 are drawn at --temperature (default 0.5, the paper's qualitative temperature; the
 set's own `temperature` is not used). Sampling is `Sampler`: graph
 `tf.while_loop`s in chunks of 10 frames with a progress line per chunk; the frames
-are those of `model.sample` with seed `random_seed + clip index` and the context
-repeated once per sample (one seed gives each sample its own noise).
+are those of `model.sample` with seed `sampling.clip_seed(random_seed, clip index)`
+and the context repeated once per sample (one seed gives each sample its own noise).
 
 Written (results_dir/long_rollout/): `clipNNN_sampleMM.gif` (context then samples),
 `clipNNN_strip.png` (one row per sample: context | every k-th sampled frame, k =
@@ -40,15 +40,6 @@ DEFAULT_CLIPS = 1
 CHUNK = 10
 
 
-def rollout(sampler, context_frames, num_frames, temperature, num_samples, seed,
-            log=None):
-    """uint8 `[num_samples, num_frames, H, W, 3]` sampled after one clip's uint8
-    context `[C, H, W, 3]` (`sampler` a `Sampler`); `log(done, total,
-    seconds)` after each chunk of `CHUNK` frames."""
-    batch = np.repeat(np.asarray(context_frames)[np.newaxis], num_samples, axis=0)
-    return sampler.sample(batch, num_frames, temperature, seed, chunk=CHUNK, log=log)
-
-
 def strip_step(num_frames):
     """Every k-th sampled frame goes into the strip: k = max(1, num_frames // 10)."""
     return max(1, num_frames // 10)
@@ -75,7 +66,7 @@ def run(context, seed=0, num_frames=None, temperature=None, num_samples=10,
         raise UsageError(f"--temperature must be >= 0; got {temperature}.")
     model = context.model
     n = max(context.hparams.video_num_input_frames, model.min_context_frames)
-    sampler = Sampler(model, jit_compile=jit_compile)
+    sampler = Sampler.of(model, jit_compile=jit_compile)
     out_dir = os.path.join(results_dir, NAME) if results_dir else None
     every = strip_step(num_frames)
     began = time.time()
@@ -89,8 +80,8 @@ def run(context, seed=0, num_frames=None, temperature=None, num_samples=10,
         def progress(done, total, seconds, i=i):
             context.log(f"{NAME}: clip {i + 1}: {done}/{total} frames ({seconds:.1f} s)")
 
-        clip = rollout(sampler, video[0], num_frames, temperature, num_samples, seed + i,
-                       log=progress)
+        clip = sampler.sample_clip(video[0], i, num_samples, num_frames, temperature, seed,
+                                   chunk=CHUNK, log=progress)
         contexts.append(video[0])
         samples.append(clip)
         if out_dir:

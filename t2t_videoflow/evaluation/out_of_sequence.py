@@ -12,8 +12,9 @@ last frame. A model that has learnt the dynamics finds far-away frames less like
 as the next frame, so the curve should rise with t. At t = n + 1 this is the
 ordinary bits per pixel of the first target (`bpp` experiment, same seed).
 
-Dequantisation noise: `bpp.clip_noise` of the whole clip read (`[B, num_frames, ...]`,
-draw 0, clip i's seed from (seed, 0, i), independent of the batching); the context
+Dequantisation noise: `noise.clip_noise` of the whole clip read
+(`[B, num_frames, ...]`, the pair (seed, 0) as the `bpp` experiment's draw 0, clip i's
+noise independent of the batching); the context
 keeps its slots and frame t keeps ITS OWN slot t, so x_t is dequantised exactly as
 the `bpp` experiment dequantises it, whatever position it is scored at.
 
@@ -32,6 +33,7 @@ import tensorflow as tf
 
 from t2t_videoflow.errors import UsageError
 from t2t_videoflow.evaluation import bpp as bpp_lib
+from t2t_videoflow.model.noise import clip_noise
 from t2t_videoflow.evaluation import report
 
 NAME = "out_of_sequence"
@@ -103,7 +105,7 @@ class OutOfSequenceScorer:
     def _score_frame(self, video, clip_indices, seed, index):
         """bpp `[b]` of frame `video[:, index]` (0-based) after `video[:, :n]`."""
         n = self.num_context
-        noise = bpp_lib.clip_noise(tf.shape(video), seed, 0, clip_indices)
+        noise = clip_noise(tf.shape(video), tf.stack([seed, tf.zeros_like(seed)]), clip_indices)
         pick = lambda v: tf.concat([v[:, :n], tf.gather(v, [index], axis=1)], axis=1)
         scores = self.model.bits_per_pixel(pick(video), n, noise=pick(noise),
                                            training=False)

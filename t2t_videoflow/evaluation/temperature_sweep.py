@@ -24,7 +24,7 @@ split, so choose it with `--split=dev` and report the test split at that tau
 (`--split=test --temperatures=TAU`).
 
 Seeds. Clip i (its index in the split) samples with the seed
-`SeedSequence([seed, i])` (an int32), and that seed is the SAME for every temperature.
+`sampling.clip_seed(seed, i)` (an int32), the SAME for every temperature.
 So the temperatures are compared on common random numbers: the same standard-normal
 noise, scaled by tau. A clip's samples depend on neither `--batch_size`, `--max_clips`
 nor the other temperatures in the list. The N samples of a context are one
@@ -42,12 +42,12 @@ temperature, one panel per metric).
 import math
 import os
 import time
-import weakref
 
 import numpy as np
 import tensorflow as tf
 
 from t2t_videoflow.config.temperatures import parse_temperatures
+from t2t_videoflow.model.sampling import Sampler
 from t2t_videoflow.errors import DataError, UsageError
 from t2t_videoflow.evaluation import metrics, report
 
@@ -75,46 +75,6 @@ def sweep_temperatures(value):
                              f"point, not per-level values; got "
                              f"{'/'.join(f'{t:g}' for t in tau)}.")
     return sorted(temperatures)
-
-
-def sample_seed(seed, clip_index):
-    """The int32 sampling seed of clip `clip_index` (any temperature): the first word of
-    `np.random.SeedSequence([seed, clip_index])`, masked to 31 bits."""
-    state = np.random.SeedSequence([int(seed), int(clip_index)]).generate_state(1)
-    return int(state[0] & 0x7FFFFFFF)
-
-
-class Sampler:
-    """`num_samples` futures of one context per call; one trace for all temperatures.
-
-    Args:
-      model: a `VideoFlow`.
-      num_frames: K, frames sampled after the context.
-      jit_compile: compile the sampler with XLA.
-    """
-
-    _cache = weakref.WeakKeyDictionary()   # model -> {(num_frames, jit): Sampler}
-
-    def __init__(self, model, num_frames, jit_compile=False):
-        self._sample = tf.function(
-            lambda context, tau, seed: model.sample(context, num_frames, tau, seed),
-            jit_compile=jit_compile)
-
-    @classmethod
-    def of(cls, model, num_frames, jit_compile=False):
-        """The `Sampler` of `model` for these arguments, made once per model (so repeated
-        runs in one process trace once)."""
-        samplers = cls._cache.setdefault(model, {})
-        key = (int(num_frames), bool(jit_compile))
-        if key not in samplers:
-            samplers[key] = cls(model, num_frames, jit_compile)
-        return samplers[key]
-
-    def __call__(self, context, num_samples, temperature, seed):
-        """uint8 `[num_samples, K, H, W, 3]` after uint8 `context [C, H, W, 3]`."""
-        batch = np.repeat(np.asarray(context)[None], num_samples, axis=0)
-        return self._sample(tf.constant(batch), tf.constant(temperature, tf.float32),
-                            tf.constant(seed, tf.int32)).numpy()
 
 
 @tf.function(reduce_retracing=True)
@@ -157,8 +117,7 @@ def sweep(model, clips, num_context, temperatures, num_samples, seed=0, vgg=None
     if num_frames < 1 or num_samples < 1 or len(clips) == 0:
         raise UsageError(f"Nothing to sample: {len(clips)} clip(s), {num_frames} target "
                          f"frame(s), {num_samples} sample(s).")
-    sampler = Sampler.of(model, num_frames, jit_compile)
-    seeds = [sample_seed(seed, i) for i in range(len(clips))]
+    sampler = Sampler.of(model, jit_compile)
     names = ["psnr", "ssim"] + (["vgg"] if vgg is not None else [])
     rows = []
     for t, tau in enumerate(temperatures):
@@ -166,7 +125,8 @@ def sweep(model, clips, num_context, temperatures, num_samples, seed=0, vgg=None
         values = {name: np.zeros([num_samples, len(clips), num_frames]) for name in names}
         exact = 0
         for i, clip in enumerate(clips):
-            samples = sampler(clip[:num_context], num_samples, tau, seeds[i])
+            samples = sampler.sample_clip(clip[:num_context], i, num_samples, num_frames,
+                                          tau, seed, chunk=num_frames)
             truth = clip[num_context:]
             psnr, ssim = _psnr_ssim(tf.constant(samples), tf.constant(truth))
             values["psnr"][:, i], values["ssim"][:, i] = psnr.numpy(), ssim.numpy()

@@ -39,6 +39,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from t2t_videoflow.flow.multiscale import MultiScaleFlow
+from t2t_videoflow.model.noise import NOISE_WIDTH, RNG_ALG, batch_noise  # noqa: F401
 from t2t_videoflow.layers.keras_tracking import (
     keras_layers_in, keras_variables, random_kernels_deferred, reseed_random_kernels,
     untracked)
@@ -52,9 +53,6 @@ tfd = tfp.distributions
 GEN_MODES = ("conditional", "unconditional")
 TOP_PRIORS = ("single_conv", "normal")
 # Encoders that condition on the previous frame only; the others on the last N.
-# A fixed stateless RNG algorithm: TF's default ("auto_select") picks a different
-# generator under XLA, so the same seed gave different samples with jit_compile.
-RNG_ALG = "philox"
 
 
 def check_n_bits(n_bits):
@@ -569,10 +567,9 @@ class VideoFlow(tf.Module):
         x = preprocess(frames, self.n_bits)
         if noise is None:
             if seed is None:
-                noise = tf.random.uniform(tf.shape(x), 0.0, 1.0 / 256.0)
-            else:
-                noise = tf.random.stateless_uniform(tf.shape(x), seed, 0.0, 1.0 / 256.0,
-                                                     alg=RNG_ALG)
+                noise = tf.random.uniform(tf.shape(x), 0.0, NOISE_WIDTH)
+            else:               # row i is clip i under the pair `seed` (model/noise.py)
+                noise = batch_noise(tf.shape(x), seed)
         if self.n_bits < 8:
             noise = noise * 2.0 ** (8 - self.n_bits)
         return x + noise
@@ -587,7 +584,8 @@ class VideoFlow(tf.Module):
             unconditional mode pass 0 to score every frame (T2T's eval protocol there).
           noise: optional dequantisation noise `[B, T, H, W, C]` in [0, 1/256)
             (stretched to the n-bit bin when n_bits_x < 8, see `dequantize`).
-          seed: stateless seed `[2]` for the noise (default: stateful random).
+          seed: stateless seed pair `[2]` of the noise; row i gets clip i's noise
+            under it (`model/noise.py`). Default: stateful random.
 
         With `cond_first_frame` (conditional mode) the dequantised clip's first frame is
         duplicated at the front, as T2T does (so the duplicate carries the same noise),

@@ -31,8 +31,9 @@ Two bits-per-pixel estimates: `bits_per_pixel` dequantises with the constant
 `u = 1/512`, the middle of `U[0, 1/256)` (a point estimate at the bin centres: the
 score of a frame depends only on the frame and its past, not on the batch or a seed);
 `bits_per_pixel_monte_carlo` is the paper's estimate (docs/t2t.md, Bits per pixel on
-BAIR): the mean over `num_draws` draws of uniform noise `u` (seeds `[seed, d]`), with
-its standard error; with the same seed its draws are the trainer's
+BAIR): the mean over `num_draws` draws of uniform noise `u`, draw d of the request's
+row i being clip i's noise under the pair `(seed, d)` (`model/noise.py`), with its
+standard error; with the same seed its draws are
 `VideoFlow.bits_per_pixel(frames, ctx, seed=[seed, d])`.
 
 Not supported: the pointwise prior encoder (its parameters carry a static batch

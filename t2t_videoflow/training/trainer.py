@@ -15,8 +15,8 @@ on every replica r with its b = B / R clips:
     Adam(beta1 0.85, beta2 0.997, eps 1e-6), lr = schedule(step before the update)
 
 Exactness of resume: the global step is the optimizer's `iterations`; the
-dequantisation noise of step s is drawn statelessly from (random_seed, s) for the whole
-global batch and sliced per replica, so it depends neither on the process nor on the
+dequantisation noise of clip i of step s's global batch is drawn statelessly under
+(random_seed, s) (`model/noise.py`), so it depends neither on the process nor on the
 number of replicas; the train iterator (file order, shuffle buffers, window draws) is
 saved in the checkpoint. Restoring a checkpoint therefore continues the same sequence
 of losses as an uninterrupted run. (Dropout, when a set turns it on, uses TF's stateful
@@ -50,7 +50,8 @@ from t2t_videoflow.training import distribute
 from t2t_videoflow.training import run_dir
 from t2t_videoflow.training.restore import restore_checkpoint
 from t2t_videoflow.training import weight_ema
-from t2t_videoflow.model.videoflow import RNG_ALG, build_model
+from t2t_videoflow.model.noise import batch_noise
+from t2t_videoflow.model.videoflow import build_model
 from t2t_videoflow.training.schedules import T2TSchedule
 from t2t_videoflow.errors import DataError, HParamsError, TrainingError, UsageError
 from t2t_videoflow.evaluation import bpp as bpp_lib
@@ -418,23 +419,20 @@ class Trainer:
     # -- training ----------------------------------------------------------------------
     def _loss_and_grads(self, video, noise, condition):
         with tf.GradientTape() as tape:
-            bpp = self.model.bits_per_pixel(video, self.num_context, noise=noise,
-                                            condition=condition, training=True)
-            per_clip = tf.reduce_mean(bpp, axis=1)
-            loss = tf.reduce_sum(per_clip) / self.global_batch
+            # This replica's share of the global batch's mean: the replicas' sum is it.
+            loss = self.model.loss(video, self.num_context, noise=noise,
+                                   condition=condition, training=True) * (
+                                       self.replica_batch / self.global_batch)
         return loss, tape.gradient(loss, self.variables)
 
     def _replica_step(self, video, step, condition):
         ctx = tf.distribute.get_replica_context()
         b = self.replica_batch
-        # Noise of the whole global batch from (seed, step), this replica's slice: the
-        # same numbers whatever the replica count or process (exact resume).
-        shape = tf.concat([[self.global_batch], tf.shape(video)[1:]], axis=0)
-        noise = tf.random.stateless_uniform(
-            shape, tf.stack([tf.cast(self.config.random_seed, tf.int64), step]),
-            0.0, 1.0 / 256.0, alg=RNG_ALG)
-        start = ctx.replica_id_in_sync_group * b
-        noise = noise[start:start + b]
+        # Clip i of the global batch gets its noise under (seed, step) (model/noise.py):
+        # the same numbers whatever the replica count or process (exact resume).
+        noise = batch_noise(tf.shape(video),
+                            tf.stack([tf.cast(self.config.random_seed, tf.int64), step]),
+                            first_clip=ctx.replica_id_in_sync_group * b)
         loss, grads = self._grad_fn(video, noise, condition)
         missing = [v.name for v, g in zip(self.variables, grads) if g is None]
         if missing:

@@ -3,7 +3,7 @@
 `load_run(output_dir, ...)` restores the model of a training run (the newest or a
 given checkpoint) and returns a `RunContext`; `RunContext.clips(num_frames)` reads a
 whole split of the run's problem as uint8 batches `[b, num_frames, H, W, 3]`, in file
-order, without dropping the last partial batch (the trainer's old eval dropped it).
+order, without dropping the last partial batch (`data/clips.read_clips`).
 Experiments take a `RunContext` and plain arguments, so tests can build one from a
 model and in-memory clips (`RunContext.from_arrays`).
 """
@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from t2t_videoflow.data.clips import read_clips
 from t2t_videoflow.errors import DataError, UsageError
 
 
@@ -89,27 +90,8 @@ class RunContext:
             for i in range(0, len(clips), batch_size):
                 yield clips[i:i + batch_size]
             return
-        # The pipeline reads frames 0..n_in+n_tgt-1 of each video; it needs a target.
-        read = max(num_frames, 2)
-        hp = self.hparams.copy()
-        hp.batch_size = batch_size
-        hp.video_num_input_frames, hp.video_num_target_frames = 1, read - 1
-        hp.num_train_frames = -1
-        ds = self.problem.dataset("eval", self.data_dir, hp, split=self.split,
-                                  deterministic=True, drop_remainder=False)
-        seen = 0
-        for batch in ds:
-            video = batch["video"].numpy()[:, :num_frames]
-            if max_clips is not None:
-                video = video[:max_clips - seen]
-            if len(video):
-                yield video
-            seen += len(video)
-            if max_clips is not None and seen >= max_clips:
-                return
-        if seen == 0:
-            raise DataError(f"The {self.split} split of {self.problem.name!r} in "
-                            f"{self.data_dir!r} holds no clip of {num_frames} frames.")
+        yield from read_clips(self.problem, self.data_dir, self.hparams, self.split,
+                              num_frames, batch_size, max_clips)
 
 
 def load_run(output_dir, data_dir=None, split="dev", checkpoint_path=None,

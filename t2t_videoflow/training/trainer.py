@@ -50,6 +50,7 @@ from t2t_videoflow.training import distribute
 from t2t_videoflow.training import run_dir
 from t2t_videoflow.training.restore import restore_checkpoint
 from t2t_videoflow.training import weight_ema
+from t2t_videoflow.data.clips import read_clips
 from t2t_videoflow.model.noise import batch_noise
 from t2t_videoflow.model.videoflow import build_model
 from t2t_videoflow.training.schedules import T2TSchedule
@@ -187,6 +188,8 @@ class Trainer:
         # Leading frames that condition but are not scored (T2T `NextFrameGlow.video_objective_tower`); T2T's
         # unconditional mode scores every frame.
         self.num_context = hparams.video_num_input_frames if conditional else 0
+        # Frames of every evaluated clip: the set's context and targets.
+        self.eval_frames = hparams.video_num_input_frames + hparams.video_num_target_frames
 
         self.schedule = T2TSchedule.from_hparams(hparams)
         model_hparams = hparams.copy()
@@ -276,13 +279,6 @@ class Trainer:
         ds = self.problem.dataset("train", self.config.data_dir, init_hparams,
                                   deterministic=True, seed=self.config.random_seed + 1)
         return next(iter(ds))["video"]
-
-    def _eval_dataset(self):
-        eval_hparams = self.hparams.copy()
-        eval_hparams.batch_size = self.replica_batch
-        return self.problem.dataset("eval", self.config.data_dir, eval_hparams,
-                                    split=self.config.eval_split, deterministic=True,
-                                    seed=self.config.random_seed, drop_remainder=False)
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -613,10 +609,11 @@ class Trainer:
         first = []
 
         def batches():
-            for k, batch in enumerate(self._eval_dataset()):
+            clips = read_clips(self.problem, self.config.data_dir, self.hparams,
+                               self.config.eval_split, self.eval_frames, self.replica_batch)
+            for k, video in enumerate(clips):
                 if 0 <= eval_steps <= k:
                     return
-                video = batch["video"].numpy()
                 if not first:
                     first.append(video)
                 yield video

@@ -311,6 +311,32 @@ def test_sample_seeds_shapes_and_temperature(sampling_model):
     assert 0.0 < spread[0] < spread[1] < spread[2], spread
 
 
+def test_temperature_zero_returns_the_mean_where_a_scale_overflowed(sampling_model):
+    """tau = 0 gives every latent its prior mean, also where the prior's scale is inf
+    (`loc + 0 * inf * eps` would be NaN), as T2T's temperature-0 sampling does."""
+    from t2t_videoflow.model.videoflow import tempered_draw
+    loc = tf.constant([1.0, -2.0, 3.0])
+    scale = tf.constant([np.inf, 1.0, 2.0])
+    eps = tf.constant([0.5, -1.0, 2.0])
+    np.testing.assert_array_equal(tempered_draw(loc, scale, 0.0, eps).numpy(), loc.numpy())
+    np.testing.assert_allclose(tempered_draw(loc, scale[1:2] * 0 + 1.0, 0.5, eps).numpy(),
+                               loc.numpy() + 0.5 * eps.numpy())
+    model, context = sampling_model
+    expected = model.sample(context, 2, temperature=0.0, seed=3).numpy()
+    top = model._conditional_top
+
+    def overflowed_top(*args, **kwargs):       # the top prior's scale overflows to inf
+        loc, scale, state = top(*args, **kwargs)
+        return loc, tf.fill(tf.shape(scale), np.inf), state
+    model._conditional_top = overflowed_top
+    try:
+        frames, _ = model.sample_with_log_density(context, 2, temperature=0.0, seed=3)
+        assert np.isfinite(frames.numpy()).all()
+        np.testing.assert_array_equal(model.sample(context, 2, 0.0, seed=3).numpy(), expected)
+    finally:
+        del model._conditional_top
+
+
 def test_unconditional_sampling_shape():
     video = random_clips(batch=2, frames=1, seed=8)
     model = perturbed_model(video, gen_mode="unconditional")

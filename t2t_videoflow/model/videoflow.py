@@ -118,6 +118,13 @@ def level_temperatures(temperature, n_levels):
     return taus
 
 
+def tempered_draw(loc, scale, tau, eps):
+    """`loc + tau scale eps`, a draw from `N(loc, (tau scale)^2)`; exactly `loc` at
+    tau = 0, also where `scale` has overflowed to inf (where the product would be NaN),
+    as T2T's `temperature=0` sampling returns the prior mean."""
+    return tf.where(tau > 0.0, loc + tau * scale * eps, loc)
+
+
 def gaussian_log_prob(z, loc, scale):
     """`sum_{h, w, c} ln N(z; loc, scale)` per example: `[B]`."""
     return tf.reduce_sum(tfd.Normal(loc, scale).log_prob(z), axis=[1, 2, 3])
@@ -765,8 +772,8 @@ class VideoFlow(tf.Module):
                 self._carried_set(carry), carry.get("top_state", ()), False, False)
         else:
             loc, scale = self._top_marginal(like)
-        top = loc + taus[-1] * scale * tf.random.stateless_normal(
-            tf.shape(like), tf.stack([seed, 1000 * k]), alg=RNG_ALG)
+        top = tempered_draw(loc, scale, taus[-1], tf.random.stateless_normal(
+            tf.shape(like), tf.stack([seed, 1000 * k]), alg=RNG_ALG))
         log_probs = [gaussian_log_prob(top, loc, taus[-1] * scale)]
         states = list(carry.get("level_states", [()] * len(self.level_shapes)))
 
@@ -780,7 +787,7 @@ class VideoFlow(tf.Module):
                 loc, scale = mu0, sigma0
             eps = tf.random.stateless_normal(
                 tf.shape(loc), tf.stack([seed, 1000 * k + 1 + level]), alg=RNG_ALG)
-            z = loc + taus[level] * scale * eps
+            z = tempered_draw(loc, scale, taus[level], eps)
             log_probs.append(gaussian_log_prob(z, loc, taus[level] * scale))
             return z
 

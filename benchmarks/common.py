@@ -218,3 +218,63 @@ def print_table(header, rows):
     for line in [header, ["-" * w for w in widths], *rows]:
         print("  ".join(str(c).rjust(w) if i else str(c).ljust(w)
                         for i, (c, w) in enumerate(zip(line, widths))))
+
+
+# -- the trainer's own training step, on in-memory clips -------------------------------
+
+def smooth_clips(batch, frames, frame_shape, seed=0):
+    """uint8 clips `[batch, frames, H, W, C]`: smooth random blobs plus a little noise
+    (not white noise, so the loss and its gradients are realistic)."""
+    h, w, c = frame_shape
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, (batch, frames, max(h // 8, 1), max(w // 8, 1), c))
+    video = np.repeat(np.repeat(coarse, h // coarse.shape[2], axis=2),
+                      w // coarse.shape[3], axis=3)
+    video += rng.normal(0, 8, video.shape)
+    return np.clip(video, 0, 255).astype(np.uint8)
+
+
+class SyntheticClipsProblem:
+    """A stand-in problem whose train split is the same batch of `smooth_clips`,
+    forever, at whatever batch size the trainer asks for (the global batch, a
+    replica's share, the init batch). Lets a benchmark build the product's `Trainer`
+    and time its `train_step` without data on disk."""
+
+    name = "synthetic_clips"
+
+    def __init__(self, frames, frame_shape, seed=0):
+        self.frames, self.frame_shape, self.seed = frames, tuple(frame_shape), seed
+
+    def dataset(self, mode, data_dir, hparams, input_context=None, **kwargs):
+        del data_dir, kwargs
+        if mode != "train":
+            raise ValueError("SyntheticClipsProblem has only a train split.")
+        batch = hparams.batch_size
+        if input_context is not None:
+            batch = input_context.get_per_replica_batch_size(batch)
+        video = smooth_clips(batch, self.frames, self.frame_shape, self.seed)
+        return tf.data.Dataset.from_tensors({"video": video}).repeat()
+
+
+def make_trainer(hparams, workdir, jit_compile=False, seed=0, strategy=None,
+                 initialize=True):
+    """The trainer the `t2t-videoflow-trainer` command builds, for `hparams` on
+    `SyntheticClipsProblem` clips, after its data-dependent init unless
+    `initialize=False`. Its `train_step()` is the product's training step: the
+    optimizer, noise and strategy are the trainer's own (`strategy` default: the
+    command's `--strategy=auto`)."""
+    from t2t_videoflow.training import distribute
+    from t2t_videoflow.training import trainer as trainer_lib
+    frames = trainer_lib.train_frames_per_clip(hparams)
+    problem = SyntheticClipsProblem(
+        frames, (hparams.frame_height, hparams.frame_width, hparams.frame_channels), seed)
+    config = trainer_lib.TrainConfig(
+        output_dir=workdir, data_dir=workdir, train_steps=10 ** 9, random_seed=seed,
+        save_checkpoints_steps=10 ** 9, log_every_steps=10 ** 9, eval_sample_clips=0,
+        jit_compile=jit_compile)
+    trainer = trainer_lib.Trainer(problem, hparams, config,
+                                  strategy=strategy or distribute.make_strategy("auto"),
+                                  log=lambda message: None)
+    if initialize:
+        trainer.restore_or_initialize()
+    return trainer

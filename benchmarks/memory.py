@@ -5,10 +5,11 @@ prior 5 blocks x 256, dilations, latent skip), batch 1, a window of 3 context fr
 1 target (the paper's 4-frame training window), `depth` steps per level.
 
 Each configuration runs in a fresh subprocess that
-  1. builds the model and the trainer's optimizer (the fused legacy tf_keras Adam, T2T
-     betas; results before 2026-12-06 used the per-op Keras 2 Adam), runs
-     data-dependent init on the benchmark clip itself (the paper uses 128 clips; one
-     keeps this cheap) and builds the optimizer slots;
+  1. builds the product's `Trainer` (`common.make_trainer`: the model, the fused
+     legacy Adam and its slots, the per-clip noise, the default strategy) on in-memory
+     clips and runs its data-dependent init on one batch (the paper uses 128 clips; one
+     keeps this cheap); results recorded before the benchmark called the trainer
+     (before this file's `Trainer.train_step` version) timed a copy of the step;
   2. records the BASELINE: resident set size (RSS, /proc/self/statm) after
      `malloc_trim` (TF runtime, weights, Adam slots; no graph yet), and the bytes in use
      in TF's CPU allocator (`tf.config.experimental.get_memory_info`);
@@ -16,8 +17,7 @@ Each configuration runs in a fresh subprocess that
      peak-RSS counter (`echo 5 > /proc/self/clear_refs`; VmHWM = getrusage's
      ru_maxrss on Linux) and TF's allocator peak (`reset_memory_stats`);
   4. times `repeats` more steps (median) and reads both peaks.
-A training step is one call of a `tf.function` doing loss + gradients + Adam update
-(the trainer's step without the distribution strategy), after DDI.
+A training step is one call of `Trainer.train_step()`, the step the trainer runs.
 
 Fields (MB = MiB):
   steady_peak_mb   peak RSS of the process during steady training steps: everything,
@@ -125,54 +125,37 @@ def worker(args):
     cli.use_cpu_allocator(allocator)  # before TensorFlow, as the tools do
     import numpy as np
     import tensorflow as tf
-    import tf_keras
 
     if not args.graph_optimizer:
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
+    import tempfile
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import common
     from t2t_videoflow.config import registry
-    from t2t_videoflow.model.videoflow import build_model
-    from t2t_videoflow.training.trainer import create_adam_slots
 
     hp = registry.create_hparams("videoflow_bpp", args.hparams)
     hp.depth = args.depth
     hp.memory_efficient_backprop = bool(args.recompute)
-    hp.batch_size = args.batch
+    hp.batch_size = hp.init_batch_size = args.batch   # DDI on one batch, as before
     hp.gen_mode = args.gen_mode
     hp.loop_flow_steps = bool(args.loop)
-    # The trainer's rule: unconditional mode scores every frame.
-    num_context = hp.video_num_input_frames if args.gen_mode == "conditional" else 0
-    frame_shape = (hp.frame_height, hp.frame_width, hp.frame_channels)
-    model = build_model(hp, frame_shape, seed=0)
-    rng = np.random.default_rng(0)
-    video = tf.constant(rng.integers(0, 256, (args.batch, args.frames, *frame_shape),
-                                     np.uint8))
-    # The trainer's optimizer: one fused ResourceApplyAdam per variable.
-    optimizer = tf_keras.optimizers.legacy.Adam(
-        learning_rate=1e-4, beta_1=hp.optimizer_adam_beta1, beta_2=hp.optimizer_adam_beta2,
-        epsilon=hp.optimizer_adam_epsilon)
-    variables = list(model.trainable_variables)
-    model.data_init(video, seed=(0, 1))
-    create_adam_slots(optimizer, variables)
+    hp.num_train_frames = args.frames                 # the training window
+    # The trainer's own step (its optimizer, noise and strategy) on in-memory clips.
+    trainer = common.make_trainer(hp, tempfile.mkdtemp(prefix="memory_"))
+    variables = trainer.variables
 
-    @tf.function
-    def train_step(video, step):
-        noise = tf.random.stateless_uniform(tf.shape(video), tf.stack([tf.constant(0, tf.int64), step]), 0.0,
-                                            1.0 / 256.0)
-        with tf.GradientTape() as tape:
-            loss = model.loss(video, num_context, noise=noise, training=True)
-        grads = tape.gradient(loss, variables)
-        optimizer.apply_gradients(zip(grads, variables))
-        return loss
+    def train_step():
+        return float(trainer.train_step()["bpp"])
 
     malloc_trim()
     baseline = rss_bytes()
     tf_baseline = tf.config.experimental.get_memory_info("CPU:0")["current"]
     start = time.perf_counter()
-    train_step.get_concrete_function(video, tf.constant(0, tf.int64))
+    trainer.train_step_graph()
     trace_s = time.perf_counter() - start
     after_trace = rss_bytes()
-    first_loss = float(train_step(video, tf.constant(0, tf.int64)))
+    first_loss = train_step()
     first_step_s = time.perf_counter() - start
     first_step_done = time.perf_counter()
     first_peak = peak_rss_bytes()
@@ -184,7 +167,7 @@ def worker(args):
     times, losses = [], []
     for i in range(args.repeats):
         start = time.perf_counter()
-        losses.append(float(train_step(video, tf.constant(i + 1, tf.int64))))
+        losses.append(train_step())
         times.append(time.perf_counter() - start)
     steady_peak = peak_rss_bytes()
     tf_peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]

@@ -1,13 +1,13 @@
 """Benchmark: where the start-up of a training run goes (results:
 `benchmarks/results/startup.json`).
 
-From process start to the end of the first compiled training step of a config of
-`benchmarks/train_step.py`, split into: imports, model build, data-dependent init
-(eager), tracing the step (`get_concrete_function`: Python, forward and gradient
-graph, Adam), the first call (graph optimisation by grappler, executor and kernel
-set-up, one step), then the median of `--steps` further steps, so that a variant that
-starts faster but steps slower shows both. The optimizer is the trainer's (the fused
-legacy Adam: one op per variable) unless `--optimizer=keras`. Each variant runs in a
+From process start to the end of the first training step of the trainer
+(`Trainer.train_step`, on in-memory clips: `benchmarks/common.make_trainer`) for a
+config of `benchmarks/train_step.py`, split into: imports, building the trainer (model,
+Adam slots, input), data-dependent init (eager, one batch), tracing the step (Python,
+forward and gradient graph, Adam), the first call (graph optimisation by grappler,
+executor and kernel set-up, one step), then the median of `--steps` further steps, so
+that a variant that starts faster but steps slower shows both. Each variant runs in a
 fresh process (grappler's options are process-wide); `--rounds` alternates them:
 
   * `default`: what the trainer does,
@@ -33,6 +33,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # variant -> (grappler options, hparam overrides)
@@ -46,10 +47,11 @@ KEYS = ["imports_s", "build_s", "data_init_s", "trace_s", "first_call_s",
         "to_first_step_s", "step_s"]
 
 
-def child(config, variant, optimizer_kind, steps):
+def child(config, variant, steps):
     import tensorflow as tf
 
     sys.path.insert(0, HERE)
+    import common
     import train_step
 
     grappler, overrides = VARIANTS[variant]
@@ -63,27 +65,23 @@ def child(config, variant, optimizer_kind, steps):
     hp = train_step.CONFIGS[config]()
     for key, value in overrides.items():
         setattr(hp, key, value)
-    _, _, num_context, frame_shape = train_step.clip_spec(hp)
+    hp.init_batch_size = hp.batch_size    # DDI on one batch
     t = time.perf_counter()
-    model = train_step.build_model(hp, frame_shape, seed=0)
+    trainer = common.make_trainer(hp, tempfile.mkdtemp(prefix="startup_"),
+                                  initialize=False)          # model, Adam slots, data
     t = lap("build_s", t)
-    video = train_step.make_video(hp, 0)
-    model.data_init(video)
+    trainer.restore_or_initialize()
     t = lap("data_init_s", t)
-    variables = model.trainable_variables
-    optimizer = train_step.built_optimizer(hp, variables, optimizer_kind)
-    step = train_step.train_step_fn(model, variables, optimizer, video, num_context,
-                                    "function")
-    graph = step.get_concrete_function(tf.constant([1, 0])).graph
+    graph = trainer.train_step_graph()
     t = lap("trace_s", t)
     times["graph_ops"] = len(graph.get_operations())
-    float(step(tf.constant([1, 0])))
+    float(trainer.train_step()["bpp"])
     times["to_first_step_s"] = time.perf_counter() - START
     lap("first_call_s", t)
     step_times = []
-    for i in range(steps):
+    for _ in range(steps):
         t = time.perf_counter()
-        float(step(tf.constant([2 + i, 0])))
+        float(trainer.train_step()["bpp"])
         step_times.append(time.perf_counter() - t)
     times["step_times_s"] = step_times
     times["step_s"] = statistics.median(step_times)
@@ -98,16 +96,13 @@ def main():
                         help="alternate the variants this many times")
     parser.add_argument("--steps", type=int, default=3,
                         help="steps timed after the first (median reported)")
-    parser.add_argument("--optimizer", default="fused", choices=["keras", "fused"],
-                        help="fused: one Adam op per variable, as the trainer; keras: "
-                        "the per-op Keras 2 Adam")
     parser.add_argument("--output", default="", help="results json (default: "
                         "benchmarks/results/startup.json; '-' to skip)")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--variant", default="default", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.variant, args.optimizer, args.steps)
+        child(args.child, args.variant, args.steps)
         return
     sys.path.insert(0, HERE)
     import common
@@ -116,14 +111,14 @@ def main():
     for variant in variants:
         if variant not in VARIANTS:
             parser.error(f"unknown variant {variant!r}; expected some of {list(VARIANTS)}")
-    results = {"load_average_start": common.load_average(), "optimizer": args.optimizer,
+    results = {"load_average_start": common.load_average(), "optimizer": "fused",
                "runs": [], "medians": {}}
     for config in args.configs.split(","):
         for round_index in range(args.rounds):
             for variant in variants:
                 times = common.run_json([
                     sys.executable, os.path.abspath(__file__), f"--child={config}",
-                    f"--variant={variant}", f"--optimizer={args.optimizer}",
+                    f"--variant={variant}",
                     f"--steps={args.steps}"])
                 results["runs"].append({"config": config, "variant": variant,
                                         "round": round_index, **times})

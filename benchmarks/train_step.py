@@ -1,24 +1,21 @@
-"""Benchmark: one full training step of the VideoFlow model.
+"""Benchmark: the trainer's own training step (`Trainer.train_step`).
 
-A step is what the trainer runs: dequantise (stateless noise), the model's loss (bits
-per dimension over the target frames), gradients of every trainable variable and an
-Adam update (beta1 0.85, beta2 0.997, eps 1e-6; T2T's values; `tf_keras` Adam as in
-the trainer, or with `--optimizer=fused` one fused op per variable). Data-dependent
-init is done first, eagerly, and is not timed. The Adam update alone is also timed,
-to show its share. Each config is run
+The step timed is the product's: `benchmarks/common.make_trainer` builds the
+`Trainer` that `t2t-videoflow-trainer` builds (its model, its fused legacy Adam with
+T2T's betas and epsilon, its per-clip dequantisation noise, its distribution
+strategy) on in-memory clips (`common.SyntheticClipsProblem`: smooth random blobs) and
+runs its data-dependent init, untimed, on one batch. Each config is run
 
-  * eagerly,
-  * under `tf.function`,
-  * with the loss and gradients under `tf.function(jit_compile=True)` (XLA) and the
-    Adam update in the enclosing `tf.function`, as the trainer's `--jit_compile`,
+  * `function`: the trainer's compiled step (its default),
+  * `xla`: the same with `jit_compile=True` (`t2t-videoflow-trainer --jit_compile`),
 
 and reported as the median step time over `--repeats` steps after `--warmup` steps
-(the first call, tracing / compiling included, is reported separately), frames/s
-(batch x frames per clip / step time), GFLOP/s and its fraction of the CPU's 3x3 conv
-rate measured in the same run, and the ratio against the original T2T code's step
-time measured once on this machine kind with T2T's own code (0.118 s for cpu_small,
-2.2-2.4 s for paper_b1; ratio > 1 means faster than T2T; `benchmarks/vs_t2t.py` times
-both side by side, `benchmarks/results/vs_t2t_*.json`).
+(the first call, tracing included, is reported separately), frames/s (batch x frames
+per clip / step time), GFLOP/s and its fraction of the CPU's 3x3 conv rate measured
+in the same run, and the ratio against T2T's own step time measured once on this
+machine kind (0.118 s for cpu_small, 2.2-2.4 s for paper_b1; `benchmarks/vs_t2t.py`
+times both side by side). The trainer's Adam update alone is timed too, to show its
+share.
 
 FLOPs are counted on the traced graph of the compiled step (`common.graph_flops`):
 2 x multiply-adds of every Conv2D/Conv3D (forward, backprop-input and
@@ -27,24 +24,22 @@ counted, so the GFLOP/s figure is directly comparable with the conv peak.
 
     python benchmarks/train_step.py                       # all configs, writes json
     python benchmarks/train_step.py --configs=cpu_small --modes=function,xla
-    python benchmarks/train_step.py --configs=paper_b1 --profile=/tmp/prof
+    python benchmarks/train_step.py --configs=paper_b1 --modes=function --profile=/tmp/prof
 """
 
 import argparse
 import statistics
+import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
-import tf_keras
 
 try:
     import common
 except ImportError:  # run as `python -m benchmarks.train_step`
     from benchmarks import common
 from t2t_videoflow.config import registry
-from t2t_videoflow.model.videoflow import build_model
-from t2t_videoflow.training.trainer import create_adam_slots
 
 # T2T's own step times on this machine kind (measured once with T2T's code), seconds.
 T2T_STEP_S = {"cpu_small": 0.118, "paper_b1": 2.3}
@@ -109,114 +104,33 @@ def clip_spec(hp):
             (hp.frame_height, hp.frame_width, hp.frame_channels))
 
 
-def make_video(hp, seed=0):
-    """Uint8 clips: smooth random blobs (not white noise, so the loss is realistic)."""
-    batch, frames, _, (h, w, c) = clip_spec(hp)
-    rng = np.random.default_rng(seed)
-    coarse = rng.uniform(0, 255, (batch, frames, h // 8, w // 8, c))
-    video = np.repeat(np.repeat(coarse, 8, axis=2), 8, axis=3)
-    video += rng.normal(0, 8, video.shape)
-    return tf.constant(np.clip(video, 0, 255).astype(np.uint8))
-
-
-def make_optimizer(hp, kind="keras"):
-    """Adam with T2T's betas and epsilon.
-
-    "keras": `tf_keras.optimizers.Adam` (about ten small ops per variable); "fused":
-    `tf_keras.optimizers.legacy.Adam`, one fused `ResourceApplyAdam` op per variable
-    (T2T's kind of update; same formula), what the trainer uses.
-    """
-    cls = {"keras": tf_keras.optimizers.Adam, "fused": tf_keras.optimizers.legacy.Adam}[kind]
-    return cls(1e-4, beta_1=hp.optimizer_adam_beta1, beta_2=hp.optimizer_adam_beta2,
-               epsilon=hp.optimizer_adam_epsilon)
-
-
-def build(hp, seed=0, optimizer="keras"):
-    """Model after data-dependent init, its variables, a built Adam and the clips."""
-    _, _, _, frame_shape = clip_spec(hp)
-    model = build_model(hp, frame_shape, seed=seed)
-    video = make_video(hp, seed)
-    model.data_init(video)
-    variables = model.trainable_variables
-    return model, variables, built_optimizer(hp, variables, optimizer), video
-
-
-def built_optimizer(hp, variables, kind="keras"):
-    """`make_optimizer` with its slots created now, eagerly, as the trainer does."""
-    opt = make_optimizer(hp, kind)
-    if hasattr(opt, "build"):
-        opt.build(variables)
-    else:
-        create_adam_slots(opt, variables)
-    return opt
-
-
-def train_step_fn(model, variables, optimizer, video, num_context, mode):
-    """`step(seed) -> loss` in `mode` ("eager" | "function" | "xla").
-
-    "xla" compiles the loss and gradients with XLA and applies Adam in the enclosing
-    `tf.function`, as the trainer's `--jit_compile` does.
-    """
-
-    def loss_and_grads(seed):
-        with tf.GradientTape() as tape:
-            loss = model.loss(video, num_context, seed=seed)
-        return loss, tape.gradient(loss, variables)
-
-    grad_fn = tf.function(loss_and_grads, jit_compile=True, autograph=False) \
-        if mode == "xla" else loss_and_grads
-
-    def step(seed):
-        loss, grads = grad_fn(seed)
-        optimizer.apply_gradients(
-            [(g, v) for g, v in zip(grads, variables) if g is not None])
-        return loss
-
-    # No AutoGraph, as the trainer: the model's loops are explicit TF ops, and
-    # converting a few hundred functions costs seconds of start-up.
-    return step if mode == "eager" else tf.function(step, autograph=False)
-
-
-def adam_update_fn(variables, optimizer):
-    """A compiled Adam update alone (fixed small gradients), to time its share."""
-    grads = [tf.fill(v.shape, 1e-6) for v in variables]
+def adam_update_fn(trainer):
+    """The trainer's Adam update alone (fixed small gradients), to time its share."""
+    grads = [tf.fill(v.shape, 1e-6) for v in trainer.variables]
 
     @tf.function
     def update():
-        optimizer.apply_gradients(zip(grads, variables))
+        trainer.optimizer.apply_gradients(zip(grads, trainer.variables))
         return tf.constant(0.0)
 
     return update
 
 
-def count_flops(model, variables, optimizer, video, num_context):
-    """FLOPs of one step, from the traced graph (see the module docstring)."""
-    fn = train_step_fn(model, variables, optimizer, video, num_context, "function")
-    graph = fn.get_concrete_function(tf.constant([0, 0])).graph
-    return common.graph_flops(graph)
-
-
-def run_mode(step, warmup, repeats, first_seed=1):
-    """(first-call seconds, list of step seconds); seeds differ per step."""
-    counter = [first_seed]
-
-    def call():
-        counter[0] += 1
-        return float(step(tf.constant([counter[0], 0])))
-
+def run_steps(trainer, warmup, repeats):
+    """(first-call seconds, list of step seconds) of `trainer.train_step()`."""
+    call = lambda: float(trainer.train_step()["bpp"])   # noqa: E731  (blocks)
     start = time.perf_counter()
     call()
     first = time.perf_counter() - start
-    times = common.time_calls(call, max(warmup - 1, 0), repeats)
-    return first, times
+    return first, common.time_calls(call, max(warmup - 1, 0), repeats)
 
 
-def profile_steps(step, logdir, steps=3):
-    """Traces `steps` calls of an already warm `step` with the TF profiler."""
+def profile_steps(trainer, logdir, steps=3):
+    """Traces `steps` calls of the trainer's (warm) step with the TF profiler."""
     tf.profiler.experimental.start(logdir)
     for k in range(steps):
         with tf.profiler.experimental.Trace("train", step_num=k, _r=1):
-            float(step(tf.constant([100 + k, 0])))
+            float(trainer.train_step()["bpp"])
     tf.profiler.experimental.stop()
     print(f"profile written under {logdir} (op table: benchmarks/profile_ops.py)")
 
@@ -224,14 +138,11 @@ def profile_steps(step, logdir, steps=3):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="cpu_small,paper_b1,shapes_cpu")
-    parser.add_argument("--modes", default="eager,function,xla")
+    parser.add_argument("--modes", default="function,xla",
+                        help="function: the trainer's compiled step; xla: with "
+                        "--jit_compile")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--eager_repeats", type=int, default=3,
-                        help="repeats in eager mode (slow for paper_b1)")
-    parser.add_argument("--optimizer", default="keras", choices=["keras", "fused"],
-                        help="keras: tf_keras Adam as the trainer; fused: one op per "
-                        "variable (tf_keras legacy Adam)")
     parser.add_argument("--profile", default="",
                         help="write a TF profiler trace of the compiled step here")
     parser.add_argument("--output", default="", help="results json (default: "
@@ -243,40 +154,44 @@ def main():
     print(f"conv peak: {peak:.0f} GFLOP/s (3x3 conv [16,32,32,128]->128), "
           f"load {load_start}")
     results = {"conv_peak_gflops": peak, "t2t_step_s": T2T_STEP_S,
-               "optimizer": args.optimizer,
                "load_average_start": load_start, "configs": {}}
     header = ["config", "mode", "first call s", "median step s", "frames/s", "GFLOP/s",
               "conv peak", "% conv peak", "vs T2T", "load"]
     rows = []
     for name in args.configs.split(","):
         hp = CONFIGS[name]()
+        hp.init_batch_size = hp.batch_size   # untimed data-dependent init: keep it short
         batch, frames, num_context, frame_shape = clip_spec(hp)
-        model, variables, optimizer, video = build(hp, optimizer=args.optimizer)
-        n_params = sum(int(np.prod(v.shape)) for v in variables)
-        entry = {"hparams_set": name, "batch": batch, "frames": frames,
-                 "context_frames": num_context, "frame_shape": list(frame_shape),
-                 "parameters": n_params, "variables": len(variables), "modes": {}}
-        print(f"{name}: {n_params} parameters in {len(variables)} variables")
-        adam_s = statistics.median(common.time_calls(
-            lambda update=adam_update_fn(variables, optimizer): update().numpy(),
-            2, args.repeats))
-        entry["adam_update_s"] = adam_s
-        print(f"  Adam update alone ({args.optimizer}): {adam_s:.4f} s")
-        timings, flops_by_op = {}, None
+        timings, entry, flops_by_op = {}, None, None
         for mode in args.modes.split(","):
-            step = train_step_fn(model, variables, optimizer, video, num_context, mode)
-            repeats = args.eager_repeats if mode == "eager" else args.repeats
-            timings[mode] = run_mode(step, args.warmup if mode != "eager" else 1,
-                                     repeats) + (common.load_average(),)
+            if mode not in ("function", "xla"):
+                raise SystemExit(f"--modes: {mode!r} is not function or xla")
+            trainer = common.make_trainer(hp, tempfile.mkdtemp(prefix="train_step_"),
+                                          jit_compile=(mode == "xla"))
+            if entry is None:
+                variables = trainer.variables
+                n_params = sum(int(np.prod(v.shape)) for v in variables)
+                entry = {"hparams_set": name, "batch": batch, "frames": frames,
+                         "context_frames": num_context, "frame_shape": list(frame_shape),
+                         "parameters": n_params, "variables": len(variables),
+                         "modes": {}}
+                print(f"{name}: {n_params} parameters in {len(variables)} variables")
+                adam_s = statistics.median(common.time_calls(
+                    lambda update=adam_update_fn(trainer): update().numpy(),
+                    2, args.repeats))
+                entry["adam_update_s"] = adam_s
+                print(f"  Adam update alone (the trainer's): {adam_s:.4f} s")
+            timings[mode] = run_steps(trainer, args.warmup, args.repeats) + (
+                common.load_average(),)
             print(f"  {mode}: first call {timings[mode][0]:.2f} s, median "
                   f"{statistics.median(timings[mode][1]):.4f} s")
-            if mode == "function":  # count on this trace (same signature: no retrace)
-                flops_by_op = common.graph_flops(
-                    step.get_concrete_function(tf.constant([0, 0])).graph)
-            if args.profile and mode != "eager":
-                profile_steps(step, f"{args.profile}/{name}_{mode}")
+            if flops_by_op is None and mode == "function":
+                flops_by_op = common.graph_flops(trainer.train_step_graph())
+            if args.profile:
+                profile_steps(trainer, f"{args.profile}/{name}_{mode}")
         if flops_by_op is None:
-            flops_by_op = count_flops(model, variables, optimizer, video, num_context)
+            flops_by_op = common.graph_flops(common.make_trainer(
+                hp, tempfile.mkdtemp(prefix="train_step_")).train_step_graph())
         # The CPU is shared: the peak measured right after this config's timings is the
         # fairer reference for its fraction (the run's first measurement is kept too).
         config_peak, _ = common.conv_peak_gflops()

@@ -8,10 +8,10 @@ round, fresh processes of
     that is not part of this repository, expected at `../shared/t2t-oracle/harness`
     next to the checkout, run with a venv holding tensor2tensor at
     `$T2T_ORACLE_HOME/venv/bin/python`),
-  * the port's compiled training step (`tf.function`, the trainer's fused legacy
-    `tf_keras` Adam, one op per variable as T2T's; `benchmarks/train_step.py`'s model,
-    clips and step; before 2026-12-06 this used the per-op Keras 2 Adam, 0.1-0.5 s
-    slower per paper_b1 step), once per `--network_dtypes`
+  * the port's training step: the trainer's own `Trainer.train_step` (its fused
+    legacy Adam, one op per variable as T2T's, its noise and strategy) on
+    `benchmarks/common.SyntheticClipsProblem` clips (results recorded before the
+    benchmark called the trainer timed a copy of the step), once per `--network_dtypes`
     entry ("float32" is T2T's arithmetic; "bfloat16" runs the coupling networks and
     the conv3d_net prior blocks in bfloat16),
 
@@ -37,6 +37,7 @@ import os
 import resource
 import statistics
 import sys
+import tempfile
 import time
 
 START = time.perf_counter()
@@ -54,7 +55,6 @@ def peak_rss_mib():
 
 def child(config, network_dtype, warmup, steps, graph_optimizer=True):
     """One port run in this process; prints a JSON line."""
-    import numpy as np
     import tensorflow as tf
 
     if not graph_optimizer:   # as the trainer's --nograph_optimizer
@@ -66,17 +66,13 @@ def child(config, network_dtype, warmup, steps, graph_optimizer=True):
 
     hp = train_step.CONFIGS[config]()
     hp.network_dtype = network_dtype
-    _, _, num_context, _ = train_step.clip_spec(hp)
-    model, variables, optimizer, video = train_step.build(hp, optimizer="fused")
-    step = train_step.train_step_fn(model, variables, optimizer, video, num_context,
-                                    "function")
-    float(step(tf.constant([1, 0])))
+    hp.init_batch_size = hp.batch_size     # DDI on one batch, as T2T's bench.py
+    trainer = common.make_trainer(hp, tempfile.mkdtemp(prefix="vs_t2t_"))
+    step = lambda: float(trainer.train_step()["bpp"])   # noqa: E731  (the product's)
+    step()
     startup = time.perf_counter() - START
-    times = common.time_calls(
-        lambda: float(step(tf.constant([int(np.random.randint(1 << 30)), 0]))),
-        warmup, steps)
-    flops = sum(common.graph_flops(
-        step.get_concrete_function(tf.constant([0, 0])).graph).values())
+    times = common.time_calls(step, warmup, steps)
+    flops = sum(common.graph_flops(trainer.train_step_graph()).values())
     peak, _ = common.conv_peak_gflops()
     median = statistics.median(times)
     print(json.dumps({

@@ -461,6 +461,22 @@ class Trainer:
             self._train_steps[condition] = train_step
         return self._train_steps[condition]
 
+    def train_step(self):
+        """One training step on the next global batch of the train iterator: the step
+        `train` runs (and the step and memory benchmarks time). Returns the metrics
+        `{"bpp", "grad_norm", "learning_rate"}` (scalar tensors; the learning rate of
+        the step's update, the loss of the weights before it)."""
+        condition = self.step > self.hparams.pretrain_steps
+        loss, grad_norm, lr = self._train_step_fn(condition)(self.train_iterator)
+        return {"bpp": loss, "grad_norm": grad_norm, "learning_rate": lr}
+
+    def train_step_graph(self):
+        """The traced graph of `train_step` at the current step (e.g. to count its
+        FLOPs); traces it if it was not yet."""
+        condition = self.step > self.hparams.pretrain_steps
+        return self._train_step_fn(condition).get_concrete_function(
+            self.train_iterator).graph
+
     def train(self, train_steps=None, eval_every=None):
         """Trains to `train_steps`, checkpointing, logging and (optionally) evaluating.
 
@@ -498,7 +514,9 @@ class Trainer:
                 condition = step > self.hparams.pretrain_steps
                 compiling = condition not in self._train_steps
                 began = time.perf_counter()
-                loss, grad_norm, lr = self._train_step_fn(condition)(self.train_iterator)
+                metrics = self.train_step()
+                loss, grad_norm, lr = (metrics["bpp"], metrics["grad_norm"],
+                                       metrics["learning_rate"])
                 loss, grad_norm = float(loss), float(grad_norm)
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                     raise TrainingError(

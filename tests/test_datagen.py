@@ -1,6 +1,8 @@
 """Datagen: idempotent, interruption-safe shard writing; the CLI end to end."""
 
 import os
+import resource
+import signal
 import subprocess
 import sys
 import textwrap
@@ -8,7 +10,6 @@ import uuid
 
 import pytest
 
-from t2t_videoflow.data import generate as data_generate
 from t2t_videoflow.data import generate as data_generate
 from t2t_videoflow.config import registry
 from t2t_videoflow.data.records import DataError
@@ -121,3 +122,38 @@ def test_library_errors(tmp_path):
         data_generate.generate_data("bair_action_free", str(tmp_path), seed=3)
     with pytest.raises(KeyError, match="Unknown problem"):
         data_generate.generate_data("nope", str(tmp_path))
+
+
+def _file_size_limit(limit):
+    def apply():       # in the child: writes past `limit` bytes fail with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_a_write_that_fails_is_one_line_and_keeps_complete_shards(tmp_path):
+    """A real failing write (a file-size limit on the datagen process: a write past it
+    fails as on a full disk): one line naming the shard and what to do, exit 1, no
+    partial file, the complete shards untouched; the rerun without the limit writes
+    the missing shard, and every shard then reads and decodes."""
+    out = tmp_path / "data"
+    command = [CLI, "--problem=stochastic_shapes_tiny", f"--data_dir={out}"]
+    assert subprocess.run(command, capture_output=True, timeout=120).returncode == 0
+    before = _files(out)
+    missing = "stochastic_shapes_tiny-train-00001-of-00002"
+    os.remove(out / missing)
+    failed = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                            preexec_fn=_file_size_limit(len(before[missing]) - 100))
+    assert failed.returncode == 1, failed.stderr[-2000:]
+    lines = failed.stderr.strip().splitlines()
+    assert lines == [f"t2t-videoflow-datagen: error: Writing {out / missing} failed (File "
+                     f"too large); free space in (or write access to) {out} and rerun: "
+                     "the 1 complete shard(s) of this split are kept and skipped."], (
+                         failed.stderr[-2000:])
+    assert _files(out) == {k: v for k, v in before.items() if k != missing}
+    assert subprocess.run(command, capture_output=True, timeout=120).returncode == 0
+    after = _files(out)
+    assert sorted(after) == sorted(before)
+    assert {k: v for k, v in after.items() if k != missing} == {
+        k: v for k, v in before.items() if k != missing}
+    data_generate.check_data("stochastic_shapes_tiny", str(out), log=lambda _: None)

@@ -235,9 +235,12 @@ class ShardSetWriter:
             tmp = f"{self.paths[index]}.incomplete-{os.getpid()}"
             self._writers[index] = (tf.io.TFRecordWriter(tmp), tmp)
             self._start[index] = time.time()
-        writer = self._writers[index][0]
-        for r in records:
-            writer.write(r)
+        writer, tmp = self._writers[index]
+        try:
+            for r in records:
+                writer.write(r)
+        except (tf.errors.OpError, OSError) as e:
+            raise self._write_error(index, tmp, e) from None
         self._videos[index] += 1
         self._frames[index] += len(records)
 
@@ -247,14 +250,29 @@ class ShardSetWriter:
         if index not in self._writers:
             raise DataError(f"Shard {self.paths[index]} received no videos; the source has "
                             "too few videos for this many shards.")
-        writer, tmp = self._writers.pop(index)
-        writer.close()
-        tf.io.gfile.rename(tmp, self.paths[index], overwrite=True)
+        writer, tmp = self._writers[index]
+        try:
+            writer.close()
+            tf.io.gfile.rename(tmp, self.paths[index], overwrite=True)
+        except (tf.errors.OpError, OSError) as e:
+            raise self._write_error(index, tmp, e) from None
+        del self._writers[index]
         self.done[index] = True
         secs = max(time.time() - self._start[index], 1e-9)
         self.log(f"{self.label} shard {index + 1}/{len(self.paths)} written: "
                  f"{self._videos[index]} videos, {self._frames[index]} frames in {secs:.1f} s "
                  f"({self._videos[index] / secs:.1f} videos/s) -> {self.paths[index]}")
+
+    def _write_error(self, index, tmp, error):
+        """The DataError of a failed write (a full disk, a file-size limit, a read-only
+        dir); the partial file is removed (by `abort`), the complete shards are kept."""
+        reason = getattr(error, "message", None) or str(error)
+        reason = reason.splitlines()[0].rsplit(";", 1)[-1].strip() or type(error).__name__
+        done = sum(self.done)
+        return DataError(
+            f"Writing {self.paths[index]} failed ({reason}); free space in (or write "
+            f"access to) {os.path.dirname(self.paths[index]) or '.'} and rerun: the "
+            f"{done} complete shard(s) of this split are kept and skipped.")
 
     def close_all(self):
         for i in range(len(self.paths)):
@@ -264,7 +282,10 @@ class ShardSetWriter:
         """Closes and deletes every unfinished temporary file."""
         for index in list(self._writers):
             writer, tmp = self._writers.pop(index)
-            writer.close()
+            try:
+                writer.close()
+            except (tf.errors.OpError, OSError):
+                pass                      # the write that failed; the file goes anyway
             if tf.io.gfile.exists(tmp):
                 tf.io.gfile.remove(tmp)
 

@@ -20,8 +20,15 @@ The run record (`hparams.json`, `run.json` in --output_dir) is written only once
 training schedule can start: after the flags and hparams are checked, the data is
 found (the problem's train shards, and the eval split's unless --schedule=train;
 generated first with --generate_data) and the trainer is built. A start that fails
-before that leaves --output_dir as it was, so the corrected command may use other
-hparams there. `evaluate` and `continuous_eval` read a run's record and write none.
+before that leaves --output_dir as it was (at most a `.lock` file, once the data was
+found), so the corrected command may use other hparams there. `evaluate` and `continuous_eval` read a run's record and write none.
+
+One trainer at a time per --output_dir: a training schedule's chief holds an exclusive
+lock on `OUTPUT_DIR/.lock` (`run_dir.OutputDirLock`) from just before it builds the
+model until it exits; a second trainer on the same dir fails with one line naming the
+holder's pid and host. The OS releases the lock when the process dies, so a killed
+run never blocks the next. A `scheme://` --output_dir is not locked, and neither
+evaluation schedule takes the lock (they only read checkpoints).
 """
 
 import json
@@ -285,6 +292,19 @@ def _run(strategy):
     for split in _data_splits(FLAGS.schedule, eval_split):
         problem.data_files(FLAGS.data_dir, split)
 
+    lock = None
+    if FLAGS.schedule in ("train", "train_and_evaluate") and distribute.is_chief(strategy):
+        # Before the trainer reads or repairs anything in the dir (see the docstring).
+        lock = run_dir.OutputDirLock(FLAGS.output_dir).acquire()
+    try:
+        return _train_locked(strategy, run, eval_split, eval_frequency)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_locked(strategy, run, eval_split, eval_frequency):
+    problem, hparams, hparams_set = run.problem, run.hparams, run.hparams_set
     config = trainer_lib.TrainConfig(
         output_dir=FLAGS.output_dir, data_dir=FLAGS.data_dir,
         train_steps=hparams.train_steps, eval_steps=FLAGS.eval_steps,

@@ -17,6 +17,16 @@ from t2t_videoflow.errors import CheckpointError, RunDirError
 from t2t_videoflow.model.videoflow import build_model
 
 
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint whose files cannot be read (a checksum mismatch or a short read that
+    `run_dir.checkpoint_problem`'s cheap check did not see); `reason` says what."""
+
+    def __init__(self, path, reason):
+        super().__init__(f"Checkpoint {path!r} is damaged ({reason}); nothing was "
+                         "deleted. Pass another checkpoint, or move this one aside.")
+        self.path, self.reason = path, reason
+
+
 def restore_checkpoint(path, model, nodes=None, read=False, partial=False):
     """Restores `tf.train.Checkpoint(model=model, **nodes)` from `path` and checks that
     every object of the model (and of `nodes`) was matched: the one way every tool
@@ -32,7 +42,8 @@ def restore_checkpoint(path, model, nodes=None, read=False, partial=False):
 
     Raises:
       CheckpointError: the checkpoint does not fit the model (built from other
-        hparams), named in one line.
+        hparams), named in one line; `DamagedCheckpointError` if its files cannot
+        be read.
     """
     checkpoint = tf.train.Checkpoint(model=model, **dict(nodes or {}))
     try:
@@ -40,6 +51,9 @@ def restore_checkpoint(path, model, nodes=None, read=False, partial=False):
         if partial:
             status.expect_partial()
         status.assert_existing_objects_matched()
+    except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
+        raise DamagedCheckpointError(path, f"{type(e).__name__}: "
+                                           f"{e.message.strip().splitlines()[0][:160]}") from None
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
         raise CheckpointError(
             f"Checkpoint {path!r} does not fit the model built from these hparams "
@@ -47,7 +61,7 @@ def restore_checkpoint(path, model, nodes=None, read=False, partial=False):
 
 
 def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=None,
-                  use_ema=True):
+                  use_ema=True, log=print):
     """Builds the run's model and restores its weights, for inference.
 
     Args:
@@ -57,6 +71,8 @@ def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=Non
         run's `batch_size`.
       hparams: use these instead of the run's `hparams.json`.
       use_ema: load the checkpoint's moving average of the weights where it has one.
+      log: where a line naming each damaged newer checkpoint skipped goes (without
+        `checkpoint_path` the newest valid one is used, `run_dir.resolve_checkpoint`).
 
     Returns:
       `(model, hparams, info, checkpoint_path)`; `info["weights"]` says which weights
@@ -66,7 +82,7 @@ def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=Non
     hparams = (hparams or run_hparams).copy()
     if batch_size is not None:
         hparams.batch_size = batch_size
-    path = run_dir.resolve_checkpoint(output_dir, checkpoint_path)
+    path = run_dir.resolve_checkpoint(output_dir, checkpoint_path, log=log)
     frame_shape = (hparams.frame_height, hparams.frame_width, hparams.frame_channels)
     model = build_model(hparams, frame_shape)
     restore_checkpoint(path, model, read=True, partial=True)

@@ -13,8 +13,18 @@
                                    ema=...) at global step N (T2T's file names); `ema`,
                                    the weights' moving average, only with
                                    weight_ema_decay > 0
+      train_log.jsonl          the logged training points, checkpoint saves and
+                               evaluations, one JSON object a line (`trainer.train_log`)
+      .lock                    the host and pid of the trainer running on the dir; the
+                               trainer holds an exclusive `flock` on it for its whole
+                               run (`OutputDirLock`), which the OS drops when it dies
       train/, eval/            TensorBoard event files
       export/<timestamp>/      SavedModels written by t2t-videoflow-exporter
+
+Before a checkpoint is read it is verified (`checkpoint_problem`): its `.index` must
+parse and each `.data-*` shard must hold every byte the index places in it. Without
+an explicit path the newest checkpoint that passes is used, and each newer one that
+does not is named in one log line (`newest_valid_checkpoint`); nothing is deleted.
 
 The checkpoint's `model` node is the `VideoFlow` module, so inference code restores
 only that node (`restore.restore_model`), then reads the `ema` averages over its
@@ -26,9 +36,12 @@ motion tools all call it. This module describes the directory and does not impor
 model.
 """
 
+import datetime
 import json
 import os
 import re
+import socket
+import struct
 import time
 from typing import Any, NamedTuple, Optional
 
@@ -42,6 +55,7 @@ from t2t_videoflow.config.usr_dir import import_usr_dir
 HPARAMS_FILE = "hparams.json"
 RUN_INFO_FILE = "run.json"
 CHECKPOINT_NAME = "model.ckpt"
+LOCK_FILE = ".lock"
 
 
 def hparams_path(output_dir):
@@ -214,18 +228,236 @@ def repair_checkpoint_state(directory, log=print):
             "deleted).")
 
 
-def resolve_checkpoint(output_dir, checkpoint_path=None):
-    """The checkpoint to load: `checkpoint_path` if given (checked), else the newest one.
+# -- checkpoint verification ----------------------------------------------------------
+
+_TABLE_MAGIC = 0xdb4775248b80fb57     # the footer magic of TF's (LevelDB) table format
+
+
+def _varint(buf, pos):
+    result = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _block_values(buf, offset, size):
+    """The values of one uncompressed block of a table file."""
+    if buf[offset + size] != 0:                  # the trailer's compression type
+        raise ValueError("compressed block")
+    block = buf[offset:offset + size]
+    (num_restarts,) = struct.unpack("<I", block[-4:])
+    end, pos, key = len(block) - 4 - 4 * num_restarts, 0, b""
+    while pos < end:
+        shared, pos = _varint(block, pos)
+        unshared, pos = _varint(block, pos)
+        length, pos = _varint(block, pos)
+        key = key[:shared] + block[pos:pos + unshared]
+        pos += unshared
+        yield key, block[pos:pos + length]
+        pos += length
+
+
+def _shard_sizes_needed(index_bytes):
+    """`(num_shards, {shard: bytes needed})` from a checkpoint's `.index` bytes: for each
+    `.data-*` shard the end of the last tensor the index places in it (`offset + size`
+    of its `BundleEntryProto`s), which `tf.train.load_checkpoint` does not expose."""
+    from tensorflow.core.protobuf import tensor_bundle_pb2  # pylint: disable=import-outside-toplevel
+    footer = index_bytes[-48:]
+    if len(footer) != 48 or struct.unpack("<Q", footer[-8:])[0] != _TABLE_MAGIC:
+        raise ValueError("no table footer")
+    _, pos = _varint(footer, 0)                  # the metaindex handle
+    _, pos = _varint(footer, pos)
+    offset, pos = _varint(footer, pos)           # the index block's handle
+    size, pos = _varint(footer, pos)
+    num_shards, needed = 1, {}
+    for _, handle in _block_values(index_bytes, offset, size):
+        block_offset, at = _varint(handle, 0)
+        block_size, _ = _varint(handle, at)
+        for key, value in _block_values(index_bytes, block_offset, block_size):
+            if key == b"":
+                num_shards = tensor_bundle_pb2.BundleHeaderProto.FromString(value).num_shards
+                continue
+            entry = tensor_bundle_pb2.BundleEntryProto.FromString(value)
+            needed[entry.shard_id] = max(needed.get(entry.shard_id, 0),
+                                         entry.offset + entry.size)
+    return num_shards, needed
+
+
+def _data_path(prefix, shard, num_shards):
+    return f"{prefix}.data-{shard:05d}-of-{num_shards:05d}"
+
+
+def checkpoint_problem(prefix):
+    """Why the checkpoint at `prefix` cannot be read (one phrase naming the file), or
+    None if it looks complete.
+
+    A cheap check, without restoring: the `.index` exists, is not empty and parses
+    (`tf.train.load_checkpoint`), and every `.data-*` shard it names exists and is at
+    least as long as the index needs (a file cut short by a crash or a full disk).
+    """
+    index = prefix + ".index"
+    if not tf.io.gfile.exists(index):
+        return f"{index} is missing"
+    try:
+        with tf.io.gfile.GFile(index, "rb") as f:
+            index_bytes = f.read()
+    except tf.errors.OpError as e:
+        return f"{index} cannot be read ({type(e).__name__})"
+    if not index_bytes:
+        return f"{index} is empty"
+    try:
+        tf.train.load_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError) as e:
+        reason = (e.message if isinstance(e, tf.errors.OpError) else str(e)).strip()
+        reason = reason.splitlines()[0] if reason else type(e).__name__
+        return f"{index} is damaged ({reason[:120]})"
+    try:
+        num_shards, needed = _shard_sizes_needed(index_bytes)
+    except (ValueError, IndexError, struct.error):
+        return None          # TF read it; a layout this parser does not know: trust TF
+    for shard in range(num_shards):
+        path = _data_path(prefix, shard, num_shards)
+        if not tf.io.gfile.exists(path):
+            return f"{path} is missing"
+        size = tf.io.gfile.stat(path).length
+        if size < needed.get(shard, 0):
+            return (f"{path} is truncated ({size} of the {needed[shard]} bytes its "
+                    "index needs)")
+    return None
+
+
+def _candidate_steps(directory):
+    """`{step: prefix}` of every checkpoint with an `.index` or a `.data-*` file."""
+    found = dict(checkpoints_on_disk(directory))
+    pattern = re.compile(re.escape(CHECKPOINT_NAME) + r"-(\d+)\.data-\d+-of-\d+$")
+    if tf.io.gfile.isdir(directory):
+        for name in tf.io.gfile.listdir(directory):
+            match = pattern.fullmatch(name)
+            if match and int(match.group(1)) not in found:
+                found[int(match.group(1))] = os.path.join(
+                    directory, f"{CHECKPOINT_NAME}-{match.group(1)}")
+    return found
+
+
+def newest_valid_checkpoint(directory, log=print, exclude=()):
+    """The newest checkpoint of `directory` that passes `checkpoint_problem`, or None if
+    there is none at all.
+
+    Each newer one that fails (or whose prefix is in `exclude`, a `{prefix: reason}`)
+    is skipped with one `log` line naming the file and why. Nothing is deleted.
 
     Raises:
-      RunDirError naming what is missing.
+      RunDirError: checkpoints exist but every one is damaged (the error names each).
+    """
+    found = _candidate_steps(directory)
+    skipped = []
+    for step in sorted(found, reverse=True):
+        prefix = found[step]
+        problem = dict(exclude).get(prefix) or checkpoint_problem(prefix)
+        if problem is None:
+            return prefix
+        skipped.append(f"{os.path.basename(prefix)}: {problem}")
+        log(f"Skipping checkpoint {prefix}: {problem}. Using an older one; the files "
+            "are left as they are (delete them once you no longer need them).")
+    if skipped:
+        raise RunDirError(
+            f"No usable checkpoint in {directory!r} ({'; '.join(skipped)}). Nothing "
+            "was deleted; restore the files from a backup, or train again in a new "
+            "--output_dir.")
+    return None
+
+
+# -- the output dir lock --------------------------------------------------------------
+
+class OutputDirLock:
+    """An exclusive `fcntl.flock` on `OUTPUT_DIR/.lock`, held while the file is open.
+
+    The trainer's chief takes it for its whole run, so two trainers never write one
+    output dir. The OS drops the lock when its process ends, however it ends (even
+    SIGKILL), so a dead trainer never blocks the next run; the file stays, holding the
+    last holder's host, pid and start time for the message. Only for local paths: a
+    `scheme://` path is not locked (`acquire` returns None).
+    """
+
+    def __init__(self, output_dir):
+        self.output_dir = output_dir
+        self.path = os.path.join(output_dir, LOCK_FILE)
+        self._file = None
+
+    def acquire(self):
+        """Takes the lock (creating the dir), or raises RunDirError naming the holder.
+
+        Returns:
+          self, or None for a non-local path (no lock is taken).
+        """
+        if "://" in self.output_dir:
+            return None
+        import fcntl  # pylint: disable=import-outside-toplevel  (POSIX only)
+        os.makedirs(self.output_dir, exist_ok=True)
+        f = open(self.path, "a+", encoding="utf-8")  # pylint: disable=consider-using-with
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = _lock_holder(f.read())
+            f.close()
+            raise RunDirError(
+                f"--output_dir {self.output_dir!r} is in use by {holder}; wait for it "
+                "or use another --output_dir.") from None
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps({
+            "pid": os.getpid(), "host": socket.gethostname(),
+            "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        }) + "\n")
+        f.flush()
+        self._file = f
+        return self
+
+    def release(self):
+        if self._file is not None:
+            self._file.close()       # closing the descriptor drops the flock
+            self._file = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _lock_holder(text):
+    """`pid N on HOST (since T)` from a lock file's contents."""
+    try:
+        info = json.loads(text)
+        return f"pid {int(info['pid'])} on {info['host']} (since {info['since']})"
+    except (ValueError, KeyError, TypeError):
+        return "another trainer (it has not written its pid yet)"
+
+
+def resolve_checkpoint(output_dir, checkpoint_path=None, log=print):
+    """The checkpoint to load: `checkpoint_path` if given (checked), else the newest
+    valid one (`newest_valid_checkpoint`: newer damaged ones are skipped, one `log` line
+    each).
+
+    Raises:
+      RunDirError naming what is missing or damaged.
     """
     if checkpoint_path:
         if not tf.io.gfile.exists(checkpoint_path + ".index"):
             raise RunDirError(f"Checkpoint {checkpoint_path!r} not found (no "
                               f"{checkpoint_path + '.index'!r}).")
+        problem = checkpoint_problem(checkpoint_path)
+        if problem:
+            raise RunDirError(f"Checkpoint {checkpoint_path!r} is damaged: {problem}. "
+                              "Pass another --checkpoint_path, or leave it out to use "
+                              "the newest valid checkpoint.")
         return checkpoint_path
-    path = latest_checkpoint(output_dir)
+    path = newest_valid_checkpoint(output_dir, log=log)
     if path is None:
         raise RunDirError(f"No checkpoint in {output_dir!r}: train first, or pass a "
                           "checkpoint path.")

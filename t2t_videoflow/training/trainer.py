@@ -39,6 +39,7 @@ import dataclasses
 import json
 import math
 import os
+import statistics
 import time
 
 import keras
@@ -48,19 +49,28 @@ import tf_keras
 
 from t2t_videoflow.training import distribute
 from t2t_videoflow.training import run_dir
-from t2t_videoflow.training.restore import restore_checkpoint
+from t2t_videoflow.training.restore import DamagedCheckpointError, restore_checkpoint
 from t2t_videoflow.training import weight_ema
 from t2t_videoflow.data.clips import read_clips
 from t2t_videoflow.model.noise import batch_noise
 from t2t_videoflow.model.videoflow import build_model
 from t2t_videoflow.training.schedules import T2TSchedule
-from t2t_videoflow.errors import DataError, HParamsError, TrainingError, UsageError
+from t2t_videoflow.errors import (DataError, HParamsError, RunDirError, TrainingError,
+                                  UsageError)
 from t2t_videoflow.evaluation import bpp as bpp_lib
 from t2t_videoflow.training.weight_ema import WeightEMA
 
 # Summary image layout: at most this many clips per eval image summary.
 _MAX_SUMMARY_CLIPS = 3
 
+
+# A logged loss above this many times the median of the run's earlier ones counts as
+# diverged (with at least `_DIVERGENCE_MIN_POINTS` of them): the NaN guard's "last good"
+# checkpoint is the newest saved before the run of diverged losses that ended in it.
+DIVERGENCE_FACTOR = 100.0
+_DIVERGENCE_MIN_POINTS = 5
+_LOSSES_KEPT = 5000          # the newest step losses the guard keeps in memory
+TRAIN_LOG = "train_log.jsonl"
 
 # What a full disk or a read-only output dir raises on a write.
 WRITE_ERRORS = (tf.errors.PermissionDeniedError, tf.errors.ResourceExhaustedError,
@@ -240,6 +250,10 @@ class Trainer:
         self.restored_from = None
         self._clock_base = None      # run seconds before this process (train_log.jsonl)
         self._clock_start = None     # perf_counter when this process started training
+        # Loss of the step that starts at global step k (on the weights of step k), for
+        # the NaN guard's "last good" checkpoint: this process's steps, and the logged
+        # points of earlier processes.
+        self._losses = {}
 
     # -- wall clock --------------------------------------------------------------------
     def elapsed_seconds(self):
@@ -314,13 +328,39 @@ class Trainer:
         restore_checkpoint(path, self.model, nodes)
 
     def restore_or_initialize(self):
-        """Restores the newest checkpoint of the run, or runs data-dependent init.
+        """Restores the newest valid checkpoint of the run, or runs data-dependent init.
+
+        Each checkpoint is verified before it is read (`run_dir.checkpoint_problem`:
+        the index parses, every data shard is complete); newer ones that fail (or fail
+        to read in full) are skipped with one log line each, and never deleted.
 
         Returns:
           The global step training continues from.
+
+        Raises:
+          RunDirError: checkpoints exist but none is usable.
         """
-        latest = run_dir.latest_checkpoint(self.config.output_dir)
-        if latest and not _has_optimizer_state(latest):
+        exclude = {}
+        said = set()
+
+        def say_once(line):
+            if line not in said:
+                said.add(line)
+                self.log(line)
+        while True:
+            latest = run_dir.newest_valid_checkpoint(self.config.output_dir, log=say_once,
+                                                     exclude=exclude)
+            if latest is None:
+                break
+            try:
+                return self._resume_from(latest)
+            except DamagedCheckpointError as e:     # seen only when read in full
+                exclude[latest] = e.reason
+        return self._initialize()
+
+    def _resume_from(self, latest):
+        """Restores checkpoint `latest` (see `restore_or_initialize`); returns the step."""
+        if not _has_optimizer_state(latest):
             # A model-only checkpoint (t2t-videoflow-import): fine-tune its weights with
             # fresh Adam moments from the step in its name. Its actnorms are marked
             # initialised, and DDI is not run either way.
@@ -334,7 +374,7 @@ class Trainer:
             self.log(f"Fine-tuning the model-only checkpoint {latest} (an import) from step "
                      f"{self.step} with fresh Adam moments; data-dependent init is not run.")
             return self.step
-        if latest and self.num_workers == 1 and not run_dir.checkpoint_has_node(latest, "data"):
+        if self.num_workers == 1 and not run_dir.checkpoint_has_node(latest, "data"):
             # Written by several workers, which save no input position: continue on
             # this one worker with the pipeline restarted at the step (as they do).
             self._restore(latest, with_data=False)
@@ -344,14 +384,16 @@ class Trainer:
                      "it holds no input position, so the data pipeline restarts with a "
                      "seed offset by the step; data-dependent init is not repeated.")
             return self.step
-        if latest:
-            self._restore(latest, with_data=True)
-            self.restored_from = latest
-            if self.train_iterator is None:
-                self.train_iterator = self._make_train_iterator(seed_offset=self.step)
-            self.log(f"Restored {latest} (step {self.step}); data-dependent init is not "
-                     "repeated.")
-            return self.step
+        self._restore(latest, with_data=True)
+        self.restored_from = latest
+        if self.train_iterator is None:
+            self.train_iterator = self._make_train_iterator(seed_offset=self.step)
+        self.log(f"Restored {latest} (step {self.step}); data-dependent init is not "
+                 "repeated.")
+        return self.step
+
+    def _initialize(self):
+        """Data-dependent init of a new run; returns the step (0)."""
         if self.train_iterator is None:
             self.train_iterator = self._make_train_iterator()
         frames = self._init_batch()
@@ -387,14 +429,64 @@ class Trainer:
         bad = [v.name for v in variables
                if v.dtype.is_floating and not bool(tf.reduce_all(tf.math.is_finite(v)))]
         if bad:
+            # The weights of this step are bad; a checkpoint of this step, if any, was
+            # checked when it was saved.
             raise TrainingError(
                 f"Non-finite weights after step {self.step} ({len(bad)} variables, e.g. "
-                f"{bad[0]}). Stopped without saving; the last good checkpoint is "
-                f"{self.manager.latest_checkpoint or 'none'}.")
+                f"{bad[0]}). Stopped without saving; "
+                f"{self._last_good(self.step + 1, self.step)}")
 
-    def save(self):
+    def _last_good(self, bad_step, at):
+        """The end of the NaN guard's message: the last good checkpoint (the newest saved
+        before the run of diverged losses that ends with step `bad_step`; `at` is the
+        step the message names) and what to do; the verdict is also recorded in
+        `train_log.jsonl`.
+
+        A checkpoint of step N holds the weights the loss of step N is computed on, and
+        a resume from it replays that step exactly: only checkpoints of steps before the
+        divergence resume to a finite loss."""
+        first = diverged_since(self._losses, bad_step)
+        directory = self.manager.directory
+        found = run_dir.checkpoints_on_disk(directory)
+        good = [p for step, p in found if step < first]
+        good = good[-1] if good else None
+        after = [p for step, p in found if step >= first]
+        if self.is_chief:
+            try:
+                self._append_log({"step": self.step, "diverged_at_step": first,
+                                  "last_good_checkpoint": good and os.path.basename(good),
+                                  "saved_after_divergence": [os.path.basename(p)
+                                                             for p in after],
+                                  "wall_time": time.time()})
+            except TrainingError:
+                pass                      # a full disk: the message still says it all
+        name = ("learning_rate" if self.hparams.learning_rate_schedule == "legacy"
+                else "learning_rate_constant")
+        value = self.hparams.get(name)
+        lower = (f"e.g. --hparams={name}={value / 10:g} --force_hparams; it is {value:g} "
+                 "now")
+        where = f"from step {first}" if first < bad_step else f"at step {at}"
+        names = ", ".join(os.path.basename(p) for p in after)
+        if good is None:
+            since = f" ({names} saved since)" if after else ""
+            return (f"the loss diverged {where} and no checkpoint was saved before "
+                    f"that{since}, so none is good. Lower the learning rate ({lower}) and "
+                    "train again in a new --output_dir.")
+        if not after:
+            return (f"the last good checkpoint is {good} (the newest saved before the "
+                    f"loss diverged {where}). Lower the learning rate ({lower}) and run "
+                    "the command again to resume from it.")
+        return (f"the last good checkpoint is {good} (the newest saved before the loss "
+                f"diverged {where}; {names} saved since would diverge again). Lower the "
+                f"learning rate ({lower}), move {names} out of {directory} (a resume "
+                "uses the newest checkpoint; nothing is deleted for you) and run the "
+                f"command again to resume from {os.path.basename(good)}.")
+
+    def save(self, bpp=None):
         """Writes a checkpoint at the current step (every task must call it), after
-        checking that the state is finite.
+        checking that the state is finite (the losses and gradient norms of the steps
+        since the last save were checked as they ran), and records it in
+        `train_log.jsonl` with `bpp`, the loss of the step that led to it.
 
         Raises:
           TrainingError: non-finite state, or the checkpoint could not be written (no
@@ -410,6 +502,11 @@ class Trainer:
         if not self.is_chief:
             tf.io.gfile.rmtree(os.path.dirname(path))
             return None
+        record = {"step": self.step, "checkpoint": os.path.basename(path),
+                  "wall_time": time.time()}
+        if bpp is not None:
+            record["checkpoint_bpp"] = bpp
+        self._append_log(record)
         return path
 
     # -- training ----------------------------------------------------------------------
@@ -502,7 +599,14 @@ class Trainer:
                  f"batch {self.global_batch} on {self.num_replicas} replica(s), "
                  f"{frames_per_clip} frames per clip.")
         last_saved = start if self.restored_from else None
+        if self.is_chief:
+            repair_train_log(self.config.output_dir, log=self.log)
         self.elapsed_seconds()                      # reads the clock of earlier processes
+        for logged, record in train_log(self.config.output_dir).items():
+            # Logged at step d: the loss of the step that started at d - 1.
+            loss = record.get("bpp", record.get("checkpoint_bpp"))
+            if isinstance(loss, (int, float)) and logged - 1 < start:
+                self._losses.setdefault(logged - 1, float(loss))
         window_start, window_step = time.perf_counter(), start
         run_start = window_start
         self._clock_start = run_start
@@ -518,11 +622,15 @@ class Trainer:
                 loss, grad_norm, lr = (metrics["bpp"], metrics["grad_norm"],
                                        metrics["learning_rate"])
                 loss, grad_norm = float(loss), float(grad_norm)
+                self._losses[step] = loss if math.isfinite(grad_norm) else math.nan
+                if len(self._losses) > 2 * _LOSSES_KEPT:    # steps ascend: drop the oldest
+                    for k in list(self._losses)[:_LOSSES_KEPT]:
+                        del self._losses[k]
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                     raise TrainingError(
                         f"Non-finite training loss at step {step}: bpp={loss}, gradient "
-                        f"norm={grad_norm}. Stopped without saving; the last good "
-                        f"checkpoint is {self.manager.latest_checkpoint or 'none'}.")
+                        f"norm={grad_norm}. Stopped without saving; "
+                        f"{self._last_good(step, step)}")
                 bpp = loss
                 interval_sum, interval_count = interval_sum + loss, interval_count + 1
                 done = self.step
@@ -544,7 +652,7 @@ class Trainer:
                     interval_sum, interval_count = 0.0, 0
                     window_start, window_step = now, done
                 if done % cfg.save_checkpoints_steps == 0:
-                    self.save()
+                    self.save(bpp=bpp)
                     last_saved = done
                 if eval_every and done % eval_every == 0 and done < train_steps:
                     self.evaluate()
@@ -554,7 +662,7 @@ class Trainer:
             self.save()
             raise
         if last_saved != self.step:
-            self.save()
+            self.save(bpp=bpp)
         elapsed = time.perf_counter() - run_start
         self.log(f"Finished at step {self.step} in {_format_duration(elapsed)}; "
                  f"checkpoint {self.manager.latest_checkpoint}.")
@@ -594,7 +702,7 @@ class Trainer:
 
     def _append_log(self, record):
         """One JSON line in OUTPUT_DIR/train_log.jsonl (training points and evals)."""
-        path = os.path.join(self.config.output_dir, "train_log.jsonl")
+        path = os.path.join(self.config.output_dir, TRAIN_LOG)
         try:
             with tf.io.gfile.GFile(path, "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -692,7 +800,8 @@ class Trainer:
 
     def restore_for_eval(self, checkpoint_path=None):
         """Loads the model weights of the newest (or the given) checkpoint."""
-        path = run_dir.resolve_checkpoint(self.config.output_dir, checkpoint_path)
+        path = run_dir.resolve_checkpoint(self.config.output_dir, checkpoint_path,
+                                          log=self.log)
         self._read_weights(path)
         return run_dir.checkpoint_step(path)
 
@@ -718,18 +827,108 @@ def _has_optimizer_state(checkpoint_path):
     return run_dir.checkpoint_has_node(checkpoint_path, "optimizer")
 
 
-def train_log(output_dir):
+def _parse_log(path, text, log=None):
+    """`(records, torn)`: the JSON objects of `train_log.jsonl`'s text in order, and the
+    length of its complete part when its last line is torn (None if it is not).
+
+    An unparseable last line is what a crash in the middle of a write leaves: skipped,
+    with one `log` note. An unparseable line before it is an error.
+
+    Raises:
+      RunDirError naming the file and the line.
+    """
+    lines = text.split("\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    records, torn, offset = [], None, 0
+    for i, line in enumerate(lines):
+        start, offset = offset, offset + len(line) + 1
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                raise ValueError("not an object with an integer \"step\"")
+        except ValueError as e:
+            if i == last:
+                torn = start
+                if log:
+                    log(f"Note: skipped the torn last line of {path} (line {i + 1}, "
+                        f"{len(line)} characters: what a crash in the middle of a write "
+                        "leaves).")
+                break
+            raise RunDirError(f"{path}, line {i + 1}, is not a JSON log record ({e}); "
+                              "fix or delete that line (checkpoints do not depend on "
+                              "it).") from None
+        records.append(record)
+    return records, torn
+
+
+def _read_log_text(path):
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read().decode("utf-8", errors="replace")
+
+
+def train_log(output_dir, log=None):
     """Reads `train_log.jsonl` as {step: record}.
 
     A step's training point and its evaluation (`eval_bpp`, `eval_bpp_per_frame`) are
     merged into one record; for a key written twice (after a resume) the later wins.
+    A torn last line is skipped (one note to `log`, if given); any other line that is
+    not a record raises RunDirError naming the file and the line.
     """
     records = {}
-    path = os.path.join(output_dir, "train_log.jsonl")
-    if tf.io.gfile.exists(path):
-        with tf.io.gfile.GFile(path) as f:
-            for line in f:
-                if line.strip():
-                    record = json.loads(line)
-                    records.setdefault(record["step"], {}).update(record)
+    path = os.path.join(output_dir, TRAIN_LOG)
+    text = _read_log_text(path)
+    if text is not None:
+        for record in _parse_log(path, text, log)[0]:
+            records.setdefault(record["step"], {}).update(record)
     return records
+
+
+def repair_train_log(output_dir, log=print):
+    """Makes `train_log.jsonl` valid JSON lines before a trainer appends to it: drops a
+    torn last line (with one note), and ends a last line that has no newline, so the
+    next record starts a line of its own. Only the trainer holding the output dir (its
+    chief) calls it.
+
+    Raises:
+      RunDirError: a line before the last is not a record.
+    """
+    path = os.path.join(output_dir, TRAIN_LOG)
+    text = _read_log_text(path)
+    if not text:
+        return
+    _, torn = _parse_log(path, text, log)
+    fixed = text[:torn] if torn is not None else text
+    if fixed and not fixed.endswith("\n"):
+        fixed += "\n"
+    if fixed != text:
+        try:
+            run_dir.write_json_atomic(path, fixed)
+        except WRITE_ERRORS as e:
+            raise write_error(path, e) from None
+
+
+def diverged_since(losses, bad_step):
+    """The first step of the run of diverged losses that ends with step `bad_step`.
+
+    `losses` maps a step k to the loss computed on the weights of step k. Walking back
+    from `bad_step`, a loss counts as diverged when it is not finite, or (given at least
+    `_DIVERGENCE_MIN_POINTS` finite ones before `bad_step`) above `DIVERGENCE_FACTOR`
+    times their median (over the last 100). A checkpoint of a step before the result
+    holds weights whose loss was finite and had not exploded.
+    """
+    steps = sorted(k for k in losses if k < bad_step)
+    finite = [losses[k] for k in steps if math.isfinite(losses[k])]
+    median = (statistics.median(finite[-100:])
+              if len(finite) >= _DIVERGENCE_MIN_POINTS else None)
+    first = bad_step
+    for k in reversed(steps):
+        value = losses[k]
+        if math.isfinite(value) and not (median and median > 0
+                                         and value > DIVERGENCE_FACTOR * median):
+            break
+        first = k
+    return first

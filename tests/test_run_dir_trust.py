@@ -200,3 +200,50 @@ def test_missing_or_damaged_state_file_resumes_from_disk(tiny_data_dir, tmp_path
     assert any("rebuilt it from the 2 checkpoint(s)" in line for line in resumed.logs)
     resumed.train()
     assert run_dir.latest_checkpoint(str(out)).endswith("model.ckpt-3")
+
+
+# -- a checkpoint of other hparams ---------------------------------------------------------
+
+def _decoder(out, checkpoint, frames_dir):
+    return subprocess.run(
+        [sys.executable, "-m", "t2t_videoflow.cli.decoder", f"--output_dir={out}",
+         f"--checkpoint_path={checkpoint}", f"--input_frames={frames_dir}"],
+        capture_output=True, text=True, timeout=180)
+
+
+def test_a_checkpoint_of_other_hparams_is_one_line_naming_both_runs(tmp_path):
+    """--checkpoint_path of a deeper model: refused naming both runs and sets (from the
+    other run's hparams.json) or, without one, the weights the model lacks; never a
+    silent partial load. A shallower model's checkpoint: one short line."""
+    import numpy as np
+    from PIL import Image
+    from inference_testing import make_run_dir
+    shallow, deep = str(tmp_path / "shallow"), str(tmp_path / "deep")
+    make_run_dir(shallow)
+    make_run_dir(deep, overrides="depth=2")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(frames / f"f{i}.png")
+    result = _decoder(shallow, os.path.join(deep, "model.ckpt-7"), frames)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"t2t-videoflow-decoder: error: Checkpoint '{deep}/model.ckpt-7' was written by "
+        f"the run in '{deep}' (hparams set 'videoflow_tiny'), whose model differs from "
+        f"the one built here ('{shallow}', hparams set 'videoflow_tiny'): depth: 2 "
+        f"there, 1 here. Pass --output_dir={deep}, or a checkpoint of this run."]
+    loose = tmp_path / "loose"                      # the same files, no hparams.json
+    loose.mkdir()
+    for name in os.listdir(deep):
+        if name.startswith("model.ckpt-7."):
+            shutil.copy(os.path.join(deep, name), loose / name)
+    result = _decoder(shallow, loose / "model.ckpt-7", frames)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr[-2000:]
+    assert "model weights that the model built from hparams set 'videoflow_tiny' does " \
+           "not have" in lines[0]
+    result = _decoder(deep, os.path.join(shallow, "model.ckpt-7"), frames)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and len(lines[0]) < 800, lines
+    assert "depth: 1 there, 2 here" in lines[0]
+    assert not os.path.exists(os.path.join(shallow, "decode"))

@@ -7,6 +7,8 @@ weights (hparam `weight_ema_decay > 0`), the model gets the averages unless
 `use_ema=False` (`weight_ema.py`).
 """
 
+import os
+import tempfile
 from typing import Any, NamedTuple, Optional
 
 import tensorflow as tf
@@ -55,9 +57,54 @@ def restore_checkpoint(path, model, nodes=None, read=False, partial=False):
         raise DamagedCheckpointError(path, f"{type(e).__name__}: "
                                            f"{e.message.strip().splitlines()[0][:160]}") from None
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
+        detail = str(e).splitlines()[0].split(". Showing")[0][:300]
         raise CheckpointError(
             f"Checkpoint {path!r} does not fit the model built from these hparams "
-            f"(was it written with other hparams?): {str(e).splitlines()[0]}") from None
+            f"(was it written with other hparams?): {detail}.") from None
+
+
+def check_checkpoint_run(path, output_dir, hparams, hparams_set):
+    """A checkpoint named by the user that sits in another run dir must come from a run
+    with the same model: its `hparams.json` is compared with `hparams` (all but
+    `train_steps` and the batch sizes, which do not change the weights).
+
+    Raises:
+      RunDirError naming both runs, both hparams sets and the first differences.
+    """
+    other_dir = os.path.dirname(path)
+    if (os.path.realpath(other_dir) == os.path.realpath(output_dir)
+            or not tf.io.gfile.exists(run_dir.hparams_path(other_dir))):
+        return
+    other, other_info = run_dir.load_run(other_dir)
+    ignore = {"train_steps", "batch_size", "init_batch_size"}
+    old, new = other.values(), hparams.values()
+    diff = sorted(k for k in set(old) | set(new) if k not in ignore and old.get(k) != new.get(k))
+    if diff:
+        shown = ", ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} here" for k in diff[:4])
+        raise RunDirError(
+            f"Checkpoint {path!r} was written by the run in {other_dir!r} (hparams set "
+            f"{other_info.get('hparams_set')!r}), whose model differs from the one built "
+            f"here ({output_dir!r}, hparams set {hparams_set!r}): {shown}"
+            f"{' and more' if len(diff) > 4 else ''}. Pass --output_dir={other_dir}, or "
+            "a checkpoint of this run.")
+
+
+def check_model_entries(path, model, hparams_set):
+    """After a partial restore: the checkpoint holds no model weights beyond the ones
+    the model has (a deeper model's checkpoint restores into a shallower one without
+    any error otherwise)."""
+    def model_values(prefix):
+        return {name for name, _ in tf.train.list_variables(prefix)
+                if name.startswith("model/") and ".OPTIMIZER_SLOT" not in name}
+    with tempfile.TemporaryDirectory(prefix="t2t_videoflow_model_") as tmp:
+        expected = model_values(tf.train.Checkpoint(model=model).write(
+            os.path.join(tmp, "model")))
+    extra = sorted(model_values(path) - expected)
+    if extra:
+        raise CheckpointError(
+            f"Checkpoint {path!r} holds {len(extra)} model weights that the model built "
+            f"from hparams set {hparams_set!r} does not have (e.g. {extra[0]!r}): it was "
+            "written with other hparams. Pass the run dir it belongs to as --output_dir.")
 
 
 def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=None,
@@ -83,9 +130,13 @@ def restore_model(output_dir, checkpoint_path=None, batch_size=None, hparams=Non
     if batch_size is not None:
         hparams.batch_size = batch_size
     path = run_dir.resolve_checkpoint(output_dir, checkpoint_path, log=log)
+    if checkpoint_path:
+        check_checkpoint_run(path, output_dir, hparams, info.get("hparams_set"))
     frame_shape = (hparams.frame_height, hparams.frame_width, hparams.frame_channels)
     model = build_model(hparams, frame_shape)
     restore_checkpoint(path, model, read=True, partial=True)
+    if checkpoint_path:
+        check_model_entries(path, model, info.get("hparams_set"))
     info = dict(info, weights="trained")
     if use_ema and weight_ema.has_averages(path):
         try:

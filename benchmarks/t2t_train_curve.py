@@ -37,8 +37,7 @@ Both sides run single-threaded (`--threads`, default 1); pin the process to one 
 with taskset on a shared machine. Needs a T2T side that is not part of this
 repository, set up once: a venv with tensor2tensor installed from a T2T
 git checkout (`--t2t_python`, default `$T2T_ORACLE_HOME/venv/bin/python`) and a harness
-directory (`--harness_dir`, default `$T2T_ORACLE_HARNESS`, else
-`../shared/t2t-oracle/harness` next to the checkout) holding `dump.py`, which imports
+directory (`--harness_dir`, default `$T2T_ORACLE_HARNESS`) holding `dump.py`, which imports
 T2T's `glow_ops` and `next_frame_glow`, and `setup.sh T2T_GIT_DIR`, which builds that
 venv.
 
@@ -57,7 +56,7 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_HARNESS = os.path.join(os.path.dirname(REPO), "shared", "t2t-oracle", "harness")
+DEFAULT_HARNESS = ""
 ORACLE_HOME = os.environ.get("T2T_ORACLE_HOME", os.path.expanduser("~/.cache/t2t-oracle"))
 
 # Port hparams copied into T2T's next_frame_glow_hparams (same names, same meaning on one
@@ -472,6 +471,9 @@ def main():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import common
     from t2t_videoflow.config import registry
+    if not args.harness_dir or not os.path.isdir(args.harness_dir):
+        sys.exit("Pass --harness_dir (or set T2T_ORACLE_HARNESS): a T2T harness "
+                 "directory holding dump.py; it is not part of this repository.")
     if not os.path.exists(args.t2t_python):
         sys.exit(f"No oracle venv at {args.t2t_python}: run "
                  f"{os.path.join(args.harness_dir, 'setup.sh')} T2T_GIT_DIR first.")

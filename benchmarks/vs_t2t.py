@@ -5,8 +5,7 @@ ratios measured in one sitting mean anything. This script alternates, round afte
 round, fresh processes of
 
   * T2T's own `NextFrameGlow` training step (`bench.py` of a T2T harness directory
-    that is not part of this repository, expected at `../shared/t2t-oracle/harness`
-    next to the checkout, run with a venv holding tensor2tensor at
+    that is not part of this repository, named by `$T2T_ORACLE_HARNESS`, run with a venv holding tensor2tensor at
     `$T2T_ORACLE_HOME/venv/bin/python`),
   * the port's training step: the trainer's own `Trainer.train_step` (its fused
     legacy Adam, one op per variable as T2T's, its noise and strategy) on
@@ -43,7 +42,7 @@ import time
 START = time.perf_counter()
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-HARNESS = os.path.join(ROOT, "..", "shared", "t2t-oracle", "harness")
+HARNESS = os.environ.get("T2T_ORACLE_HARNESS", "")
 T2T_PYTHON = os.path.join(
     os.environ.get("T2T_ORACLE_HOME", os.path.expanduser("~/.cache/t2t-oracle")),
     "venv", "bin", "python")
@@ -126,6 +125,9 @@ def main():
         child(args.child, args.network_dtype, args.warmup, args.steps,
               args.graph_optimizer == "True")
         return
+    if not HARNESS or not os.path.isfile(os.path.join(HARNESS, "bench.py")):
+        sys.exit("Set T2T_ORACLE_HARNESS to a T2T harness directory (its bench.py runs "
+                 "T2T's NextFrameGlow step; it is not part of this repository).")
     if not os.path.exists(T2T_PYTHON):
         sys.exit(f"No T2T venv at {T2T_PYTHON}: build it with "
                  f"{os.path.normpath(HARNESS)}/setup.sh T2T_GIT_DIR "

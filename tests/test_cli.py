@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from t2t_videoflow.errors import UsageError
+
 from t2t_videoflow import errors
 from t2t_videoflow.cli import tool as cli
 from t2t_videoflow.cli import datagen
@@ -232,22 +234,29 @@ def test_cpu_allocator_flag_is_listed_and_checked():
 def test_auto_cpu_allocator_follows_the_runs_memory_efficient_backprop(tmp_path):
     """--cpu_allocator=auto (the default): "system" for a training run with
     memory_efficient_backprop, from --hparams_set + --hparams or, without
-    --hparams_set, from the set recorded in --output_dir; "bfc" otherwise and where
-    the set cannot be known before TensorFlow loads (a user dir, an unknown name)."""
-    from t2t_videoflow.cli.trainer import auto_allocator_for
+    --hparams_set, from the set recorded in --output_dir; "bfc" where the set cannot
+    be known before TensorFlow loads (a user dir's, none recorded, a damaged run.json).
+    The hparams are built once (`early_hparams`) for the flag check, the allocator and
+    the run itself."""
+    from t2t_videoflow.cli.trainer import auto_allocator, early_hparams
 
     on = "memory_efficient_backprop=true"
-    assert auto_allocator_for("videoflow_tiny", on, None, None) == "system"
-    assert auto_allocator_for("videoflow_tiny", "", None, None) == "bfc"
-    assert auto_allocator_for("videoflow_tiny", on, "/some/usr_dir", None) == "bfc"
-    assert auto_allocator_for("no_such_set", on, None, None) == "bfc"
-    assert auto_allocator_for("videoflow_tiny", "no_such_hparam=1", None, None) == "bfc"
-    assert auto_allocator_for(None, on, None, str(tmp_path)) == "bfc"   # no run yet
+
+    def choice(*args):
+        return auto_allocator(early_hparams(*args))
+    assert choice("videoflow_tiny", on, None, None) == "system"
+    assert choice("videoflow_tiny", "", None, None) == "bfc"
+    assert choice("videoflow_tiny", on, "/some/usr_dir", None) == "bfc"
+    assert choice(None, on, None, str(tmp_path)) == "bfc"   # no run yet
     (tmp_path / "run.json").write_text('{"hparams_set": "videoflow_tiny"}')
-    assert auto_allocator_for(None, on, None, str(tmp_path)) == "system"
-    assert auto_allocator_for(None, "", None, str(tmp_path)) == "bfc"
+    assert early_hparams(None, on, None, str(tmp_path))[0] == "videoflow_tiny"
+    assert choice(None, on, None, str(tmp_path)) == "system"
+    assert choice(None, "", None, str(tmp_path)) == "bfc"
     (tmp_path / "run.json").write_text("not json")
-    assert auto_allocator_for(None, on, None, str(tmp_path)) == "bfc"
+    assert choice(None, on, None, str(tmp_path)) == "bfc"
+    for bad in (("no_such_set", on), ("videoflow_tiny", "no_such_hparam=1")):
+        with pytest.raises(UsageError):
+            early_hparams(*bad, None, None)
 
 
 @pytest.mark.parametrize("overrides,expected", [

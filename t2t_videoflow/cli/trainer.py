@@ -31,7 +31,6 @@ run never blocks the next. A `scheme://` --output_dir is not locked, and neither
 evaluation schedule takes the lock (they only read checkpoints).
 """
 
-import json
 import os
 import signal
 import sys
@@ -40,6 +39,7 @@ import time
 from t2t_videoflow.cli import tool as cli
 from t2t_videoflow.config import registry
 from t2t_videoflow.errors import UsageError
+from t2t_videoflow.training import run_info
 
 # Heavy modules (TensorFlow, the model) load on first use, after the flags are checked.
 tf = cli.lazy_import("tensorflow")
@@ -117,7 +117,7 @@ def _say(message):
 
 
 def resolve_run(output_dir, problem_name, hparams_set, overrides, t2t_usr_dir=None,
-                train_steps=None, force=False):
+                train_steps=None, force=False, built=None):
     """The run to train: `run_dir.resolve_run` (problem, set and user dir default to an
     earlier run's), hparams = set + overrides + flags, checked against the problem and
     against `output_dir/hparams.json` of an earlier run.
@@ -129,7 +129,7 @@ def resolve_run(output_dir, problem_name, hparams_set, overrides, t2t_usr_dir=No
       A `run_dir.ResolvedRun`.
     """
     run = run_dir.resolve_run(output_dir, problem_name, hparams_set, overrides,
-                              t2t_usr_dir, need_run=False, from_set=True)
+                              t2t_usr_dir, need_run=False, from_set=True, built=built)
     hparams, previous = run.hparams, run.previous
     if train_steps is not None:
         hparams.train_steps = train_steps
@@ -160,64 +160,46 @@ def main(argv):
     """Checks the flags (no TensorFlow yet), then trains / evaluates."""
     # The strategy comes first: logical CPU devices must exist before TF starts its
     # devices. RuntimeError there (TF already initialised) is a user-facing error too.
+    built = []
+
     def body():
         try:
             strategy = distribute.make_strategy(FLAGS.strategy, FLAGS.num_cpu_devices)
         except RuntimeError as e:
             raise UsageError(str(e)) from e
-        return _run(strategy)
-    return TOOL.main(argv, body, precheck=_check_hparams_early,
-                     auto_allocator=_auto_allocator)
+        return _run(strategy, built[0])
+
+    def precheck():          # the hparams, once, before TensorFlow loads
+        built.append(early_hparams(FLAGS.hparams_set, FLAGS.hparams, FLAGS.t2t_usr_dir,
+                                   FLAGS.output_dir))
+    return TOOL.main(argv, body, precheck=precheck,
+                     auto_allocator=lambda: auto_allocator(built[0]))
 
 
-def _auto_allocator():
-    return auto_allocator_for(FLAGS.hparams_set, FLAGS.hparams, FLAGS.t2t_usr_dir,
-                              FLAGS.output_dir)
+def early_hparams(hparams_set, overrides, usr_dir, output_dir):
+    """`(set name, hparams)` this command will train with, built before TensorFlow
+    loads: `hparams_set`, else the set a local `run.json` in `output_dir` records,
+    plus `overrides`. None when the set is a user dir's (not registered yet) or none is
+    known; `resolve_run` then builds them after the user dir is imported.
 
-
-def auto_allocator_for(hparams_set, overrides, usr_dir, output_dir):
-    """`--cpu_allocator=auto`: `cli.auto_cpu_allocator` of the hparams this command
-    will train with (`hparams_set`, else the set recorded in `output_dir`, plus
-    `overrides`), resolved before TensorFlow loads. "bfc" where that needs TensorFlow
-    or a user dir (a set registered by --t2t_usr_dir, a run dir on a remote file
-    system) or fails (the error is reported later, where it always is)."""
-    if not hparams_set:
-        info = _local_run_info(output_dir)
-        hparams_set, usr_dir = info.get("hparams_set"), usr_dir or info.get("t2t_usr_dir")
-    if not hparams_set or usr_dir:
-        return "bfc"
+    Raises:
+      UsageError: an unknown set or a bad override.
+    """
+    recorded = {} if hparams_set else run_info.read_local_run_info(output_dir)
+    name = hparams_set or recorded.get("hparams_set")
+    if not name or usr_dir or recorded.get("t2t_usr_dir"):
+        return None
     try:
-        hparams = registry.create_hparams(hparams_set, overrides or "")
-    except (ValueError, registry.UnknownNameError):
-        return "bfc"
-    return cli.auto_cpu_allocator(bool(hparams.get("memory_efficient_backprop", False)))
-
-
-def _local_run_info(output_dir):
-    """`run.json` of a run in a local `output_dir` (read without TensorFlow); {} if
-    there is none or it is not readable that way."""
-    path = os.path.join(output_dir or "", "run.json")   # run_dir.RUN_INFO_FILE
-    if "://" in path or not os.path.isfile(path):
-        return {}
-    try:
-        with open(path) as f:
-            info = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return info if isinstance(info, dict) else {}
-
-
-def _check_hparams_early():
-    """--hparams_set and --hparams, resolved and validated before TensorFlow loads
-    (the built-in sets need no TF); the full check against the problem and an earlier
-    run follows in `resolve_hparams`. Skipped with --t2t_usr_dir (its sets are not
-    registered yet) or without --hparams_set (the run's recorded set is used)."""
-    if not FLAGS.hparams_set or FLAGS.t2t_usr_dir:
-        return
-    try:
-        registry.create_hparams(FLAGS.hparams_set, FLAGS.hparams)
+        return name, registry.create_hparams(name, overrides)
     except (ValueError, registry.UnknownNameError) as e:
         raise cli.UsageError(str(e)) from None
+
+
+def auto_allocator(built):
+    """`--cpu_allocator=auto` for the hparams `early_hparams` built (None: "bfc")."""
+    if built is None:
+        return "bfc"
+    return cli.auto_cpu_allocator(bool(built[1].get("memory_efficient_backprop", False)))
 
 
 def generate_data_on_chief(strategy, problem, data_dir, generate, poll_secs=2.0,
@@ -260,7 +242,7 @@ def _data_splits(schedule, eval_split):
     return ["train"] if schedule == "train" else ["train", eval_split]
 
 
-def _run(strategy):
+def _run(strategy, built=None):
     if FLAGS.deterministic_ops:
         tf.config.experimental.enable_op_determinism()
     if not FLAGS.graph_optimizer:
@@ -270,7 +252,7 @@ def _run(strategy):
     _check_output_dir(FLAGS.output_dir)
     run = resolve_run(FLAGS.output_dir, FLAGS.problem, FLAGS.hparams_set, FLAGS.hparams,
                       FLAGS.t2t_usr_dir, train_steps=FLAGS.train_steps,
-                      force=FLAGS.force_hparams)
+                      force=FLAGS.force_hparams, built=built)
     problem, hparams, hparams_set = run.problem, run.hparams, run.hparams_set
     problem_name = problem.name
     eval_frequency = FLAGS.local_eval_frequency or default_eval_frequency(

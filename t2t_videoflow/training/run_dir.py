@@ -47,13 +47,13 @@ from typing import Any, NamedTuple, Optional
 
 import tensorflow as tf
 
+from t2t_videoflow.training.run_info import RUN_INFO_FILE, parse_run_info
 from t2t_videoflow.config import registry
 from t2t_videoflow.config.hparams_lib import HParams, validate
 from t2t_videoflow.errors import HParamsError, RunDirError, UnknownNameError, UsageError
 from t2t_videoflow.config.usr_dir import import_usr_dir
 
 HPARAMS_FILE = "hparams.json"
-RUN_INFO_FILE = "run.json"
 CHECKPOINT_NAME = "model.ckpt"
 LOCK_FILE = ".lock"
 
@@ -111,21 +111,15 @@ def load_run(output_dir):
 
 
 def _read_run_info(path):
-    """`run.json` as a dict of its three known string (or null) fields."""
+    """`run.json` as a dict of its three known string (or null) fields (`run_info`)."""
     try:
-        with tf.io.gfile.GFile(path) as f:
-            info = json.loads(f.read())
-    except (ValueError, UnicodeDecodeError) as e:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except UnicodeDecodeError as e:
         raise RunDirError(f"Could not read {path!r} ({e}); restore it or pass "
                           "--problem and --hparams_set.") from None
-    if not isinstance(info, dict) or not all(
-            isinstance(info.get(k), (str, type(None))) for k in RUN_INFO_KEYS):
-        raise RunDirError(f"{path!r} is not a run record (expected an object with "
-                          f"string fields {', '.join(RUN_INFO_KEYS)}).")
-    return {k: info.get(k) for k in RUN_INFO_KEYS}
+    return parse_run_info(text, path)
 
-
-RUN_INFO_KEYS = ("problem", "hparams_set", "t2t_usr_dir")
 _CHECKPOINT_STEP = re.compile(re.escape(CHECKPOINT_NAME) + r"-(\d+)\.index$")
 
 
@@ -487,7 +481,8 @@ class ResolvedRun(NamedTuple):
 
 
 def resolve_run(output_dir, problem_name=None, hparams_set=None, overrides="",
-                usr_dir=None, need_run=True, from_set=False, need_problem=True):
+                usr_dir=None, need_run=True, from_set=False, need_problem=True,
+                built=None):
     """The problem, hparams set, hparams and user dir of a command on `output_dir`.
 
     Each defaults to the run's (`run.json`, `hparams.json`), except the user dir:
@@ -506,6 +501,9 @@ def resolve_run(output_dir, problem_name=None, hparams_set=None, overrides="",
         Otherwise the run's `hparams.json` (+ overrides) is used unless `hparams_set`
         is given.
       need_problem: raise if no problem is known.
+      built: `(set name, hparams)` already built from that set and `overrides` (the
+        trainer builds them before TensorFlow loads): used instead of building them
+        again when the set is the one resolved here.
 
     Returns:
       A `ResolvedRun`; the hparams are checked against the problem.
@@ -529,7 +527,10 @@ def resolve_run(output_dir, problem_name=None, hparams_set=None, overrides="",
             if not hparams_set:
                 raise UsageError("--hparams_set is required (no earlier run in "
                                  "--output_dir).")
-            hparams = registry.create_hparams(hparams_set, overrides or "")
+            if built is not None and built[0] == hparams_set:
+                hparams = built[1].copy()
+            else:
+                hparams = registry.create_hparams(hparams_set, overrides or "")
         else:
             hparams = previous.copy().parse(overrides or "")
             hparams_set = info.get("hparams_set")

@@ -7,6 +7,7 @@ calls sys.exit, and two exporters racing on one run.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -240,10 +241,20 @@ def test_t2t_import_of_a_text_index_file_names_the_file(tmp_path):
 # ------------------------------------------------------- 7. a usr dir calling sys.exit
 
 
-@pytest.mark.parametrize("call, shown", [("sys.exit(0)", "sys.exit(0)"),
-                                         ("sys.exit('bye')", "sys.exit('bye')"),
-                                         ("raise SystemExit", "sys.exit(None)")])
-def test_usr_dir_calling_sys_exit_is_one_line_and_exit_1(tmp_path, call, shown):
+def test_usr_dir_calling_sys_exit_is_one_line_and_exit_1(tmp_path):
+    """The command exits 1 with one line (not 0 and silent); every way of exiting is
+    named (in process, as the command's import does)."""
+    from t2t_videoflow.config.usr_dir import import_usr_dir
+    from t2t_videoflow.errors import UsrDirError
+    for k, (call, shown) in enumerate([("sys.exit('bye')", "sys.exit('bye')"),
+                                       ("raise SystemExit", "sys.exit(None)")]):
+        other = tmp_path / f"exiting_{k}"
+        other.mkdir()
+        (other / "__init__.py").write_text(f"import sys\n{call}\n")
+        with pytest.raises(UsrDirError, match=rf"called {re.escape(shown)} while being "
+                                              "imported"):
+            import_usr_dir(str(other))
+    call, shown = "sys.exit(0)", "sys.exit(0)"
     pkg = tmp_path / "exiting_usr"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(f"import sys\n{call}\n")

@@ -184,22 +184,23 @@ def test_copied_run_dir_resumes_from_its_own_files(tiny_data_dir, tmp_path):
     assert files(copy).count("model.ckpt-4.index") == 1
 
 
-@pytest.mark.parametrize("damage", ["delete", "garbage"])
-def test_missing_or_damaged_state_file_resumes_from_disk(tiny_data_dir, tmp_path, damage):
-    """Never silently from scratch: the checkpoints on disk are found without the index."""
+def test_missing_or_damaged_state_file_resumes_from_disk(tiny_data_dir, tmp_path):
+    """Never silently from scratch: the checkpoints on disk are found without the index,
+    whether the state file was deleted or holds garbage."""
     out = tmp_path / "run"
     t = make_trainer(tiny_data_dir, out, train_steps=2)
     t.restore_or_initialize()
     t.train()
-    if damage == "delete":
-        os.remove(out / "checkpoint")
-    else:
-        (out / "checkpoint").write_bytes(b"\xff\x00\x13not a proto{{")
-    resumed = make_trainer(tiny_data_dir, out, train_steps=3)
-    assert resumed.restore_or_initialize() == 2
-    assert any("rebuilt it from the 2 checkpoint(s)" in line for line in resumed.logs)
-    resumed.train()
-    assert run_dir.latest_checkpoint(str(out)).endswith("model.ckpt-3")
+    for step, damage in ((2, "delete"), (3, "garbage")):
+        if damage == "delete":
+            os.remove(out / "checkpoint")
+        else:
+            (out / "checkpoint").write_bytes(b"\xff\x00\x13not a proto{{")
+        resumed = make_trainer(tiny_data_dir, out, train_steps=step + 1)
+        assert resumed.restore_or_initialize() == step, damage
+        assert any("rebuilt it from the" in line for line in resumed.logs), damage
+        resumed.train()
+        assert run_dir.latest_checkpoint(str(out)).endswith(f"model.ckpt-{step + 1}")
 
 
 # -- a checkpoint of other hparams ---------------------------------------------------------
@@ -237,13 +238,19 @@ def test_a_checkpoint_of_other_hparams_is_one_line_naming_both_runs(tmp_path):
     for name in os.listdir(deep):
         if name.startswith("model.ckpt-7."):
             shutil.copy(os.path.join(deep, name), loose / name)
-    result = _decoder(shallow, loose / "model.ckpt-7", frames)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 1 and len(lines) == 1, result.stderr[-2000:]
-    assert "model weights that the model built from hparams set 'videoflow_tiny' does " \
-           "not have" in lines[0]
-    result = _decoder(deep, os.path.join(shallow, "model.ckpt-7"), frames)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 1 and len(lines) == 1 and len(lines[0]) < 800, lines
-    assert "depth: 1 there, 2 here" in lines[0]
+    from t2t_videoflow.errors import CheckpointError
+    from t2t_videoflow.training import restore
+    with pytest.raises(CheckpointError, match="model weights that the model built from "
+                                              "hparams set 'videoflow_tiny' does not have"):
+        restore.restore_model(shallow, str(loose / "model.ckpt-7"))
+    with pytest.raises(RunDirError, match="depth: 1 there, 2 here"):
+        restore.restore_model(deep, os.path.join(shallow, "model.ckpt-7"))
+    for name in os.listdir(deep):                   # a shallower model's checkpoint
+        if name.startswith("model.ckpt-7."):
+            shutil.copy(os.path.join(shallow, name), loose / name)
+    with pytest.raises(CheckpointError, match=r"does not fit the model built from these "
+                                              r"hparams .*not bound to checkpointed "
+                                              r"values, likely due to changes in the "
+                                              r"Python program\.$"):
+        restore.restore_model(deep, str(loose / "model.ckpt-7"))
     assert not os.path.exists(os.path.join(shallow, "decode"))

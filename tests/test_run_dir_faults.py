@@ -181,7 +181,7 @@ def damage(out, how, step=2):
     if how == "truncate_data":
         with open(data, "r+b") as f:
             f.truncate(os.path.getsize(data) // 2)
-        return f"{data} is truncated ({os.path.getsize(data)} of the "
+        return f"{out}/model.ckpt-{step}.data-* cannot be read ("
     if how == "empty_index":
         index.write_bytes(b"")
         return f"{index} is empty"
@@ -190,7 +190,7 @@ def damage(out, how, step=2):
         return f"{index} is missing"
     if how == "delete_data":
         data.unlink()
-        return f"{data} is missing"
+        return f"{out}/model.ckpt-{step}.data-* is missing"
     raise ValueError(how)
 
 

@@ -41,7 +41,6 @@ import json
 import os
 import re
 import socket
-import struct
 import time
 from typing import Any, NamedTuple, Optional
 
@@ -224,104 +223,44 @@ def repair_checkpoint_state(directory, log=print):
 
 # -- checkpoint verification ----------------------------------------------------------
 
-_TABLE_MAGIC = 0xdb4775248b80fb57     # the footer magic of TF's (LevelDB) table format
-
-
-def _varint(buf, pos):
-    result = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-def _block_values(buf, offset, size):
-    """The values of one uncompressed block of a table file."""
-    if buf[offset + size] != 0:                  # the trailer's compression type
-        raise ValueError("compressed block")
-    block = buf[offset:offset + size]
-    (num_restarts,) = struct.unpack("<I", block[-4:])
-    end, pos, key = len(block) - 4 - 4 * num_restarts, 0, b""
-    while pos < end:
-        shared, pos = _varint(block, pos)
-        unshared, pos = _varint(block, pos)
-        length, pos = _varint(block, pos)
-        key = key[:shared] + block[pos:pos + unshared]
-        pos += unshared
-        yield key, block[pos:pos + length]
-        pos += length
-
-
-def _shard_sizes_needed(index_bytes):
-    """`(num_shards, {shard: bytes needed})` from a checkpoint's `.index` bytes: for each
-    `.data-*` shard the end of the last tensor the index places in it (`offset + size`
-    of its `BundleEntryProto`s), which `tf.train.load_checkpoint` does not expose."""
-    from tensorflow.core.protobuf import tensor_bundle_pb2  # pylint: disable=import-outside-toplevel
-    footer = index_bytes[-48:]
-    if len(footer) != 48 or struct.unpack("<Q", footer[-8:])[0] != _TABLE_MAGIC:
-        raise ValueError("no table footer")
-    _, pos = _varint(footer, 0)                  # the metaindex handle
-    _, pos = _varint(footer, pos)
-    offset, pos = _varint(footer, pos)           # the index block's handle
-    size, pos = _varint(footer, pos)
-    num_shards, needed = 1, {}
-    for _, handle in _block_values(index_bytes, offset, size):
-        block_offset, at = _varint(handle, 0)
-        block_size, _ = _varint(handle, at)
-        for key, value in _block_values(index_bytes, block_offset, block_size):
-            if key == b"":
-                num_shards = tensor_bundle_pb2.BundleHeaderProto.FromString(value).num_shards
-                continue
-            entry = tensor_bundle_pb2.BundleEntryProto.FromString(value)
-            needed[entry.shard_id] = max(needed.get(entry.shard_id, 0),
-                                         entry.offset + entry.size)
-    return num_shards, needed
-
-
-def _data_path(prefix, shard, num_shards):
-    return f"{prefix}.data-{shard:05d}-of-{num_shards:05d}"
-
-
 def checkpoint_problem(prefix):
     """Why the checkpoint at `prefix` cannot be read (one phrase naming the file), or
-    None if it looks complete.
+    None if it reads.
 
-    A cheap check, without restoring: the `.index` exists, is not empty and parses
-    (`tf.train.load_checkpoint`), and every `.data-*` shard it names exists and is at
-    least as long as the index needs (a file cut short by a crash or a full disk).
+    Without restoring anything: the `.index` exists, is not empty and parses, its
+    `.data-*` files exist, and every tensor it names reads back, which TensorFlow
+    checks against the checksums it saved (a file cut short by a crash or a full
+    disk, or a corrupted one, fails here).
     """
     index = prefix + ".index"
     if not tf.io.gfile.exists(index):
         return f"{index} is missing"
-    try:
-        with tf.io.gfile.GFile(index, "rb") as f:
-            index_bytes = f.read()
-    except tf.errors.OpError as e:
-        return f"{index} cannot be read ({type(e).__name__})"
-    if not index_bytes:
+    if tf.io.gfile.stat(index).length == 0:
         return f"{index} is empty"
-    try:
-        tf.train.load_checkpoint(prefix)
-    except (tf.errors.OpError, ValueError) as e:
-        reason = (e.message if isinstance(e, tf.errors.OpError) else str(e)).strip()
-        reason = reason.splitlines()[0] if reason else type(e).__name__
-        return f"{index} is damaged ({reason[:120]})"
-    try:
-        num_shards, needed = _shard_sizes_needed(index_bytes)
-    except (ValueError, IndexError, struct.error):
-        return None          # TF read it; a layout this parser does not know: trust TF
-    for shard in range(num_shards):
-        path = _data_path(prefix, shard, num_shards)
+    shards = tf.io.gfile.glob(prefix + ".data-*-of-*")
+    if not shards:
+        return f"{prefix}.data-* is missing"
+    count = int(shards[0].rsplit("-of-", 1)[1])
+    for shard in range(count):
+        path = f"{prefix}.data-{shard:05d}-of-{count:05d}"
         if not tf.io.gfile.exists(path):
             return f"{path} is missing"
-        size = tf.io.gfile.stat(path).length
-        if size < needed.get(shard, 0):
-            return (f"{path} is truncated ({size} of the {needed[shard]} bytes its "
-                    "index needs)")
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError) as e:
+        return f"{index} is damaged ({_first_line(e)})"
+    for name, dtype in reader.get_variable_to_dtype_map().items():
+        try:    # read as a restore reads it (any dtype, checksums checked)
+            tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=[name],
+                                 shape_and_slices=[""], dtypes=[dtype])
+        except (tf.errors.OpError, ValueError, IndexError) as e:
+            return f"{prefix}.data-* cannot be read ({_first_line(e)})"
     return None
+
+
+def _first_line(error):
+    text = (error.message if isinstance(error, tf.errors.OpError) else str(error)).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:120]
 
 
 def _candidate_steps(directory):

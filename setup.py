@@ -39,8 +39,11 @@ setuptools.setup(
         # tf.summary needs it; TF 2.21 no longer installs it.
         "tensorboard>=2.20,<3",
     ],
-    # matplotlib only draws the README figures (benchmarks/shapes_results.py).
-    extras_require={"test": ["pytest>=8"], "plots": ["matplotlib>=3.7"]},
+    # matplotlib draws the evaluation plots and the docs' figures
+    # (benchmarks/shapes_results.py); the tests check the plots as well as the
+    # message printed without it.
+    extras_require={"test": ["pytest>=8", "matplotlib>=3.7"],
+                    "plots": ["matplotlib>=3.7"]},
     entry_points={"console_scripts": [
         "t2t-videoflow-datagen = t2t_videoflow.cli.datagen:run_main",
         "t2t-videoflow-trainer = t2t_videoflow.cli.trainer:run_main",

@@ -56,7 +56,8 @@ TOOL.define("float", "temperature", None, "Sampling temperature tau >= 0 (defaul
 TOOL.define("integer", "num_target_frames", None, "Frames to sample per sample (default: "
             "the set's video_num_target_frames); 100+ works (progress lines).", minimum=1)
 TOOL.define("integer", "random_seed", 0, "Seed of the sampling noise (the samples "
-            "of clip i: model/sampling.clip_seed(random_seed, i)).", minimum=0, maximum=cli.MAX_SEED)
+            "of clip i: model/sampling.clip_seed(random_seed, i)).", minimum=0,
+            maximum=cli.MAX_SEED)
 TOOL.define("string", "checkpoint_path", None, "Checkpoint prefix (default: the newest in "
             "--output_dir).")
 TOOL.define("string", "input_frames", None, "Condition on these frames instead of dev "

@@ -37,8 +37,9 @@ temperature plus 1.0; `--num_target_frames` to the set's `video_num_target_frame
 The K samples of clip i are drawn in one batch under
 `sampling.clip_seed(--random_seed, i)` and clip i's dequantisation noise is its noise
 under `(--random_seed, 0)` (`model/noise.py`), so results do not depend on `--batch`,
-which only sets how many clips are scored at a time. The problem and hparams are the run's (`run.json`, `hparams.json`), the
-checkpoint the newest unless `--checkpoint_path` is given.
+which only sets how many clips are scored at a time. The problem and hparams are the
+run's (`run.json`, `hparams.json`), the checkpoint the newest unless
+`--checkpoint_path` is given.
 
 User errors (missing run dir, checkpoint or data, a run that is not a shapes run, bad
 flag values) print one `t2t-videoflow-motion: error: ...` line and exit with status 1.

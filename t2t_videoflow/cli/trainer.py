@@ -21,7 +21,8 @@ training schedule can start: after the flags and hparams are checked, the data i
 found (the problem's train shards, and the eval split's unless --schedule=train;
 generated first with --generate_data) and the trainer is built. A start that fails
 before that leaves --output_dir as it was (at most a `.lock` file, once the data was
-found), so the corrected command may use other hparams there. `evaluate` and `continuous_eval` read a run's record and write none.
+found), so the corrected command may use other hparams there. `evaluate` and
+`continuous_eval` read a run's record and write none.
 
 One trainer at a time per --output_dir: a training schedule's chief holds an exclusive
 lock on `OUTPUT_DIR/.lock` (`run_dir.OutputDirLock`) from just before it builds the

@@ -23,8 +23,9 @@ output of the level and its gradient flows back into the inputs and the variable
 backprop up to float rounding in the reconstruction.
 
 Memory: only one step's activations live at a time (the step being differentiated)
-plus one `[B, h, w, c]` tensor per level: O(1) in the depth. Cost: one extra inverse and one extra forward
-per step, i.e. roughly forward + backward + 2 forwards instead of forward + backward.
+plus one `[B, h, w, c]` tensor per level: O(1) in the depth. Cost: one extra inverse
+and one extra forward per step, i.e. roughly forward + backward + 2 forwards instead of
+forward + backward.
 
 Ordering. In a dataflow graph an op runs as soon as its inputs exist. The
 reconstruction needs only `y_k`, which exists after the forward pass, so without
@@ -190,7 +191,8 @@ def level_forward_and_log_det(level, x, training=False):
 
 
 def _looped_level_forward_and_log_det(level, x, training):
-    """`level_forward_and_log_det` of a looped `FlowLevel`: both passes as `tf.while_loop`s (docstring).
+    """`level_forward_and_log_det` of a looped `FlowLevel`: both passes as
+    `tf.while_loop`s (module docstring).
 
     The steps' weights enter the custom gradient as explicit `[K, ...]` stacks, read
     outside it, rather than as variables read inside: `tf.custom_gradient` would

@@ -195,7 +195,8 @@ class Trainer:
         self.frame_shape = (hparams.frame_height, hparams.frame_width,
                             hparams.frame_channels)
         conditional = hparams.gen_mode == "conditional"
-        # Leading frames that condition but are not scored (T2T `NextFrameGlow.video_objective_tower`); T2T's
+        # Leading frames that condition but are not scored (T2T
+        # `NextFrameGlow.video_objective_tower`); T2T's
         # unconditional mode scores every frame.
         self.num_context = hparams.video_num_input_frames if conditional else 0
         # Frames of every evaluated clip: the set's context and targets.

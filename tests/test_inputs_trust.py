@@ -88,10 +88,23 @@ def test_sample_signature_refuses_num_frames_above_the_maximum(exported):
     assert frames.shape == (1, 2, *FRAME_SHAPE) and frames.dtype == tf.uint8
 
 
+def test_monte_carlo_signature_refuses_num_draws_above_the_maximum(exported):
+    loaded = exported["loaded"]
+    frames = tf.constant(random_clips((1, 2, *FRAME_SHAPE), seed=4))
+    signature = loaded.signatures["bits_per_pixel_monte_carlo"]
+    start = time.time()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_draws must be <= 1000"):
+        signature(frames=frames, seed=tf.constant(0), num_draws=tf.constant(2**31 - 1))
+    assert time.time() - start < 30, "checked before scoring, not after"
+    out = signature(frames=frames, seed=tf.constant(0), num_draws=tf.constant(2))
+    assert np.isfinite(out["bits_per_pixel"].numpy()).all()
+
+
 def test_the_maximum_is_recorded_in_the_export_metadata(exported):
     with open(os.path.join(exported["path"], "assets.extra", "videoflow.json")) as f:
         info = json.load(f)
     assert info["max_sample_frames"] == export_lib.MAX_SAMPLE_FRAMES == 1000
+    assert info["max_num_draws"] == export_lib.MAX_NUM_DRAWS == 1000
 
 
 # ------------------------------------------------------------- 2. 16-bit, palette PNGs

@@ -11,7 +11,7 @@ them; all inputs validated again in-graph, bad input raises InvalidArgumentError
 
     bits_per_pixel(frames uint8 [B, T, H, W, 3])  -> {"bits_per_pixel": [B, T - ctx]}
     bits_per_pixel_monte_carlo(frames uint8 [B, T, H, W, 3], seed int32 [],
-                               num_draws int32 [])
+                               num_draws int32 [], 1 <= num_draws <= 1000)
                                    -> {"bits_per_pixel", "standard_error": [B, T - ctx]}
     sample(context uint8 [B, C, H, W, 3], num_frames int32 [], temperature float32 [],
            seed int32 [])                        -> {"frames": uint8 [B, num_frames, H, W, 3]}
@@ -60,6 +60,9 @@ BPP_NOISE = 1.0 / 512.0
 # assets.extra/videoflow.json as "max_sample_frames". Longer rollouts: call again
 # with the last frames as context, or use t2t-videoflow-decoder.
 MAX_SAMPLE_FRAMES = 1000
+# The same for the draws of `bits_per_pixel_monte_carlo` (the paper's estimate needs a
+# few; each costs a full scoring pass). Recorded as "max_num_draws".
+MAX_NUM_DRAWS = 1000
 
 
 # ----------------------------------------------------------------------- the SavedModel
@@ -171,9 +174,12 @@ class ServingModule(tf.Module):
         `{"bits_per_pixel", "standard_error"}`, each `[B, T - num_context]` (standard
         error 0 for one draw)."""
         frames = self._checked_video(frames, "frames", self.min_score_frames)
-        check = tf.debugging.assert_greater_equal(num_draws, 1,
-                                                  message="num_draws must be >= 1")
-        with tf.control_dependencies([check]):
+        checks = [tf.debugging.assert_greater_equal(num_draws, 1,
+                                                    message="num_draws must be >= 1"),
+                  tf.debugging.assert_less_equal(
+                      num_draws, MAX_NUM_DRAWS,
+                      message=f"num_draws must be <= {MAX_NUM_DRAWS} (MAX_NUM_DRAWS)")]
+        with tf.control_dependencies(checks):
             num_draws = tf.identity(num_draws)
         def body(d, draws):
             bpp = self.model.bits_per_pixel(frames, self._num_context,
@@ -367,6 +373,7 @@ def export_saved_model(model, hparams, export_base, metadata=None, timestamp=Non
         "top_shape": list(model.top_shape),
         "bits_per_pixel_noise": BPP_NOISE,
         "max_sample_frames": MAX_SAMPLE_FRAMES,
+        "max_num_draws": MAX_NUM_DRAWS,
         "signatures": sorted(module.signatures()),
     })
     try:
